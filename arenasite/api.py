@@ -1,0 +1,48 @@
+"""Project-wide API conventions: every error is JSON with a "detail" key."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        # Field errors stay machine-readable under "errors"; "detail" is always a sentence.
+        errors = response.data
+        if isinstance(errors, list):
+            errors = {"non_field_errors": errors}
+        response.data = {"detail": _first_message(errors), "errors": errors}
+    elif not (isinstance(response.data, dict) and "detail" in response.data):
+        response.data = {"detail": response.data}
+    return response
+
+
+def _first_message(errors) -> str:
+    if isinstance(errors, dict):
+        for field, value in errors.items():
+            message = _first_message(value)
+            return message if field == "non_field_errors" else f"{field}: {message}"
+    if isinstance(errors, list) and errors:
+        return _first_message(errors[0])
+    return str(errors) or "Invalid input."
+
+
+def api_not_found(request, *args, **kwargs):
+    """Unknown paths under /api/ answer in JSON, like the rest of the API."""
+    detail = f"No API endpoint at {request.path}."
+    if not request.path.endswith("/"):
+        detail += " API paths end with a slash."
+    return JsonResponse({"detail": detail}, status=status.HTTP_404_NOT_FOUND)
+
+
+def json_error(detail: str, status_code: int, **extra) -> Response:
+    return Response({"detail": detail, **extra}, status=status_code)

@@ -1,0 +1,399 @@
+from __future__ import annotations
+
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db.models import Case, Count, IntegerField, Value, When
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from arenasite import clock
+
+from .lifecycle import MOVES, REASON_MAX_LENGTH, REASON_REQUIRED, Action, TransitionRefused, transition
+from .models import ApiToken, ArenaModel, LifecycleEvent, Membership, Provider
+
+Status = ArenaModel.Status
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "website", "contact_email", "member_count", "model_count"]
+    search_fields = ["name", "slug", "contact_email"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(
+            _members=Count("memberships", distinct=True), _models=Count("models", distinct=True)
+        )
+
+    @admin.display(description="members", ordering="_members")
+    def member_count(self, obj):
+        return obj._members
+
+    @admin.display(description="models", ordering="_models")
+    def model_count(self, obj):
+        return obj._models
+
+
+class LifecycleEventInline(admin.TabularInline):
+    model = LifecycleEvent
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "action", "kind", "from_status", "to_status", "effective_at", "actor", "reason"]
+    readonly_fields = fields
+    ordering = ["created_at", "id"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class HealthFilter(admin.SimpleListFilter):
+    title = "endpoint health"
+    parameter_name = "health"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("alert", "Offline inside listing window"),
+            ("candidate", "Retirement candidate"),
+            ("offline", "Offline"),
+            ("ok", "Online"),
+        ]
+
+    def queryset(self, request, queryset):
+        match self.value():
+            case "alert":
+                return queryset.offline_in_listing_window(clock.now())
+            case "candidate":
+                return queryset.filter(retirement_candidate_since__isnull=False)
+            case "offline":
+                return queryset.filter(endpoint_offline_since__isnull=False)
+            case "ok":
+                return queryset.filter(endpoint_offline_since__isnull=True, endpoint_last_ok_at__isnull=False)
+        return queryset
+
+
+class ScheduledFilter(admin.SimpleListFilter):
+    title = "scheduled"
+    parameter_name = "scheduled"
+
+    def lookups(self, request, model_admin):
+        return [("listing", "Listing after heads-up"), ("retirement", "Retirement")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "listing":
+            return queryset.filter(list_after__isnull=False)
+        if self.value() == "retirement":
+            return queryset.filter(retire_after__isnull=False)
+        return queryset
+
+
+class ArenaModelForm(forms.ModelForm):
+    endpoint_api_key = forms.CharField(
+        label="Endpoint API key",
+        required=False,
+        max_length=1000,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Stored encrypted and never shown again. Leave empty to keep the current key.",
+    )
+    clear_endpoint_api_key = forms.BooleanField(label="Remove the stored API key", required=False)
+
+    class Meta:
+        model = ArenaModel
+        fields = "__all__"
+
+    def clean_endpoint_api_key(self):
+        value = self.cleaned_data["endpoint_api_key"]
+        if not value and self.instance.pk:
+            return self.instance.endpoint_api_key  # keep what is stored
+        return value
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("clear_endpoint_api_key"):
+            cleaned["endpoint_api_key"] = ""
+        return cleaned
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        max_length=REASON_MAX_LENGTH,
+        required=False,
+        help_text="Kept in the model's lifecycle log.",
+    )
+
+    def __init__(self, *args, required: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].required = required
+
+
+# Models waiting for a decision come first, then the blind test, then the rest.
+_QUEUE_ORDER = Case(
+    When(status=Status.SUBMITTED, then=Value(0)),
+    When(status=Status.INITIAL_RATING, then=Value(1)),
+    When(status=Status.DRAFT, then=Value(3)),
+    default=Value(2),
+    output_field=IntegerField(),
+)
+
+
+def _changelist_action(action: Action):
+    """An admin action that asks for the reason on a confirmation page, then applies."""
+
+    def run(modeladmin, request, queryset):
+        return modeladmin._confirm_or_apply(request, queryset, action)
+
+    run.__name__ = action.value.replace("-", "_")
+    return admin.action(description=f"{action.label}…", permissions=["transition"])(run)
+
+
+@admin.register(ArenaModel)
+class ArenaModelAdmin(admin.ModelAdmin):
+    form = ArenaModelForm
+    list_display = [
+        "name",
+        "codename",
+        "provider",
+        "status_badge",
+        "access_kind",
+        "votes_counted",
+        "health",
+        "submitted_at",
+        "listed_at",
+        "pending",
+    ]
+    list_filter = ["status", "provider", "access_kind", HealthFilter, ScheduledFilter, "is_demo"]
+    list_select_related = ["provider"]
+    search_fields = ["name", "codename", "provider__name", "endpoint_model_id"]
+    ordering = [_QUEUE_ORDER.asc(), "-submitted_at", "name"]
+    autocomplete_fields = ["provider"]
+    inlines = [LifecycleEventInline]
+    list_per_page = 50
+    readonly_fields = [
+        "codename",
+        "status",
+        "status_changed_at",
+        "votes_counted",
+        "created_at",
+        "submitted_at",
+        "admitted_at",
+        "list_after",
+        "listed_at",
+        "listing_window_ends",
+        "retire_after",
+        "retired_at",
+        "api_key_state",
+        "endpoint_last_checked_at",
+        "endpoint_last_ok_at",
+        "endpoint_offline_since",
+        "endpoint_last_error",
+        "retirement_candidate_since",
+    ]
+    fieldsets = [
+        (None, {"fields": ["provider", "name", "codename", "access_kind", "licence", "description",
+                           "knowledge_cutoff", "heads_up_requested", "is_demo"]}),
+        ("Lifecycle", {"fields": ["status", "status_changed_at", "votes_counted", "created_at", "submitted_at",
+                                  "admitted_at", "list_after", "listed_at", "listing_window_ends",
+                                  "retire_after", "retired_at"]}),
+        ("Endpoint", {"fields": ["endpoint_base_url", "endpoint_model_id", "api_key_state", "endpoint_api_key",
+                                 "clear_endpoint_api_key"]}),
+        ("Health", {"fields": ["endpoint_last_checked_at", "endpoint_last_ok_at", "endpoint_offline_since",
+                               "endpoint_last_error", "retirement_candidate_since"]}),
+    ]
+    actions = [_changelist_action(action) for action in Action]
+    change_form_template = "admin/providers/arenamodel/change_form.html"
+
+    # -- display -----------------------------------------------------------------
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        return format_html('<span class="lifecycle lifecycle-{}">{}</span>', obj.status, obj.get_status_display())
+
+    @admin.display(description="health")
+    def health(self, obj):
+        if obj.is_demo:
+            return "demo"
+        if obj.retirement_candidate_since:
+            return format_html('<strong class="errornote-inline">retirement candidate</strong>')
+        if obj.endpoint_offline_since:
+            in_window = obj.listing_window_ends_at and obj.listing_window_ends_at > clock.now()
+            label = "OFFLINE in listing window" if in_window else "offline"
+            return format_html('<strong title="{}">{} since {:%Y-%m-%d}</strong>',
+                               obj.endpoint_last_error, label, obj.endpoint_offline_since)
+        return "online" if obj.endpoint_last_ok_at else "unchecked"
+
+    @admin.display(description="pending")
+    def pending(self, obj):
+        if obj.list_after:
+            return f"listing {obj.list_after:%Y-%m-%d %H:%M}"
+        if obj.retire_after:
+            return f"retirement {obj.retire_after:%Y-%m-%d %H:%M}"
+        return ""
+
+    @admin.display(description="listing window ends")
+    def listing_window_ends(self, obj):
+        return obj.listing_window_ends_at or "-"
+
+    @admin.display(description="stored API key")
+    def api_key_state(self, obj):
+        return "set (hidden)" if obj.endpoint_api_key else "not set"
+
+    # -- permissions ---------------------------------------------------------------
+
+    def has_transition_permission(self, request):
+        return request.user.has_perm("providers.transition_arenamodel")
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # models carry an audit log; retire them instead
+        return actions
+
+    # -- transitions -----------------------------------------------------------------
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.transition_view)
+        return [
+            path("<int:object_id>/transition/<str:action>/", view, name="providers_arenamodel_transition"),
+            *super().get_urls(),
+        ]
+
+    def transition_view(self, request, object_id, action):
+        """The change page's buttons: one model, one action, a reason."""
+        if action not in Action.values:
+            self.message_user(request, f"Unknown action {action!r}.", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:providers_arenamodel_changelist"))
+        if not self.has_transition_permission(request):
+            self.message_user(request, "You lack the permission to move models through their lifecycle.",
+                              messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:providers_arenamodel_change", args=[object_id]))
+        model = get_object_or_404(ArenaModel, pk=object_id)
+        response = self._confirm_or_apply(request, ArenaModel.objects.filter(pk=model.pk), Action(action))
+        return response or HttpResponseRedirect(reverse("admin:providers_arenamodel_change", args=[object_id]))
+
+    def _confirm_or_apply(self, request, queryset, action: Action):
+        form = ReasonForm(request.POST if "confirm" in request.POST else None,
+                          required=action in REASON_REQUIRED)
+        if form.is_bound and form.is_valid():
+            self._apply(request, queryset, action, form.cleaned_data["reason"])
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{action.label}: confirm",
+            "opts": self.model._meta,
+            "action": action,
+            "action_name": action.value.replace("-", "_"),
+            "target": Status(MOVES[action][1]).label,
+            "models": queryset.select_related("provider"),
+            "form": form,
+            "rule_notes": _rule_notes(action),
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "from_changelist": request.resolver_match.url_name == "providers_arenamodel_changelist",
+        }
+        return TemplateResponse(request, "admin/providers/arenamodel/transition_confirm.html", context)
+
+    def _apply(self, request, queryset, action: Action, reason: str) -> None:
+        for model in queryset:
+            try:
+                outcome = transition(model_id=model.pk, action=action, actor=request.user, reason=reason)
+            except TransitionRefused as exc:
+                self.message_user(request, f"{model.name}: refused ({exc.rule}): {exc.detail}", messages.ERROR)
+                continue
+            level = messages.SUCCESS if outcome.changed else messages.INFO
+            self.message_user(request, outcome.describe(), level)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = extra_context or {}
+        obj = self.get_object(request, object_id)
+        if obj is not None and self.has_transition_permission(request):
+            extra_context["transitions"] = [a for a in Action if obj.status in MOVES[a][0]]
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+def _rule_notes(action: Action) -> list[str]:
+    days = settings.ARENA_MIN_LISTED_DAYS
+    notes = {
+        Action.ADMIT: ["Private models are refused: only models third parties can reach may be admitted."],
+        Action.PUBLISH: [
+            f"Listing needs at least {settings.ARENA_LISTING_MIN_VOTES} counted votes.",
+            f"A model whose provider asked for a heads-up is listed {settings.ARENA_HEADS_UP_DAYS} day(s) "
+            "after this decision.",
+        ],
+        Action.RETIRE: [f"A model listed less than {days} days ago is scheduled to retire when the window ends."],
+        Action.REQUEST_RETIREMENT: [f"A model listed less than {days} days ago is scheduled, not retired early."],
+        Action.WITHDRAW: ["Only models in initial rating can be withdrawn; listed models can only be retired."],
+    }
+    return notes.get(action, [])
+
+
+@admin.register(LifecycleEvent)
+class LifecycleEventAdmin(admin.ModelAdmin):
+    """The append-only log: readable by staff, changeable by no one."""
+
+    list_display = ["created_at", "arena_model", "action", "kind", "from_status", "to_status", "effective_at",
+                    "actor", "short_reason"]
+    list_filter = ["action", "kind", "to_status"]
+    list_select_related = ["arena_model", "actor"]
+    search_fields = ["arena_model__name", "arena_model__codename", "reason", "actor__email"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+    @admin.display(description="reason")
+    def short_reason(self, obj):
+        return obj.reason if len(obj.reason) <= 80 else obj.reason[:79] + "…"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "user__email", "user__username"]
+    autocomplete_fields = ["user"]
+    readonly_fields = ["prefix", "created_at", "last_used_at"]
+    actions = ["revoke"]
+
+    def get_fields(self, request, obj=None):
+        return ["user", "name"] if obj is None else ["user", "name", "prefix", "created_at", "last_used_at",
+                                                     "revoked_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else ["user", "name", "prefix", "created_at", "last_used_at"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        token, raw = ApiToken.objects.issue(user=obj.user, name=obj.name)
+        obj.pk = token.pk
+        obj.refresh_from_db()
+        self.message_user(request, f"Token created. Copy it now, it will not be shown again: {raw}",
+                          messages.WARNING)
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request, queryset):
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=clock.now())
+        self.message_user(request, f"{count} token(s) revoked.")
+
+

@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from ..lifecycle import REASON_MAX_LENGTH
+from ..models import ArenaModel, LifecycleEvent, Provider
+
+PUBLIC_FIELDS = [
+    "id",
+    "name",
+    "provider",
+    "access_kind",
+    "licence",
+    "description",
+    "knowledge_cutoff",
+    "status",
+    "listed_at",
+    "retired_at",
+]
+
+
+class ProviderField(serializers.SlugRelatedField):
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="slug", **kwargs)
+
+    def get_queryset(self):
+        # Only providers the caller belongs to can be named as the owner of a new model.
+        request = self.context["request"]
+        return Provider.objects.filter(memberships__user=request.user)
+
+
+class ArenaModelSerializer(serializers.ModelSerializer):
+    """What everyone may see of a model."""
+
+    provider = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = ArenaModel
+        fields = PUBLIC_FIELDS
+        read_only_fields = PUBLIC_FIELDS
+
+
+class OwnArenaModelSerializer(serializers.ModelSerializer):
+    """A provider's view of its own model (and staff's view of any): the whole record.
+
+    The endpoint API key is write-only: once saved it is never returned.
+    """
+
+    provider = ProviderField(
+        required=False, help_text="Slug of the owning provider; needed only if you belong to several."
+    )
+    endpoint_api_key = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=1000, style={"input_type": "password"}
+    )
+    endpoint_api_key_set = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ArenaModel
+        fields = [
+            *PUBLIC_FIELDS,
+            "codename",
+            "heads_up_requested",
+            "votes_counted",
+            "status_changed_at",
+            "submitted_at",
+            "admitted_at",
+            "list_after",
+            "retire_after",
+            "endpoint_base_url",
+            "endpoint_model_id",
+            "endpoint_api_key",
+            "endpoint_api_key_set",
+            "endpoint_last_checked_at",
+            "endpoint_offline_since",
+            "endpoint_last_error",
+        ]
+        read_only_fields = [
+            "id",
+            "codename",
+            "status",
+            "status_changed_at",
+            "votes_counted",
+            "submitted_at",
+            "admitted_at",
+            "list_after",
+            "listed_at",
+            "retire_after",
+            "retired_at",
+            "endpoint_last_checked_at",
+            "endpoint_offline_since",
+            "endpoint_last_error",
+        ]
+
+    def get_endpoint_api_key_set(self, obj) -> bool:
+        return bool(obj.endpoint_api_key)
+
+    def validate_provider(self, provider):
+        if self.instance is not None and provider != self.instance.provider:
+            raise serializers.ValidationError("A model cannot move to another provider.")
+        return provider
+
+    def validate_name(self, name):
+        if self.instance is not None and name != self.instance.name and self.instance.status != "draft":
+            raise serializers.ValidationError("The public name can only change while the model is a draft.")
+        return name
+
+    def validate(self, attrs):
+        if self.instance is None and "provider" not in attrs:
+            providers = list(self.fields["provider"].get_queryset()[:2])
+            if len(providers) != 1:
+                raise serializers.ValidationError(
+                    {"provider": "You belong to several providers (or none); name one by its slug."}
+                    if providers
+                    else {"provider": "You are not a member of any provider."}
+                )
+            attrs["provider"] = providers[0]
+        return attrs
+
+
+class TransitionSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=REASON_MAX_LENGTH, default="")
+
+
+class OutcomeSerializer(serializers.Serializer):
+    changed = serializers.BooleanField()
+    scheduled = serializers.BooleanField()
+    effective_at = serializers.DateTimeField(allow_null=True)
+    model = OwnArenaModelSerializer()
+
+
+class LifecycleEventSerializer(serializers.ModelSerializer):
+    actor = serializers.SerializerMethodField()
+
+    class Meta:
+        model = LifecycleEvent
+        fields = ["id", "action", "kind", "from_status", "to_status", "actor", "reason", "effective_at", "created_at"]
+
+    def get_actor(self, obj) -> str | None:
+        if obj.actor is None:
+            return None
+        # Providers see that staff acted, not which staff member.
+        viewer = self.context["request"].user
+        if obj.actor.is_staff and not viewer.is_staff:
+            return "staff"
+        return obj.actor.get_username()
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class RefusalSerializer(ErrorSerializer):
+    rule = serializers.CharField()

@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+from django.http import Http404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.response import Response
+
+from arenasite.api import json_error
+
+from .. import lifecycle
+from ..lifecycle import Action, TransitionRefused
+from ..models import ArenaModel
+from .serializers import (
+    ArenaModelSerializer,
+    ErrorSerializer,
+    LifecycleEventSerializer,
+    OutcomeSerializer,
+    OwnArenaModelSerializer,
+    RefusalSerializer,
+    TransitionSerializer,
+)
+
+TERMINAL = (ArenaModel.Status.RETIRED, ArenaModel.Status.REJECTED, ArenaModel.Status.WITHDRAWN)
+
+
+def _transition_schema(action_name: Action):
+    return extend_schema(
+        summary=action_name.label,
+        request=TransitionSerializer,
+        responses={
+            200: OutcomeSerializer,
+            403: OpenApiResponse(ErrorSerializer, description="Not allowed to take this action"),
+            404: OpenApiResponse(ErrorSerializer, description="No such model, or not yours"),
+            409: OpenApiResponse(RefusalSerializer, description="Refused by a lifecycle rule"),
+        },
+    )
+
+
+class ArenaModelViewSet(
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Models in the arena. Everyone sees listed models; provider members see all of their own."""
+
+    # Reading is open (get_queryset limits what is visible); writing needs an account,
+    # and get_object() hides other providers' models from writers.
+    permission_classes = [permissions.IsAuthenticatedOrReadOnly]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ArenaModel.objects.none()
+        return ArenaModel.objects.visible_to(self.request.user).select_related("provider").order_by("pk")
+
+    def get_serializer_class(self):
+        if self.action in ("create", "partial_update", "update"):
+            return OwnArenaModelSerializer
+        return ArenaModelSerializer
+
+    def _owns(self, obj) -> bool:
+        user = self.request.user
+        return user.is_authenticated and (
+            user.is_staff or any(m.user_id == user.pk for m in obj.provider.memberships.all())
+        )
+
+    def list(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset()).prefetch_related("provider__memberships")
+        page = self.paginate_queryset(queryset)
+        data = [self._represent(obj) for obj in page]
+        return self.get_paginated_response(data)
+
+    def retrieve(self, request, *args, **kwargs):
+        return Response(self._represent(self.get_object()))
+
+    def _represent(self, obj):
+        serializer_class = OwnArenaModelSerializer if self._owns(obj) else ArenaModelSerializer
+        return serializer_class(obj, context=self.get_serializer_context()).data
+
+    @extend_schema(request=OwnArenaModelSerializer, responses={201: OwnArenaModelSerializer})
+    def create(self, request, *args, **kwargs):
+        return super().create(request, *args, **kwargs)
+
+    def get_object(self):
+        obj = super().get_object()
+        if self.request.method not in permissions.SAFE_METHODS and not self._owns(obj):
+            # Another provider's listed model: it exists publicly, but not for this caller to change.
+            raise Http404
+        return obj
+
+    def perform_update(self, serializer):
+        if serializer.instance.status in TERMINAL:
+            raise PermissionDenied(f"A {serializer.instance.get_status_display().lower()} model cannot be edited.")
+        serializer.save()
+
+    @extend_schema(responses={200: LifecycleEventSerializer(many=True)})
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def events(self, request, pk=None):
+        """The lifecycle log of one of your models (or, for staff, of any model)."""
+        model = self.get_object()
+        if not self._owns(model):
+            return json_error("Not found.", status.HTTP_404_NOT_FOUND)
+        events = model.events.select_related("actor")
+        return Response(LifecycleEventSerializer(events, many=True, context={"request": request}).data)
+
+    def _transition(self, request, pk, action_name: Action):
+        model = self.get_object()
+        if not lifecycle.may_perform(request.user, model, action_name):
+            raise PermissionDenied(f"Only staff with the lifecycle permission may '{action_name.value}' a model.")
+        body = TransitionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            outcome = lifecycle.transition(
+                model_id=model.pk, action=action_name, actor=request.user, reason=body.validated_data["reason"]
+            )
+        except TransitionRefused as exc:
+            return json_error(exc.detail, status.HTTP_409_CONFLICT, rule=exc.rule)
+        data = {
+            "changed": outcome.changed,
+            "scheduled": outcome.scheduled,
+            "effective_at": outcome.event.effective_at if outcome.event else None,
+            "model": OwnArenaModelSerializer(outcome.model, context=self.get_serializer_context()).data,
+        }
+        return Response(OutcomeSerializer(data).data)
+
+    @_transition_schema(Action.SUBMIT)
+    @action(detail=True, methods=["post"])
+    def submit(self, request, pk=None):
+        return self._transition(request, pk, Action.SUBMIT)
+
+    @_transition_schema(Action.WITHDRAW)
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request, pk=None):
+        return self._transition(request, pk, Action.WITHDRAW)
+
+    @_transition_schema(Action.REQUEST_RETIREMENT)
+    @action(detail=True, methods=["post"], url_path="request-retirement")
+    def request_retirement(self, request, pk=None):
+        return self._transition(request, pk, Action.REQUEST_RETIREMENT)
+
+    @_transition_schema(Action.ADMIT)
+    @action(detail=True, methods=["post"])
+    def admit(self, request, pk=None):
+        return self._transition(request, pk, Action.ADMIT)
+
+    @_transition_schema(Action.REJECT)
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        return self._transition(request, pk, Action.REJECT)
+
+    @_transition_schema(Action.PUBLISH)
+    @action(detail=True, methods=["post"])
+    def publish(self, request, pk=None):
+        return self._transition(request, pk, Action.PUBLISH)
+
+    @_transition_schema(Action.RETIRE)
+    @action(detail=True, methods=["post"])
+    def retire(self, request, pk=None):
+        return self._transition(request, pk, Action.RETIRE)
+
+

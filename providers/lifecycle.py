@@ -1,0 +1,259 @@
+"""The model lifecycle: every transition goes through transition() below.
+
+draft -> submitted -> initial_rating -> listed -> retired
+             |              |
+          rejected      withdrawn
+
+Admin actions, the REST API, the `transition` command and the Celery tasks all call
+transition(); it checks the policy, locks the row, changes the state and appends a
+LifecycleEvent in one transaction. A refusal raises TransitionRefused naming the rule.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models, transaction
+
+from arenasite import clock
+
+from .models import ArenaModel, LifecycleEvent
+
+logger = logging.getLogger(__name__)
+Status = ArenaModel.Status
+
+
+class Action(models.TextChoices):
+    SUBMIT = "submit", "Submit for admission"
+    ADMIT = "admit", "Admit to initial rating"
+    REJECT = "reject", "Reject"
+    PUBLISH = "publish", "Publish on the leaderboard"
+    WITHDRAW = "withdraw", "Withdraw"
+    REQUEST_RETIREMENT = "request-retirement", "Request retirement"
+    RETIRE = "retire", "Retire"
+
+
+# Who may ask for what. Staff (with the transition permission) may do every action.
+PROVIDER_ACTIONS = frozenset({Action.SUBMIT, Action.WITHDRAW, Action.REQUEST_RETIREMENT})
+STAFF_ACTIONS = frozenset({Action.ADMIT, Action.REJECT, Action.PUBLISH, Action.RETIRE})
+
+# Where each action starts and where it leads.
+MOVES: dict[str, tuple[tuple[str, ...], str]] = {
+    Action.SUBMIT: ((Status.DRAFT,), Status.SUBMITTED),
+    Action.ADMIT: ((Status.SUBMITTED,), Status.INITIAL_RATING),
+    Action.REJECT: ((Status.SUBMITTED,), Status.REJECTED),
+    Action.PUBLISH: ((Status.INITIAL_RATING,), Status.LISTED),
+    Action.WITHDRAW: ((Status.INITIAL_RATING,), Status.WITHDRAWN),
+    Action.REQUEST_RETIREMENT: ((Status.LISTED,), Status.RETIRED),
+    Action.RETIRE: ((Status.LISTED,), Status.RETIRED),
+}
+
+# Decisions that take a model out of the arena, or refuse it, are explained on the record.
+REASON_REQUIRED = frozenset({Action.REJECT, Action.WITHDRAW, Action.REQUEST_RETIREMENT, Action.RETIRE})
+REASON_MAX_LENGTH = 2000
+
+
+class TransitionRefused(Exception):
+    """A transition the policy does not allow. `rule` is a stable code, `detail` a sentence."""
+
+    def __init__(self, rule: str, detail: str):
+        super().__init__(detail)
+        self.rule = rule
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Outcome:
+    model: ArenaModel
+    event: LifecycleEvent | None  # None when nothing needed doing
+    scheduled: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.event is not None
+
+    def describe(self) -> str:
+        if self.event is None:
+            return f"{self.model.name}: nothing to do, already {self.model.get_status_display().lower()}"
+        if self.scheduled:
+            return f"{self.model.name}: {self.event.action} scheduled for {self.event.effective_at:%Y-%m-%d %H:%M} UTC"
+        return f"{self.model.name}: now {self.model.get_status_display().lower()}"
+
+
+def transition(*, model_id: int, action: str, actor=None, reason: str = "") -> Outcome:
+    """Apply `action` to one model under the policy.
+
+    Idempotent: asking again for what is already done or already scheduled changes
+    nothing and returns an Outcome without an event. `actor` None means the system
+    (the scheduler carrying out an earlier decision).
+    """
+    if action not in MOVES:
+        raise TransitionRefused("unknown_action", f"Unknown action {action!r}; known: {', '.join(Action.values)}.")
+    reason = reason.strip()
+    if len(reason) > REASON_MAX_LENGTH:
+        raise TransitionRefused("reason_too_long", f"The reason is limited to {REASON_MAX_LENGTH} characters.")
+
+    with transaction.atomic():
+        # The row lock makes concurrent decisions on one model queue up: the second
+        # one sees the first one's result and is judged against it.
+        model = ArenaModel.objects.select_for_update().get(pk=model_id)
+        now = clock.now()
+        handler = _HANDLERS.get(action, _move)
+        return handler(model, action, actor, reason, now)
+
+
+def _check_common(model: ArenaModel, action: str, reason: str) -> None:
+    sources, target = MOVES[action]
+    if model.status not in sources:
+        if action == Action.WITHDRAW and model.status == Status.LISTED:
+            raise TransitionRefused(
+                "listed_cannot_withdraw",
+                f"{model.name} is listed: a listed model cannot be withdrawn, only retired, "
+                f"and it stays in the arena for at least {settings.ARENA_MIN_LISTED_DAYS} days after listing.",
+            )
+        expected = " or ".join(Status(s).label.lower() for s in sources)
+        raise TransitionRefused(
+            "invalid_state",
+            f"'{action}' applies to a model that is {expected}; {model.name} is {model.get_status_display().lower()}.",
+        )
+    if action in REASON_REQUIRED and not reason:
+        raise TransitionRefused("reason_required", f"'{action}' needs a reason for the public record.")
+
+
+def _already_there(model: ArenaModel, action: str) -> bool:
+    return model.status == MOVES[action][1]
+
+
+def _move(model, action, actor, reason, now) -> Outcome:
+    if _already_there(model, action):
+        return Outcome(model, None)
+    _check_common(model, action, reason)
+    if action == Action.ADMIT and model.access_kind == ArenaModel.AccessKind.PRIVATE:
+        raise TransitionRefused(
+            "third_party_access",
+            f"Only models that third parties can reach (open weights, a public API or a public service) "
+            f"may be admitted; {model.name} is private. Change its access kind once it is public.",
+        )
+    if action == Action.WITHDRAW:
+        model.list_after = None  # a provider may pull out during the heads-up day too
+    return _record(model, action, actor, reason, now, to=MOVES[action][1])
+
+
+def _publish(model, action, actor, reason, now) -> Outcome:
+    if _already_there(model, action):
+        return Outcome(model, None)
+    _check_common(model, action, reason)
+    if model.list_after is not None:
+        if now < model.list_after:
+            return Outcome(model, None)  # already decided, waiting out the heads-up
+        # The decision was taken and checked when it was scheduled; carry it out.
+        model.list_after = None
+        return _record(model, action, actor, reason or "Listing after the heads-up period.", now, to=Status.LISTED)
+    minimum = settings.ARENA_LISTING_MIN_VOTES
+    if model.votes_counted < minimum:
+        raise TransitionRefused(
+            "listing_min_votes",
+            f"Listing needs at least {minimum} counted votes to rate the model; "
+            f"{model.name} has {model.votes_counted}.",
+        )
+    if model.heads_up_requested:
+        model.list_after = now + timedelta(days=settings.ARENA_HEADS_UP_DAYS)
+        return _record(model, action, actor, reason, now, to=Status.LISTED, effective_at=model.list_after)
+    return _record(model, action, actor, reason, now, to=Status.LISTED)
+
+
+def _retire(model, action, actor, reason, now) -> Outcome:
+    if _already_there(model, action):
+        return Outcome(model, None)
+    if model.retire_after is not None and now >= model.retire_after and not reason:
+        # Carrying out an earlier request: its reason goes on the record again.
+        reason = _scheduled_reason(model, action) or "Scheduled retirement."
+    _check_common(model, action, reason)
+    window_end = model.listing_window_ends_at
+    if now < window_end:
+        if model.retire_after is not None:
+            return Outcome(model, None)  # already scheduled for the end of the window
+        # Policy: a listed model stays at least N days. An earlier request is kept and
+        # carried out when the window closes; it is neither refused nor done early.
+        model.retire_after = window_end
+        return _record(model, action, actor, reason, now, to=Status.RETIRED, effective_at=window_end)
+    model.retire_after = None
+    return _record(model, action, actor, reason, now, to=Status.RETIRED)
+
+
+def _scheduled_reason(model: ArenaModel, action: str) -> str:
+    scheduled = model.events.filter(kind=LifecycleEvent.Kind.SCHEDULED, to_status=Status.RETIRED).last()
+    return scheduled.reason if scheduled else ""
+
+
+_HANDLERS = {Action.PUBLISH: _publish, Action.RETIRE: _retire, Action.REQUEST_RETIREMENT: _retire}
+
+_DATE_FIELDS = {
+    Status.SUBMITTED: "submitted_at",
+    Status.INITIAL_RATING: "admitted_at",
+    Status.LISTED: "listed_at",
+    Status.RETIRED: "retired_at",
+}
+
+
+_LIFECYCLE_FIELDS = ["status", "status_changed_at", "list_after", "retire_after", *_DATE_FIELDS.values()]
+
+
+def _record(model, action, actor, reason, now, *, to, effective_at=None) -> Outcome:
+    scheduled = effective_at is not None
+    event = LifecycleEvent.objects.create(
+        arena_model=model,
+        action=action,
+        kind=LifecycleEvent.Kind.SCHEDULED if scheduled else LifecycleEvent.Kind.DONE,
+        from_status=model.status,
+        to_status=to,
+        actor=actor,
+        reason=reason,
+        effective_at=effective_at or now,
+        created_at=now,
+    )
+    if not scheduled:
+        model.status = to
+        model.status_changed_at = now
+        if to in _DATE_FIELDS:
+            setattr(model, _DATE_FIELDS[to], now)
+    # Only the lifecycle columns: a health check may be writing the endpoint columns meanwhile.
+    model.save(update_fields=_LIFECYCLE_FIELDS)
+    logger.info("lifecycle: %s %s (%s) by %s", model.name, action, event.kind, actor or "scheduler")
+    return Outcome(model, event, scheduled=scheduled)
+
+
+def may_perform(user, model: ArenaModel, action: str) -> bool:
+    """Staff with the transition permission may do anything; provider members their own actions."""
+    if user is None or not user.is_authenticated:
+        return False
+    if user.is_staff and user.has_perm("providers.transition_arenamodel"):
+        return True
+    return action in PROVIDER_ACTIONS and model.provider.memberships.filter(user=user).exists()
+
+
+def carry_out_due(now=None) -> list[Outcome]:
+    """Carry out scheduled listings and retirements whose time has come. Safe to run twice."""
+    now = now or clock.now()
+    due = [
+        (pk, Action.PUBLISH)
+        for pk in ArenaModel.objects.filter(status=Status.INITIAL_RATING, list_after__lte=now).values_list(
+            "pk", flat=True
+        )
+    ] + [
+        (pk, Action.RETIRE)
+        for pk in ArenaModel.objects.filter(status=Status.LISTED, retire_after__lte=now).values_list("pk", flat=True)
+    ]
+    outcomes = []
+    for pk, action in due:
+        try:
+            outcome = transition(model_id=pk, action=action, actor=None)
+        except TransitionRefused as exc:  # the state moved on since the query; nothing is due
+            logger.info("lifecycle: scheduled %s of model %s skipped: %s", action, pk, exc.detail)
+            continue
+        if outcome.changed:
+            outcomes.append(outcome)
+    return outcomes

@@ -1,0 +1,300 @@
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .fields import EncryptedTextField
+
+
+class Provider(models.Model):
+    """An organisation that brings models to the arena."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    website = models.URLField(blank=True)
+    contact_name = models.CharField(max_length=100, blank=True)
+    contact_email = models.EmailField(blank=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="providers")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        MEMBER = "member", "Member"
+        ADMIN = "admin", "Admin"
+
+    provider = models.ForeignKey(Provider, models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role, default=Role.MEMBER)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["provider", "user"], name="membership_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}) at {self.provider}"
+
+
+TOKEN_PREFIX = "arena"
+
+
+def _digest(secret: str) -> str:
+    # Tokens carry 256 random bits, so a plain SHA-256 is enough; no slow hash is needed.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class ApiTokenManager(models.Manager):
+    def issue(self, *, user, name: str) -> tuple[ApiToken, str]:
+        """Create a token and return it with its plaintext, which is never stored or shown again."""
+        prefix = secrets.token_hex(4)
+        secret = secrets.token_urlsafe(32)
+        token = self.create(user=user, name=name, prefix=prefix, digest=_digest(secret))
+        return token, f"{TOKEN_PREFIX}_{prefix}_{secret}"
+
+    def verify(self, raw: str) -> ApiToken | None:
+        parts = raw.split("_", 2)
+        if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+            return None
+        token = self.select_related("user").filter(prefix=parts[1], revoked_at__isnull=True).first()
+        if token is None or not hmac.compare_digest(token.digest, _digest(parts[2])):
+            return None
+        if not token.user.is_active:
+            return None
+        return token
+
+
+class ApiToken(models.Model):
+    """A bearer token for the REST API; it acts with the permissions of its user."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=8, unique=True, editable=False)
+    digest = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenManager()
+
+    class Meta:
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({TOKEN_PREFIX}_{self.prefix}_…)"
+
+
+class ArenaModelQuerySet(models.QuerySet):
+    def visible_to(self, user) -> ArenaModelQuerySet:
+        """Listed models for everyone; all of a provider's models for its members; everything for staff."""
+        if user.is_authenticated and user.is_staff:
+            return self.all()
+        public = Q(status=ArenaModel.Status.LISTED)
+        if not user.is_authenticated:
+            return self.filter(public)
+        return self.filter(public | Q(provider__memberships__user=user)).distinct()
+
+    def in_pool(self) -> ArenaModelQuerySet:
+        """Models that battles may sample: in the blind test or on the leaderboard."""
+        return self.filter(status__in=ArenaModel.POOL_STATUSES)
+
+    def offline_in_listing_window(self, now: datetime) -> ArenaModelQuerySet:
+        """Listed models whose endpoint fails while the policy promises they stay reachable."""
+        window_start = now - timedelta(days=settings.ARENA_MIN_LISTED_DAYS)
+        return self.filter(
+            status=ArenaModel.Status.LISTED, listed_at__gt=window_start, endpoint_offline_since__isnull=False
+        )
+
+
+class LifecycleStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SUBMITTED = "submitted", "Submitted"
+    INITIAL_RATING = "initial_rating", "Initial rating"
+    LISTED = "listed", "Listed"
+    RETIRED = "retired", "Retired"
+    REJECTED = "rejected", "Rejected"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class AccessKind(models.TextChoices):
+    OPEN_WEIGHTS = "open_weights", "Open weights"
+    PUBLIC_API = "public_api", "Public API"
+    PUBLIC_SERVICE = "public_service", "Public service"
+    PRIVATE = "private", "Private"
+
+
+class ArenaModel(models.Model):
+    Status = LifecycleStatus
+    AccessKind = AccessKind
+
+    POOL_STATUSES = (LifecycleStatus.INITIAL_RATING, LifecycleStatus.LISTED)
+
+    provider = models.ForeignKey(Provider, models.PROTECT, related_name="models")
+    name = models.CharField("public name", max_length=100, unique=True)
+    codename = models.CharField(
+        max_length=40, unique=True, editable=False, help_text="Shown instead of the name while the model is not public."
+    )
+    access_kind = models.CharField(max_length=16, choices=AccessKind, default=AccessKind.OPEN_WEIGHTS)
+    licence = models.CharField(max_length=100, blank=True)
+    description = models.TextField(max_length=5000, blank=True)
+    knowledge_cutoff = models.DateField(null=True, blank=True)
+    heads_up_requested = models.BooleanField(
+        default=False, help_text="The provider asked for one day's notice: listing waits a day after the decision."
+    )
+    is_demo = models.BooleanField(default=False, help_text="Answered by the local demo backend, not an endpoint.")
+
+    status = models.CharField(max_length=16, choices=LifecycleStatus, default=LifecycleStatus.DRAFT, editable=False, db_index=True)
+    status_changed_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    submitted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    admitted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    list_after = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="A staff decision to list, waiting out the heads-up."
+    )
+    listed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    retire_after = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="A retirement asked for inside the listing window."
+    )
+    retired_at = models.DateTimeField(null=True, blank=True, editable=False)
+    votes_counted = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Votes that count for ratings, kept up to date by the rating runs."
+    )
+
+    endpoint_base_url = models.URLField(
+        "endpoint base URL", blank=True, help_text="OpenAI-compatible, e.g. https://api.example.com/v1"
+    )
+    endpoint_model_id = models.CharField("endpoint model id", max_length=200, blank=True)
+    endpoint_api_key = EncryptedTextField("endpoint API key", blank=True, max_length=1000)
+    endpoint_last_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    endpoint_last_ok_at = models.DateTimeField(null=True, blank=True, editable=False)
+    endpoint_offline_since = models.DateTimeField(null=True, blank=True, editable=False)
+    endpoint_last_error = models.CharField(max_length=500, blank=True, editable=False)
+    retirement_candidate_since = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Offline for too long after its listing window."
+    )
+
+    objects = ArenaModelQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "model"
+        ordering = ["name"]
+        permissions = [("transition_arenamodel", "Can move models through their lifecycle")]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=LifecycleStatus.values), name="arenamodel_status_valid"),
+            models.CheckConstraint(
+                condition=Q(access_kind__in=AccessKind.values), name="arenamodel_access_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs):
+        if not self.codename:
+            self.codename = new_codename()
+        super().save(*args, **kwargs)
+
+    @property
+    def is_public(self) -> bool:
+        """Whether the public name may be shown (it is or has been on the leaderboard)."""
+        return self.listed_at is not None
+
+    @property
+    def display_name(self) -> str:
+        return self.name if self.is_public else self.codename
+
+    @property
+    def listing_window_ends_at(self) -> datetime | None:
+        if self.listed_at is None:
+            return None
+        return self.listed_at + timedelta(days=settings.ARENA_MIN_LISTED_DAYS)
+
+    @property
+    def has_endpoint(self) -> bool:
+        return bool(self.endpoint_base_url and self.endpoint_model_id)
+
+
+_ADJECTIVES = (
+    "amber azure brisk calm coral crimson dusky ember fern frosty golden hazel indigo ivory jade "
+    "lunar misty olive pearl quiet rapid rustic sable silver solar teal velvet vivid willow zesty"
+).split()
+_NOUNS = (
+    "badger bison condor crane dingo falcon ferret gecko heron ibex jackal kestrel koala lemur lynx "
+    "marten moose newt ocelot otter panda puffin quail raven robin salmon tapir turtle walrus yak"
+).split()
+
+
+def new_codename() -> str:
+    while True:
+        name = f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-{secrets.randbelow(100):02d}"
+        if not ArenaModel.objects.filter(codename=name).exists():
+            return name
+
+
+class LifecycleEventQuerySet(models.QuerySet):
+    # The log is append-only; bulk changes are refused here as well as row by row.
+    def update(self, **kwargs):
+        raise PermissionDenied("Lifecycle events cannot be changed.")
+
+    def delete(self):
+        raise PermissionDenied("Lifecycle events cannot be deleted.")
+
+
+class LifecycleEvent(models.Model):
+    """One step in a model's life: who, when, from, to, why. Append-only.
+
+    `kind` tells a transition that happened from a decision scheduled to take effect
+    later (a retirement inside the listing window, a listing waiting out a heads-up).
+    """
+
+    class Kind(models.TextChoices):
+        DONE = "done", "Done"
+        SCHEDULED = "scheduled", "Scheduled"
+
+    arena_model = models.ForeignKey(ArenaModel, models.PROTECT, related_name="events")
+    action = models.CharField(max_length=24)
+    kind = models.CharField(max_length=10, choices=Kind, default=Kind.DONE)
+    from_status = models.CharField(max_length=16, choices=LifecycleStatus)
+    to_status = models.CharField(max_length=16, choices=LifecycleStatus)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty when the scheduler carried out an earlier decision.",
+    )
+    reason = models.TextField(blank=True)
+    effective_at = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = LifecycleEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["arena_model", "created_at"])]
+
+    def __str__(self) -> str:
+        verb = "scheduled" if self.kind == self.Kind.SCHEDULED else "moved"
+        return f"{self.arena_model_id}: {self.action} {verb} {self.from_status} → {self.to_status}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionDenied("Lifecycle events cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionDenied("Lifecycle events cannot be deleted.")

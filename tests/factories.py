@@ -10,6 +10,7 @@ class UserFactory(DjangoModelFactory):
     class Meta:
         model = get_user_model()
         django_get_or_create = ["username"]
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}@example.com")
     email = factory.SelfAttribute("username")
@@ -22,6 +23,8 @@ class UserFactory(DjangoModelFactory):
     def can_transition(user, create, extracted, **kwargs):
         if create and extracted:
             user.user_permissions.add(Permission.objects.get(codename="transition_arenamodel"))
+        if create:
+            user.save()  # Password() hashes on build; keep it
 
 
 class ProviderFactory(DjangoModelFactory):

@@ -154,6 +154,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "LifecycleStatusEnum": "providers.models.LifecycleStatus",
+        "AccessKindEnum": "providers.models.AccessKind",
+    },
 }
 
 # Celery. The default broker keeps messages in folders under var/, so web, worker and beat

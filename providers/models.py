@@ -156,7 +156,9 @@ class ArenaModel(models.Model):
     )
     is_demo = models.BooleanField(default=False, help_text="Answered by the local demo backend, not an endpoint.")
 
-    status = models.CharField(max_length=16, choices=LifecycleStatus, default=LifecycleStatus.DRAFT, editable=False, db_index=True)
+    status = models.CharField(
+        max_length=16, choices=LifecycleStatus, default=LifecycleStatus.DRAFT, editable=False, db_index=True
+    )
     status_changed_at = models.DateTimeField(default=timezone.now, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     submitted_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import Case, Count, IntegerField, Value, When
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -18,6 +19,14 @@ from .models import ApiToken, ArenaModel, LifecycleEvent, Membership, Provider
 
 Status = ArenaModel.Status
 
+# Addresses typed without a scheme are taken as https (Django 6's default; silences its warning).
+_URL_FIELDS = {models.URLField: {"assume_scheme": "https"}}
+
+
+def _https_formfield(field, **kwargs):
+    """Form fields for a ModelForm class built outside an admin (whose overrides then do not apply)."""
+    return field.formfield(**{**_URL_FIELDS.get(type(field), {}), **kwargs})
+
 
 class MembershipInline(admin.TabularInline):
     model = Membership
@@ -31,6 +40,7 @@ class ProviderAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug", "contact_email"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
+    formfield_overrides = _URL_FIELDS
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(
@@ -54,10 +64,22 @@ class LifecycleEventInline(admin.TabularInline):
     readonly_fields = fields
     ordering = ["created_at", "id"]
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor")
+
+    def has_view_permission(self, request, obj=None):
+        # The log is part of the model's record: whoever may see the model sees its history.
+        return request.user.has_perm("providers.view_arenamodel") or request.user.has_perm(
+            "providers.change_arenamodel"
+        )
+
     def has_add_permission(self, request, obj=None):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 
@@ -114,7 +136,17 @@ class ArenaModelForm(forms.ModelForm):
 
     class Meta:
         model = ArenaModel
-        fields = "__all__"
+        fields = [
+            "provider", "name", "access_kind", "licence", "description", "knowledge_cutoff",
+            "heads_up_requested", "is_demo", "endpoint_base_url", "endpoint_model_id", "endpoint_api_key",
+        ]
+        formfield_callback = _https_formfield
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The stored key never goes back to the browser, not even as the field's initial value;
+        # this also keeps the change history from claiming the key changed on every save.
+        self.initial["endpoint_api_key"] = ""
 
     def clean_endpoint_api_key(self):
         value = self.cleaned_data["endpoint_api_key"]
@@ -165,6 +197,7 @@ def _changelist_action(action: Action):
 @admin.register(ArenaModel)
 class ArenaModelAdmin(admin.ModelAdmin):
     form = ArenaModelForm
+    formfield_overrides = _URL_FIELDS
     list_display = [
         "name",
         "codename",
@@ -180,7 +213,8 @@ class ArenaModelAdmin(admin.ModelAdmin):
     list_filter = ["status", "provider", "access_kind", HealthFilter, ScheduledFilter, "is_demo"]
     list_select_related = ["provider"]
     search_fields = ["name", "codename", "provider__name", "endpoint_model_id"]
-    ordering = [_QUEUE_ORDER.asc(), "-submitted_at", "name"]
+    # First come, first served within each group of the queue.
+    ordering = [_QUEUE_ORDER.asc(), "submitted_at", "name"]
     autocomplete_fields = ["provider"]
     inlines = [LifecycleEventInline]
     list_per_page = 50
@@ -229,12 +263,13 @@ class ArenaModelAdmin(admin.ModelAdmin):
         if obj.is_demo:
             return "demo"
         if obj.retirement_candidate_since:
-            return format_html('<strong class="errornote-inline">retirement candidate</strong>')
+            return format_html('<strong class="errornote-inline">{}</strong>', "retirement candidate")
         if obj.endpoint_offline_since:
             in_window = obj.listing_window_ends_at and obj.listing_window_ends_at > clock.now()
             label = "OFFLINE in listing window" if in_window else "offline"
-            return format_html('<strong title="{}">{} since {:%Y-%m-%d}</strong>',
-                               obj.endpoint_last_error, label, obj.endpoint_offline_since)
+            # format_html escapes its arguments into strings first, so dates are formatted here.
+            since = f"{obj.endpoint_offline_since:%Y-%m-%d}"
+            return format_html('<strong title="{}">{} since {}</strong>', obj.endpoint_last_error, label, since)
         return "online" if obj.endpoint_last_ok_at else "unchecked"
 
     @admin.display(description="pending")
@@ -282,15 +317,21 @@ class ArenaModelAdmin(admin.ModelAdmin):
                               messages.ERROR)
             return HttpResponseRedirect(reverse("admin:providers_arenamodel_change", args=[object_id]))
         model = get_object_or_404(ArenaModel, pk=object_id)
-        response = self._confirm_or_apply(request, ArenaModel.objects.filter(pk=model.pk), Action(action))
-        return response or HttpResponseRedirect(reverse("admin:providers_arenamodel_change", args=[object_id]))
+        if not self.has_view_or_change_permission(request, model):
+            raise PermissionDenied
+        change_url = reverse("admin:providers_arenamodel_change", args=[model.pk])
+        response = self._confirm_or_apply(
+            request, ArenaModel.objects.filter(pk=model.pk), Action(action), cancel_url=change_url
+        )
+        return response or HttpResponseRedirect(change_url)
 
-    def _confirm_or_apply(self, request, queryset, action: Action):
+    def _confirm_or_apply(self, request, queryset, action: Action, cancel_url: str = ""):
         form = ReasonForm(request.POST if "confirm" in request.POST else None,
                           required=action in REASON_REQUIRED)
         if form.is_bound and form.is_valid():
             self._apply(request, queryset, action, form.cleaned_data["reason"])
             return None
+        from_changelist = request.resolver_match.url_name == "providers_arenamodel_changelist"
         context = {
             **self.admin_site.each_context(request),
             "title": f"{action.label}: confirm",
@@ -302,7 +343,8 @@ class ArenaModelAdmin(admin.ModelAdmin):
             "form": form,
             "rule_notes": _rule_notes(action),
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-            "from_changelist": request.resolver_match.url_name == "providers_arenamodel_changelist",
+            "from_changelist": from_changelist,
+            "cancel_url": cancel_url or request.get_full_path(),
         }
         return TemplateResponse(request, "admin/providers/arenamodel/transition_confirm.html", context)
 
@@ -380,7 +422,18 @@ class ApiTokenAdmin(admin.ModelAdmin):
                                                      "revoked_at"]
 
     def get_readonly_fields(self, request, obj=None):
-        return [] if obj is None else ["user", "name", "prefix", "created_at", "last_used_at"]
+        if obj is None:
+            return []
+        fixed = ["user", "name", "prefix", "created_at", "last_used_at"]
+        # Revocation is final: a token that may have leaked must not be brought back to life.
+        return [*fixed, "revoked_at"] if obj.revoked_at else fixed
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "user" and not request.user.is_superuser:
+            # A token acts as its user: staff may issue tokens for themselves only.
+            field.queryset = field.queryset.filter(pk=request.user.pk)
+        return field
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -391,7 +444,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         self.message_user(request, f"Token created. Copy it now, it will not be shown again: {raw}",
                           messages.WARNING)
 
-    @admin.action(description="Revoke selected tokens")
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke(self, request, queryset):
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=clock.now())
         self.message_user(request, f"{count} token(s) revoked.")

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from django.db import IntegrityError, transaction
 from rest_framework import serializers
 
 from ..lifecycle import REASON_MAX_LENGTH
@@ -104,6 +107,42 @@ class OwnArenaModelSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError("The public name can only change while the model is a draft.")
         return name
 
+    def validate_endpoint_base_url(self, url):
+        # URLField also takes ftp:// and ftps://, but the endpoint is called over HTTP.
+        if url and urlsplit(url).scheme.lower() not in ("http", "https"):
+            raise serializers.ValidationError("The endpoint must be an http:// or https:// URL.")
+        return url
+
+    def create(self, validated_data):
+        try:
+            with transaction.atomic():
+                return super().create(validated_data)
+        except IntegrityError:
+            self._refuse_a_taken_name(validated_data)
+            raise
+
+    def update(self, instance, validated_data):
+        # Only the columns the request sent: a full save would write back the lifecycle and
+        # health columns as they were when the row was read, undoing a concurrent change.
+        for field, value in validated_data.items():
+            setattr(instance, field, value)
+        try:
+            with transaction.atomic():
+                instance.save(update_fields=list(validated_data))
+        except IntegrityError:
+            self._refuse_a_taken_name(validated_data)
+            raise
+        return instance
+
+    def _refuse_a_taken_name(self, validated_data):
+        """A name taken by another request between validation and saving is bad input, not a 500."""
+        name = validated_data.get("name")
+        others = ArenaModel.objects.filter(name=name)
+        if self.instance is not None:
+            others = others.exclude(pk=self.instance.pk)
+        if name is not None and others.exists():
+            raise serializers.ValidationError({"name": ["model with this public name already exists."]})
+
     def validate(self, attrs):
         if self.instance is None and "provider" not in attrs:
             providers = list(self.fields["provider"].get_queryset()[:2])
@@ -133,7 +172,17 @@ class LifecycleEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = LifecycleEvent
-        fields = ["id", "action", "kind", "from_status", "to_status", "actor", "reason", "effective_at", "created_at"]
+        fields = [
+            "id",
+            "action",
+            "kind",
+            "from_status",
+            "to_status",
+            "actor",
+            "reason",
+            "effective_at",
+            "created_at",
+        ]
 
     def get_actor(self, obj) -> str | None:
         if obj.actor is None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.db import transaction
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
@@ -51,6 +52,9 @@ class ArenaModelViewSet(
     # and get_object() hides other providers' models from writers.
     permission_classes = [permissions.IsAuthenticatedOrReadOnly]
     http_method_names = ["get", "post", "patch", "head", "options"]
+    # Django's int converter takes ASCII digits only; a plain int() would read "١" (an
+    # Arabic-Indic one) as model 1. The router uses path converters for this (see urls.py).
+    lookup_value_converter = "int"
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -58,7 +62,8 @@ class ArenaModelViewSet(
         return ArenaModel.objects.visible_to(self.request.user).select_related("provider").order_by("pk")
 
     def get_serializer_class(self):
-        if self.action in ("create", "partial_update", "update"):
+        if self.action in ("create", "partial_update", "update", "metadata"):
+            # "metadata" is OPTIONS, which describes what a POST accepts.
             return OwnArenaModelSerializer
         return ArenaModelSerializer
 
@@ -92,9 +97,27 @@ class ArenaModelViewSet(
             raise Http404
         return obj
 
+    def update(self, request, *args, **kwargs):
+        partial = kwargs.pop("partial", False)
+        with transaction.atomic():
+            # Lock the row as transition() does, so an edit is judged against the current status
+            # (the name only while a draft, nothing once terminal) and cannot race a transition.
+            model_id = self.get_object().pk
+            instance = ArenaModel.objects.select_for_update().get(pk=model_id)
+            serializer = self.get_serializer(instance, data=request.data, partial=partial)
+            serializer.is_valid(raise_exception=True)
+            self.perform_update(serializer)
+        return Response(serializer.data)
+
     def perform_update(self, serializer):
+        user, model = self.request.user, serializer.instance
+        is_member = any(m.user_id == user.pk for m in model.provider.memberships.all())
+        if not is_member and not user.has_perm("providers.change_arenamodel"):
+            raise PermissionDenied("Only the provider's members and staff who may change models may edit it.")
         if serializer.instance.status in TERMINAL:
-            raise PermissionDenied(f"A {serializer.instance.get_status_display().lower()} model cannot be edited.")
+            raise PermissionDenied(
+                f"A {serializer.instance.get_status_display().lower()} model cannot be edited."
+            )
         serializer.save()
 
     @extend_schema(responses={200: LifecycleEventSerializer(many=True)})
@@ -110,22 +133,30 @@ class ArenaModelViewSet(
     def _transition(self, request, pk, action_name: Action):
         model = self.get_object()
         if not lifecycle.may_perform(request.user, model, action_name):
-            raise PermissionDenied(f"Only staff with the lifecycle permission may '{action_name.value}' a model.")
+            who = "staff with the lifecycle permission"
+            if action_name in lifecycle.PROVIDER_ACTIONS:
+                who = f"members of {model.provider.name} and {who}"
+            raise PermissionDenied(f"Only {who} may '{action_name.value}' this model.")
         body = TransitionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
             outcome = lifecycle.transition(
-                model_id=model.pk, action=action_name, actor=request.user, reason=body.validated_data["reason"]
+                model_id=model.pk,
+                action=action_name,
+                actor=request.user,
+                reason=body.validated_data["reason"],
             )
         except TransitionRefused as exc:
             return json_error(exc.detail, status.HTTP_409_CONFLICT, rule=exc.rule)
+        # The serializer gets the model instance itself: feeding it already serialized data
+        # made every transition fail with a 500 after it had been committed.
         data = {
             "changed": outcome.changed,
             "scheduled": outcome.scheduled,
             "effective_at": outcome.event.effective_at if outcome.event else None,
-            "model": OwnArenaModelSerializer(outcome.model, context=self.get_serializer_context()).data,
+            "model": outcome.model,
         }
-        return Response(OutcomeSerializer(data).data)
+        return Response(OutcomeSerializer(data, context=self.get_serializer_context()).data)
 
     @_transition_schema(Action.SUBMIT)
     @action(detail=True, methods=["post"])
@@ -161,5 +192,3 @@ class ArenaModelViewSet(
     @action(detail=True, methods=["post"])
     def retire(self, request, pk=None):
         return self._transition(request, pk, Action.RETIRE)
-
-

@@ -16,6 +16,7 @@ def test_it_reports_database_and_broker(client):
 def test_a_broker_that_is_down_answers_503(client, monkeypatch):
     # A Redis URL on a port where nothing listens.
     monkeypatch.setattr(celery_app.conf, "broker_url", "redis://127.0.0.1:9/0")
+    monkeypatch.setattr(celery_app.conf, "broker_write_url", "redis://127.0.0.1:9/0")
     response = client.get("/healthz")
     assert response.status_code == 503
     body = response.json()

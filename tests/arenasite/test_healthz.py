@@ -14,9 +14,9 @@ def test_it_reports_database_and_broker(client):
 
 
 def test_a_broker_that_is_down_answers_503(client, monkeypatch):
-    # A Redis URL on a port where nothing listens.
-    monkeypatch.setattr(celery_app.conf, "broker_url", "redis://127.0.0.1:9/0")
-    monkeypatch.setattr(celery_app.conf, "broker_write_url", "redis://127.0.0.1:9/0")
+    # Point the check at a Redis port where nothing listens, leaving the app's settings alone.
+    real = celery_app.connection_for_write
+    monkeypatch.setattr(celery_app, "connection_for_write", lambda **kwargs: real(url="redis://127.0.0.1:9/0"))
     response = client.get("/healthz")
     assert response.status_code == 503
     body = response.json()

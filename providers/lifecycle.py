@@ -170,7 +170,7 @@ def _retire(model, action, actor, reason, now) -> Outcome:
         return Outcome(model, None)
     if model.retire_after is not None and now >= model.retire_after and not reason:
         # Carrying out an earlier request: its reason goes on the record again.
-        reason = _scheduled_reason(model, action) or "Scheduled retirement."
+        reason = _scheduled_reason(model) or "Scheduled retirement."
     _check_common(model, action, reason)
     window_end = model.listing_window_ends_at
     if now < window_end:
@@ -184,7 +184,7 @@ def _retire(model, action, actor, reason, now) -> Outcome:
     return _record(model, action, actor, reason, now, to=Status.RETIRED)
 
 
-def _scheduled_reason(model: ArenaModel, action: str) -> str:
+def _scheduled_reason(model: ArenaModel) -> str:
     scheduled = model.events.filter(kind=LifecycleEvent.Kind.SCHEDULED, to_status=Status.RETIRED).last()
     return scheduled.reason if scheduled else ""
 

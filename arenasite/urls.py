@@ -20,3 +20,5 @@ urlpatterns = [
 admin.site.site_header = "Arenasite administration"
 admin.site.site_title = "Arenasite admin"
 admin.site.index_title = "Governance"
+# The model lists are wide (lifecycle dates, health); give them the whole page.
+admin.site.enable_nav_sidebar = False

@@ -10,6 +10,8 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from arenasite import clock
@@ -282,7 +284,8 @@ class ArenaModelAdmin(admin.ModelAdmin):
 
     @admin.display(description="listing window ends")
     def listing_window_ends(self, obj):
-        return obj.listing_window_ends_at or "-"
+        ends = obj.listing_window_ends_at
+        return date_format(timezone.localtime(ends), "DATETIME_FORMAT") if ends else "-"
 
     @admin.display(description="stored API key")
     def api_key_state(self, obj):
@@ -297,6 +300,12 @@ class ArenaModelAdmin(admin.ModelAdmin):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)  # models carry an audit log; retire them instead
         return actions
+
+    def has_delete_permission(self, request, obj=None):
+        # Only a model with no history (a draft never submitted) may be deleted.
+        if obj is not None and obj.events.exists():
+            return False
+        return super().has_delete_permission(request, obj)
 
     # -- transitions -----------------------------------------------------------------
 

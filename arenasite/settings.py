@@ -15,7 +15,7 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_int, env_list, env_str
+from .env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -210,6 +210,14 @@ ARENA_MIN_LISTED_DAYS = env_int("ARENA_MIN_LISTED_DAYS", 14)
 ARENA_HEADS_UP_DAYS = env_int("ARENA_HEADS_UP_DAYS", 1)
 ARENA_OFFLINE_RETIREMENT_DAYS = env_int("ARENA_OFFLINE_RETIREMENT_DAYS", 7)
 ARENA_HEALTH_CHECK_TIMEOUT = env_int("ARENA_HEALTH_CHECK_TIMEOUT", 10)
+
+# Data sharing: the share of battles promised to community releases, and the secret salt
+# that assigns each battle to the pool (derived from SECRET_KEY when unset). Changing the
+# salt would move battles in or out of the pool, so it is fixed for a deployment.
+RELEASE_POOL_FRACTION = env_float("RELEASE_POOL_FRACTION", 0.2)
+RELEASE_POOL_SALT = env_str("RELEASE_POOL_SALT") or hashlib.sha256(f"release-pool:{SECRET_KEY}".encode()).hexdigest()
+# The judge id stored with a vote is a salted hash of the voter's identity.
+JUDGE_SALT = env_str("JUDGE_SALT") or hashlib.sha256(f"judge:{SECRET_KEY}".encode()).hexdigest()
 
 LOGGING = {
     "version": 1,

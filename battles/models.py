@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .pool import in_release_pool
+
+
+class Winner(models.TextChoices):
+    MODEL_A = "model_a", "A is better"
+    MODEL_B = "model_b", "B is better"
+    TIE = "tie", "Tie"
+    TIE_BOTHBAD = "tie (bothbad)", "Both are bad"
+
+
+class ExclusionReason(models.TextChoices):
+    """Why a stored vote does not count for ratings. The empty string means it counts."""
+
+    IDENTITY_REVEALED = "identity_revealed", "An answer or the prompt names a model"
+    IDENTITY_PROBE = "identity_probe", "The prompt asks a model who it is"
+    RATE_LIMITED = "rate_limited", "Over the daily vote limit"
+    FLAGGED_USER = "flagged_user", "Voter flagged as anomalous"
+    MODERATION = "moderation", "Flagged by moderation"
+    ERROR = "error", "An answer failed or was cut off"
+
+
+class Battle(models.Model):
+    """Two models answering the same user turns, in the shape of the public arena dataset.
+
+    `conversation_a` / `conversation_b` are lists of {"role", "content"} messages, as in
+    the `chatbot_arena_conversations` dataset, so exports write them as they are.
+    """
+
+    class Source(models.TextChoices):
+        ARENA = "arena", "Voted here"
+        IMPORTED = "imported", "Imported"
+
+    question_id = models.CharField(max_length=64, unique=True)
+    model_a = models.ForeignKey("providers.ArenaModel", models.PROTECT, related_name="+")
+    model_b = models.ForeignKey("providers.ArenaModel", models.PROTECT, related_name="+")
+    anony = models.BooleanField(default=True, help_text="Names hidden until the vote; only these count.")
+    source = models.CharField(max_length=10, choices=Source, default=Source.ARENA)
+    language = models.CharField(max_length=32, blank=True)
+    turn = models.PositiveSmallIntegerField(default=0, help_text="Number of user turns.")
+    prompt_chars = models.PositiveIntegerField(default=0, help_text="Length of the first user prompt.")
+    conversation_a = models.JSONField(default=list, blank=True)
+    conversation_b = models.JSONField(default=list, blank=True)
+    openai_moderation = models.JSONField(null=True, blank=True)
+    toxic_chat_tag = models.JSONField(null=True, blank=True)
+    in_release_pool = models.BooleanField(
+        default=False, editable=False, help_text="Assigned once, at creation, from a keyed hash of the question id."
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(model_a=models.F("model_b")), name="battle_two_different_models"),
+        ]
+
+    def __str__(self) -> str:
+        return f"battle {self.question_id}"
+
+    def save(self, *args, **kwargs):
+        if self._state.adding:
+            self.in_release_pool = Battle.pool_for(self.question_id)
+        super().save(*args, **kwargs)
+
+    @staticmethod
+    def pool_for(question_id: str) -> bool:
+        """The release-pool assignment of a new battle; bulk inserts call this too."""
+        return in_release_pool(
+            question_id, salt=settings.RELEASE_POOL_SALT, fraction=settings.RELEASE_POOL_FRACTION
+        )
+
+
+class Vote(models.Model):
+    """One vote per battle. Stored first, judged after: an excluded vote keeps its row.
+
+    The battle's models and `anony` are copied here, because ratings aggregate millions
+    of votes by (model_a, model_b, winner) and a join for every recomputation costs more
+    than three immutable columns.
+    """
+
+    battle = models.OneToOneField(Battle, models.CASCADE, related_name="vote")
+    model_a = models.ForeignKey("providers.ArenaModel", models.PROTECT, related_name="+")
+    model_b = models.ForeignKey("providers.ArenaModel", models.PROTECT, related_name="+")
+    anony = models.BooleanField(default=True)
+    winner = models.CharField(max_length=16, choices=Winner)
+    judge = models.CharField(max_length=64, db_index=True, help_text="A salted hash, never a raw address.")
+    excluded_reason = models.CharField(max_length=24, choices=ExclusionReason, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(winner__in=Winner.values), name="vote_winner_valid"),
+        ]
+        indexes = [
+            # The rating pass: counted anonymous votes by pair and outcome.
+            models.Index(
+                fields=["model_a", "model_b", "winner"],
+                name="vote_counted_pairs",
+                condition=Q(anony=True, excluded_reason=""),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.winner} on {self.battle_id}"
+
+    @property
+    def counts(self) -> bool:
+        return self.anony and not self.excluded_reason

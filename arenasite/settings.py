@@ -195,6 +195,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "providers.tasks.check_endpoints",
         "schedule": crontab(minute="*/15"),
     },
+    "recompute-ratings": {
+        "task": "leaderboard.tasks.recompute_ratings",
+        "schedule": crontab(minute=5),  # hh:05 every hour
+    },
 }
 
 # Endpoint API keys are encrypted at rest with Fernet. ENDPOINT_KEY_ENCRYPTION_KEYS is a
@@ -210,6 +214,15 @@ ARENA_MIN_LISTED_DAYS = env_int("ARENA_MIN_LISTED_DAYS", 14)
 ARENA_HEADS_UP_DAYS = env_int("ARENA_HEADS_UP_DAYS", 1)
 ARENA_OFFLINE_RETIREMENT_DAYS = env_int("ARENA_OFFLINE_RETIREMENT_DAYS", 7)
 ARENA_HEALTH_CHECK_TIMEOUT = env_int("ARENA_HEALTH_CHECK_TIMEOUT", 10)
+
+# Ratings
+ARENA_BOOTSTRAP_ROUNDS = env_int("ARENA_BOOTSTRAP_ROUNDS", 1000)
+ARENA_BOOTSTRAP_SEED = env_int("ARENA_BOOTSTRAP_SEED", 42)
+ARENA_RATING_ANCHOR_MODEL = env_str("ARENA_RATING_ANCHOR_MODEL")  # public name; empty: centre at 1000
+ARENA_RATING_ANCHOR_RATING = env_float("ARENA_RATING_ANCHOR_RATING", 1000.0)
+ARENA_LONG_PROMPT_CHARS = env_int("ARENA_LONG_PROMPT_CHARS", 500)
+ARENA_LANGUAGE_CATEGORIES = env_list("ARENA_LANGUAGE_CATEGORIES", "English,Chinese")
+ARENA_PRELIMINARY_VOTES = env_int("ARENA_PRELIMINARY_VOTES", 500)
 
 # Data sharing: the share of battles promised to community releases, and the secret salt
 # that assigns each battle to the pool (derived from SECRET_KEY when unset). Changing the

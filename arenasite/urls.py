@@ -3,6 +3,8 @@ from django.urls import include, path, re_path
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from leaderboard.api import LeaderboardApi, ModelRatingApi
+
 from .api import api_not_found
 from .health import healthz
 
@@ -14,6 +16,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("providers.api.urls")),
+    path("api/v1/leaderboard/", LeaderboardApi.as_view(), name="api-leaderboard"),
+    path("api/v1/models/<int:pk>/rating/", ModelRatingApi.as_view(), name="api-model-rating"),
+    path("leaderboard/", include("leaderboard.urls")),
     re_path(r"^api/", api_not_found),
 ]
 

@@ -92,3 +92,13 @@ def make_model(provider, status: str = ArenaModel.Status.DRAFT, *, votes: int = 
         transition(model_id=model.pk, action=Action.RETIRE, actor=staff, reason="set-up")
     model.refresh_from_db()
     return model
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache (leaderboard pages are cached per run id)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import csv
+import io
+
+from django.core.cache import cache
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import permissions, renderers, serializers
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from providers.models import ArenaModel
+
+from .models import RatingRun
+from .selectors import board
+
+CSV_FIELDS = ["rank", "model", "rating", "ci_lower", "ci_upper", "votes", "state", "provider", "licence",
+              "knowledge_cutoff", "preliminary"]
+
+
+class LeaderboardCSVRenderer(renderers.BaseRenderer):
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        rows = data.get("results") if isinstance(data, dict) and "results" in data else None
+        out = io.StringIO()
+        if rows is None:  # an error: still one readable line
+            out.write(f"detail\n{data.get('detail', data) if isinstance(data, dict) else data}\n")
+            return out.getvalue().encode()
+        writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        return out.getvalue().encode()
+
+
+RowSerializer = inline_serializer(
+    "LeaderboardRow",
+    {
+        "rank": serializers.IntegerField(),
+        "model": serializers.CharField(),
+        "rating": serializers.FloatField(),
+        "ci_lower": serializers.FloatField(),
+        "ci_upper": serializers.FloatField(),
+        "votes": serializers.IntegerField(),
+        "state": serializers.CharField(),
+        "provider": serializers.CharField(),
+        "licence": serializers.CharField(),
+        "knowledge_cutoff": serializers.DateField(allow_null=True),
+        "preliminary": serializers.BooleanField(),
+    },
+)
+
+
+class LeaderboardApi(APIView):
+    """The latest published leaderboard; read from the stored run, never computed on request."""
+
+    permission_classes = [permissions.AllowAny]
+    renderer_classes = [renderers.JSONRenderer, LeaderboardCSVRenderer]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("category", OpenApiTypes.STR, description="default: overall"),
+            OpenApiParameter("include_retired", OpenApiTypes.BOOL),
+            OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"]),
+        ],
+        responses={
+            200: inline_serializer(
+                "Leaderboard",
+                {
+                    "run": serializers.IntegerField(),
+                    "published_at": serializers.DateTimeField(),
+                    "cutoff": serializers.DateTimeField(),
+                    "category": serializers.CharField(),
+                    "categories": serializers.ListField(child=serializers.CharField()),
+                    "results": serializers.ListField(child=RowSerializer),
+                },
+            )
+        },
+    )
+    def get(self, request):
+        category = request.query_params.get("category", "overall")
+        include_retired = request.query_params.get("include_retired", "false").lower() in ("1", "true", "yes")
+        run = RatingRun.objects.latest_published()
+        if run is None:
+            raise NotFound("No published leaderboard yet.")
+        key = f"leaderboard:{run.pk}:{category}:{int(include_retired)}"
+        data = cache.get(key)
+        if data is None:
+            categories = sorted(set(run.ratings.values_list("category", flat=True)))
+            if category not in categories:
+                raise ValidationError({"category": f"Unknown category {category!r}; known: {', '.join(categories)}."})
+            data = {
+                "run": run.pk,
+                "published_at": run.published_at,
+                "cutoff": run.cutoff,
+                "category": category,
+                "categories": categories,
+                "results": board(run, category, include_retired=include_retired),
+            }
+            # A run never changes once published: its pages can be cached until the next one.
+            cache.set(key, data, timeout=3600)
+        return Response(data)
+
+
+class ModelRatingApi(APIView):
+    """A model's ratings in the latest published run, for its provider's members and staff.
+
+    This is how a provider sees its model's private rating during initial rating (and the
+    heads-up day before listing); the public leaderboard never shows it.
+    """
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "ModelRatings",
+                {
+                    "model": serializers.IntegerField(),
+                    "status": serializers.CharField(),
+                    "run": serializers.IntegerField(allow_null=True),
+                    "published_at": serializers.DateTimeField(allow_null=True),
+                    "ratings": serializers.ListField(
+                        child=inline_serializer(
+                            "CategoryRating",
+                            {
+                                "category": serializers.CharField(),
+                                "rating": serializers.FloatField(),
+                                "ci_lower": serializers.FloatField(),
+                                "ci_upper": serializers.FloatField(),
+                                "sandwich_lower": serializers.FloatField(),
+                                "sandwich_upper": serializers.FloatField(),
+                                "votes": serializers.IntegerField(),
+                            },
+                        )
+                    ),
+                },
+            )
+        }
+    )
+    def get(self, request, pk: int):
+        model = ArenaModel.objects.filter(pk=pk).first()
+        is_member = model is not None and model.provider.memberships.filter(user=request.user).exists()
+        if model is None or not (request.user.is_staff or is_member):
+            raise NotFound("Not found.")
+        run = RatingRun.objects.latest_published()
+        ratings = []
+        if run is not None:
+            ratings = list(
+                run.ratings.filter(arena_model=model)
+                .order_by("category")
+                .values("category", "rating", "ci_lower", "ci_upper", "sandwich_lower", "sandwich_upper", "votes")
+            )
+        return Response(
+            {
+                "model": model.pk,
+                "status": model.status,
+                "run": run.pk if run else None,
+                "published_at": run.published_at if run else None,
+                "ratings": ratings,
+            }
+        )

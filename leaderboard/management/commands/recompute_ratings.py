@@ -1,0 +1,27 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from leaderboard import services
+
+
+class Command(BaseCommand):
+    help = "Recompute every rating category now and publish the run (what the periodic task does)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--bootstrap", type=int, help="bootstrap rounds (default: ARENA_BOOTSTRAP_ROUNDS)")
+        parser.add_argument("--seed", type=int, help="bootstrap seed (default: ARENA_BOOTSTRAP_SEED)")
+
+    def handle(self, *args, bootstrap, seed, **options):
+        if bootstrap is not None and bootstrap < 0:
+            raise CommandError("--bootstrap must be 0 or more.")
+        run = services.recompute(bootstrap_rounds=bootstrap, seed=seed)
+        by_category = {}
+        for category in run.ratings.values_list("category", flat=True):
+            by_category[category] = by_category.get(category, 0) + 1
+        self.stdout.write(
+            f"Run {run.pk} published: {run.vote_count} counted votes, "
+            f"{run.parameters['bootstrap_rounds']} bootstrap rounds, {run.duration_seconds:.2f} s."
+        )
+        for category, count in by_category.items():
+            self.stdout.write(f"  {category}: {count} models")
+        for category, left_out in run.parameters.get("unrated", {}).items():
+            self.stdout.write(f"  {category}: not comparable with the rest, unrated: {left_out}")

@@ -1,0 +1,53 @@
+"""Reading the stored runs. Nothing here computes ratings: pages and the API read a run."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from providers.models import ArenaModel
+
+from .models import ModelRating, RatingRun
+
+PUBLIC_STATES = {
+    "listed": (ArenaModel.Status.LISTED,),
+    "with_retired": (ArenaModel.Status.LISTED, ArenaModel.Status.RETIRED),
+}
+
+
+def board(run: RatingRun, category: str = "overall", *, include_retired: bool = False, all_models: bool = False):
+    """Rows of one category of a run, best first, with ranks among the rows shown.
+
+    Ranks are recomputed within what is shown, so a hidden model (in initial rating) leaves
+    no gap that would give it away.
+    """
+    ratings = ModelRating.objects.filter(run=run, category=category).select_related("arena_model__provider")
+    if not all_models:
+        ratings = ratings.filter(
+            arena_model__status__in=PUBLIC_STATES["with_retired" if include_retired else "listed"]
+        )
+    rows = [_row(rating) for rating in ratings.order_by("-rating")]
+    for row in rows:
+        row["rank"] = 1 + sum(other["ci_lower"] > row["ci_upper"] for other in rows)
+    return rows
+
+
+def _row(rating: ModelRating) -> dict:
+    model = rating.arena_model
+    return {
+        "model": model.name if model.is_public else model.codename,
+        "model_id": model.pk,
+        "rating": round(rating.rating, 2),
+        "ci_lower": round(rating.ci_lower, 2),
+        "ci_upper": round(rating.ci_upper, 2),
+        "sandwich_lower": round(rating.sandwich_lower, 2),
+        "sandwich_upper": round(rating.sandwich_upper, 2),
+        # The arena shows the interval as +a/-b around the score.
+        "ci_plus": round(rating.ci_upper - rating.rating, 1),
+        "ci_minus": round(rating.rating - rating.ci_lower, 1),
+        "votes": rating.votes,
+        "state": model.status,
+        "provider": model.provider.name,
+        "licence": model.licence,
+        "knowledge_cutoff": model.knowledge_cutoff.isoformat() if model.knowledge_cutoff else None,
+        "preliminary": rating.votes < settings.ARENA_PRELIMINARY_VOTES,
+    }

@@ -1,0 +1,11 @@
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from . import services
+
+
+@shared_task(autoretry_for=(OperationalError, InterfaceError), retry_backoff=True, retry_kwargs={"max_retries": 3})
+def recompute_ratings() -> int:
+    """A new published run from the votes counted so far. A rerun writes a new run and
+    publishes it whole, so a redelivered task never leaves a half-written leaderboard."""
+    return services.recompute().pk

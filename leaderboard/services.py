@@ -127,6 +127,9 @@ def recompute(*, bootstrap_rounds: int | None = None, seed: int | None = None) -
                 unrated[category.name] = [int(pk) for pk in left_out]
             if category.name == "overall":
                 overall_total = table.total_votes
+            intervals = table.ratings[["ci_lower", "ci_upper"]]
+            if bootstrap_rounds == 0:  # no bootstrap asked for: the sandwich interval stands in
+                intervals = table.ratings[["sandwich_lower", "sandwich_upper"]].set_axis(["ci_lower", "ci_upper"], axis=1)
             for model_key, row in table.ratings.iterrows():
                 model_id = int(model_key)
                 rows.append(
@@ -136,8 +139,8 @@ def recompute(*, bootstrap_rounds: int | None = None, seed: int | None = None) -
                         arena_model_id=model_id,
                         model_status=statuses[model_id],
                         rating=row.rating,
-                        ci_lower=row.ci_lower,
-                        ci_upper=row.ci_upper,
+                        ci_lower=intervals.at[model_key, "ci_lower"],
+                        ci_upper=intervals.at[model_key, "ci_upper"],
                         sandwich_lower=row.sandwich_lower,
                         sandwich_upper=row.sandwich_upper,
                         rank=int(row["rank"]),

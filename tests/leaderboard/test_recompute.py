@@ -193,3 +193,9 @@ def test_a_provider_sees_its_own_private_rating_and_no_one_elses(arena, client_a
     assert client_a.get(url).status_code == 404
     assert anon_client.get(url).status_code == 401
     assert client_b.get("/api/v1/models/999999/rating/").status_code == 404
+
+
+def test_without_bootstrap_the_sandwich_interval_is_stored(arena):
+    run = services.recompute(bootstrap_rounds=0)
+    for rating in run.ratings.all():
+        assert (rating.ci_lower, rating.ci_upper) == (rating.sandwich_lower, rating.sandwich_upper)

@@ -1,0 +1,515 @@
+"""The rating engine: Bradley-Terry maximum likelihood on pair counts, on the Elo scale.
+
+Pure numpy/pandas/scipy, no Django: the leaderboard task aggregates votes into a counts
+table in SQL and hands it here, so everything below costs in model *pairs*, not votes.
+
+The model. Each vote between models i and j scores y = 1 (i wins), 1/2 (either kind of
+tie) or 0 (j wins) for i, and P(i beats j) = sigmoid(theta_i - theta_j). A tie counts half
+a win each way, as FastChat's ``elo_analysis.py`` does. The log-likelihood depends on the
+votes only through, per pair, the number of votes n and i's score s, so the fit works on
+those. Ratings are ``scale * theta / ln(base) + init``, centred so that their mean is
+``init`` (or shifted so that the anchor model has its given rating).
+
+The solver is a damped Newton method on the pair counts, run to machine precision: the
+Hessian of the log-likelihood is a weighted graph Laplacian, singular only along the
+all-ones direction (adding a constant to every theta changes nothing), so each step solves
+``(L + 11'/m) step = gradient``, which keeps sum(theta) = 0. It stops when every model's
+gradient is below 1e-10 times its Fisher information: the gradient test made scale-free (a
+bare gradient norm is in vote units, and 1e-10 is below its rounding error on a million
+votes). Newton converges quadratically, so the ratings are then at the optimum to far
+better than 1e-6 Elo. Bootstrap resamples start from the full fit and take chord steps
+(the full fit's Hessian, kept fixed) to the same test, falling back to Newton (see _refit).
+
+When the maximum-likelihood estimate does not exist. The MLE is finite exactly when the
+"scored against" graph (an edge i -> j when i has won or tied at least once against j) is
+strongly connected (Zermelo 1929, Ford 1957). If it is not, e.g. a new model has won all of
+its votes, the likelihood keeps rising as that model's rating goes to infinity. We then add
+one virtual tie (half a win each way) to every compared pair whose two models lie in
+different strongly connected components, and fit that. This is deterministic; it is the
+Haldane-Anscombe 0.5 correction applied only where it is needed (a 5-0 pair is fitted as
+5.5-0.5); and it leaves every pair inside a component alone. Data whose MLE exists is never
+changed, so its ratings are the exact MLE. The
+same rule applies to every bootstrap resample, where it matters more: a model with a
+handful of votes often loses its only loss, or all of its votes, in a resample. The pairs
+corrected in the main fit are listed in ``parameters["corrected_pairs"]``.
+
+Confidence intervals, both 95%:
+
+* bootstrap: the counts table is resampled multinomially (same total), each resample is
+  refitted (batched, warm-started from the full fit) and the 2.5/97.5 percentiles of each
+  model's rating are taken. Rows that describe the same event, e.g. (A, B, model_a) and
+  (B, A, model_b), or "tie" and "tie (bothbad)" for the same pair, are merged first: a
+  multinomial's merged cells are again multinomial, so this changes no distribution.
+* sandwich (Huber-White): Cov(theta) = L+ M L+, where L is the Fisher information, L+ its
+  pseudo-inverse (which puts the covariance in the sum-zero gauge) and M the sum over votes
+  of the outer products of each vote's score, computed per pair from the outcome counts. It
+  stays right when ties make votes less variable than the Bernoulli model assumes.
+
+An anchored table moves both intervals to the anchor's gauge: the anchor's own interval is
+a point, and everyone else's measures the difference to it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.special import expit, log_expit
+
+# The score of model_a for each winner value.
+SCORES: dict[str, float] = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}
+COLUMNS = ["rating", "ci_lower", "ci_upper", "sandwich_lower", "sandwich_upper", "rank", "votes"]
+
+# Ties added to each pair that crosses strongly connected components (see the module doc).
+VIRTUAL_TIES = 1.0
+TOLERANCE = 1e-10
+MAX_ITERATIONS = 200
+CHORD_ITERATIONS = 60
+Z95 = 1.959963984540054  # the 97.5% normal quantile
+# Bootstrap rounds are fitted in batches; a batch holds one m x m Hessian per round, so
+# this caps the batch's Hessians at about 32 MB whatever the number of models.
+BATCH_HESSIAN_CELLS = 4_000_000
+
+
+class DisconnectedComparisons(ValueError):
+    """The comparison graph falls apart: no vote links some groups of models, so their
+    ratings relative to each other are not identifiable."""
+
+    def __init__(self, components: list[list[str]]):
+        self.components = components
+        groups = "; ".join("[" + ", ".join(names) + "]" for names in components)
+        super().__init__(
+            f"The comparisons fall into {len(components)} groups that no vote connects, so their "
+            f"ratings cannot be put on one scale: {groups}"
+        )
+
+
+@dataclass(frozen=True)
+class RatingTable:
+    ratings: pd.DataFrame
+    total_votes: int
+    parameters: dict = field(default_factory=dict)
+
+
+def aggregate(battles: pd.DataFrame) -> pd.DataFrame:
+    """Per-vote frame (columns model_a, model_b, winner) -> counts frame (model_a, model_b, winner, n)."""
+    _check_columns(battles, ["model_a", "model_b", "winner"])
+    _check_winners(battles["winner"])
+    if battles.empty:
+        return pd.DataFrame({"model_a": [], "model_b": [], "winner": [], "n": np.array([], dtype=np.int64)})
+    counts = battles.groupby(["model_a", "model_b", "winner"], sort=True).size().rename("n").reset_index()
+    counts["n"] = counts["n"].astype(np.int64)
+    return counts
+
+
+def compute_ratings(
+    counts: pd.DataFrame,
+    *,
+    bootstrap_rounds: int = 1000,
+    seed: int = 0,
+    anchor: tuple[str, float] | None = None,
+    scale: float = 400,
+    base: float = 10,
+    init: float = 1000,
+) -> RatingTable:
+    """counts: columns model_a, model_b (str), winner in {"model_a","model_b","tie","tie (bothbad)"}, n (int >= 0).
+
+    Deterministic for given inputs: the same counts, seed and options give the same table.
+    With ``bootstrap_rounds=0`` the bootstrap columns are NaN and rank uses the sandwich
+    interval instead (recorded as ``parameters["rank_interval"]``).
+    """
+    if bootstrap_rounds < 0:
+        raise ValueError(f"bootstrap_rounds must be >= 0, got {bootstrap_rounds}")
+    if scale <= 0 or base <= 1:
+        raise ValueError(f"scale must be > 0 and base > 1, got scale={scale}, base={base}")
+    table = _Table.from_counts(counts)
+    m = len(table.models)
+    anchor_index = None
+    if anchor is not None:
+        anchor_name, anchor_value = anchor
+        anchor_name = str(anchor_name)
+        if anchor_name not in table.models:
+            raise ValueError(f"anchor model {anchor_name!r} has no counted votes")
+        anchor_index = table.models.index(anchor_name)
+        anchor_value = float(anchor_value)
+
+    factor = scale / math.log(base)
+
+    def to_elo(theta: np.ndarray) -> np.ndarray:
+        """Elo ratings in the requested gauge, row-wise for a batch of thetas."""
+        if anchor_index is None:
+            centred = theta - theta.mean(axis=-1, keepdims=True)
+            return factor * centred + init
+        return factor * (theta - theta[..., anchor_index : anchor_index + 1]) + anchor_value
+
+    # The main fit.
+    cells_n = table.cell_n[None, :]
+    n, s = table.pair_totals(cells_n)
+    virtual = table.virtual_ties(n, s)
+    theta = _fit(table, n + virtual, s + virtual / 2, np.zeros((1, m)))[0]
+    rating = to_elo(theta)
+    corrected = [[table.models[table.pair_i[p]], table.models[table.pair_j[p]]] for p in np.flatnonzero(virtual[0])]
+
+    # The inverse Fisher information in the sum-zero gauge: the sandwich's bread, and the
+    # fixed Hessian of the bootstrap's chord steps.
+    p = expit(theta[table.pair_i] - theta[table.pair_j])
+    inverse = np.linalg.pinv(table.laplacians((n + virtual) * p * (1 - p))[0], hermitian=True)
+
+    # Sandwich covariance, in the sum-zero gauge, then moved to the anchor's if there is one.
+    covariance = _sandwich(table, theta, inverse, cells_n[0], virtual[0])
+    if anchor_index is not None:
+        shift = np.eye(m)
+        shift[:, anchor_index] -= 1.0
+        covariance = shift @ covariance @ shift.T
+    se = factor * np.sqrt(np.clip(np.diag(covariance), 0.0, None))
+
+    # Bootstrap.
+    corrected_rounds = 0
+    if bootstrap_rounds:
+        samples, corrected_rounds = _bootstrap(table, theta, inverse, bootstrap_rounds, seed)
+        ci_lower, ci_upper = np.percentile(to_elo(samples), [2.5, 97.5], axis=0)
+    else:
+        ci_lower = ci_upper = np.full(m, np.nan)
+
+    frame = pd.DataFrame(
+        {
+            "rating": rating,
+            "ci_lower": ci_lower,
+            "ci_upper": ci_upper,
+            "sandwich_lower": rating - Z95 * se,
+            "sandwich_upper": rating + Z95 * se,
+        },
+        index=pd.Index(table.models, name="model"),
+    )
+    lower, upper = ("ci_lower", "ci_upper") if bootstrap_rounds else ("sandwich_lower", "sandwich_upper")
+    frame["rank"] = rank_by_intervals(frame[lower].to_numpy(), frame[upper].to_numpy())
+    frame["votes"] = table.votes
+    # Models are in name order here, and a stable sort keeps equal ratings in that order.
+    frame = frame.sort_values("rating", ascending=False, kind="mergesort")[COLUMNS]
+
+    parameters = {
+        "method": "bradley-terry-mle",
+        "bootstrap_rounds": int(bootstrap_rounds),
+        "seed": int(seed),
+        "scale": float(scale),
+        "base": float(base),
+        "init": float(init),
+        # A list, not a tuple, so the parameters survive a JSON round trip unchanged.
+        "anchor": None if anchor_index is None else [table.models[anchor_index], anchor_value],
+        "tie_score": 0.5,
+        "tolerance": TOLERANCE,
+        "virtual_ties": VIRTUAL_TIES,
+        "corrected_pairs": corrected,
+        "bootstrap_corrected_rounds": int(corrected_rounds),
+        "rank_interval": "bootstrap" if bootstrap_rounds else "sandwich",
+    }
+    return RatingTable(ratings=frame, total_votes=int(table.cell_n.sum()), parameters=parameters)
+
+
+def rank_by_intervals(lower: Sequence[float] | np.ndarray, upper: Sequence[float] | np.ndarray) -> np.ndarray:
+    """1 + the number of models whose lower bound is above this model's upper bound: a model
+    is outranked only by models that are better beyond doubt, so ranks can be shared."""
+    lower = np.asarray(lower, dtype=float)
+    upper = np.asarray(upper, dtype=float)
+    return 1 + (lower[None, :] > upper[:, None]).sum(axis=1)
+
+
+def online_elo(
+    battles: pd.DataFrame, *, k: float = 4, scale: float = 400, base: float = 10, init: float = 1000
+) -> pd.Series:
+    """battles in time order (columns model_a, model_b, winner); FastChat's compute_elo; returns rating per model.
+
+    Order-dependent by design: this is the classic sequential Elo that Chatbot Arena
+    published before it moved to Bradley-Terry, kept to compare against. The formulas are
+    FastChat's, term for term, so the numbers match its output.
+    """
+    _check_columns(battles, ["model_a", "model_b", "winner"])
+    _check_winners(battles["winner"])
+    rating: dict[str, float] = {}
+    for model_a, model_b, winner in zip(battles["model_a"], battles["model_b"], battles["winner"], strict=True):
+        ra = rating.get(model_a, init)
+        rb = rating.get(model_b, init)
+        ea = 1 / (1 + base ** ((rb - ra) / scale))
+        eb = 1 / (1 + base ** ((ra - rb) / scale))
+        sa = SCORES[winner]
+        rating[model_a] = ra + k * (sa - ea)
+        rating[model_b] = rb + k * (1 - sa - eb)
+    series = pd.Series(rating, name="rating", dtype=float)
+    series.index.name = "model"
+    return series.sort_values(ascending=False, kind="mergesort")
+
+
+# Internals.
+
+
+class _Table:
+    """The counts in canonical form: models in name order, each pair once as (i, j) with
+    i < j, and the votes as cells (pair, outcome) with outcome 0 = i won, 1 = tie, 2 = j won."""
+
+    def __init__(self, models: list[str], pair_i: np.ndarray, pair_j: np.ndarray, cells: pd.DataFrame):
+        self.models = models
+        self.pair_i = pair_i
+        self.pair_j = pair_j
+        self.cell_pair = cells["pair"].to_numpy()
+        self.cell_outcome = cells["outcome"].to_numpy()
+        self.cell_n = cells["n"].to_numpy(dtype=np.int64)
+        m, p = len(models), len(pair_i)
+        self.m = m
+        # Flat positions of (i, j) and (j, i) in an m x m matrix, for building Laplacians.
+        self.off_diagonal = np.concatenate([pair_i * m + pair_j, pair_j * m + pair_i])
+        self.diagonal = np.arange(m) * (m + 1)
+        n_pair = np.bincount(self.cell_pair, weights=self.cell_n, minlength=p)
+        self.votes = (np.bincount(pair_i, n_pair, m) + np.bincount(pair_j, n_pair, m)).astype(np.int64)
+
+    @classmethod
+    def from_counts(cls, counts: pd.DataFrame) -> _Table:
+        _check_columns(counts, ["model_a", "model_b", "winner", "n"])
+        _check_winners(counts["winner"])
+        n = pd.to_numeric(counts["n"], errors="raise").to_numpy(dtype=float)
+        if np.isnan(n).any() or (n < 0).any() or (n != np.round(n)).any():
+            raise ValueError("n must be a whole number >= 0 in every row")
+        rows = counts.loc[n > 0, ["model_a", "model_b", "winner"]].astype(str)
+        rows["n"] = n[n > 0].astype(np.int64)
+        if rows.empty:
+            raise ValueError("No votes to rate: the counts table is empty or every row has n == 0")
+        same = rows["model_a"] == rows["model_b"]
+        if same.any():
+            raise ValueError(f"A model cannot battle itself: {rows.loc[same, 'model_a'].iloc[0]!r}")
+
+        models = sorted(set(rows["model_a"]) | set(rows["model_b"]))
+        code = {name: index for index, name in enumerate(models)}
+        a = rows["model_a"].map(code).to_numpy()
+        b = rows["model_b"].map(code).to_numpy()
+        flipped = a > b
+        lo, hi = np.where(flipped, b, a), np.where(flipped, a, b)
+        score = rows["winner"].map(SCORES).to_numpy()
+        score = np.where(flipped, 1.0 - score, score)  # now the score of the lower index
+        outcome = np.select([score == 1.0, score == 0.5], [0, 1], 2)
+
+        m = len(models)
+        pair_key = lo * m + hi
+        keys, pair = np.unique(pair_key, return_inverse=True)
+        cells = (
+            pd.DataFrame({"pair": pair, "outcome": outcome, "n": rows["n"].to_numpy()})
+            .groupby(["pair", "outcome"], sort=True, as_index=False)["n"]
+            .sum()
+        )
+        table = cls(models, keys // m, keys % m, cells)
+        table.check_connected()
+        return table
+
+    def check_connected(self) -> None:
+        graph = coo_matrix((np.ones(len(self.pair_i)), (self.pair_i, self.pair_j)), shape=(self.m, self.m))
+        count, labels = connected_components(graph, directed=False)
+        if count > 1:
+            groups = [[self.models[i] for i in np.flatnonzero(labels == c)] for c in range(count)]
+            groups.sort(key=lambda names: (-len(names), names))
+            raise DisconnectedComparisons(groups)
+
+    def pair_totals(self, cell_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Votes n and score s of the lower-index model per pair, for a batch of cell counts (rounds x cells)."""
+        rounds, p = cell_n.shape[0], len(self.pair_i)
+        index = (np.arange(rounds)[:, None] * p + self.cell_pair[None, :]).ravel()
+        n = np.bincount(index, cell_n.ravel(), rounds * p).reshape(rounds, p)
+        score = np.array([1.0, 0.5, 0.0])[self.cell_outcome]
+        s = np.bincount(index, (cell_n * score[None, :]).ravel(), rounds * p).reshape(rounds, p)
+        return n, s
+
+    def virtual_ties(self, n: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """Virtual ties per pair (rounds x pairs): VIRTUAL_TIES on every compared pair whose
+        models lie in different strongly connected components of that round's
+        scored-against graph, nothing when the graph is strongly connected."""
+        forward = s > 0  # i scored against j
+        backward = n - s > 0  # j scored against i
+        virtual = np.zeros(n.shape)
+        # Cheap test first: if every pair was scored both ways, the graph is strongly
+        # connected because the comparison graph is connected (checked on the full data).
+        for r in np.flatnonzero(~(forward & backward).all(axis=1)):
+            rows = np.concatenate([self.pair_i[forward[r]], self.pair_j[backward[r]]])
+            cols = np.concatenate([self.pair_j[forward[r]], self.pair_i[backward[r]]])
+            graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(self.m, self.m))
+            count, labels = connected_components(graph, directed=True, connection="strong")
+            if count > 1:
+                virtual[r] = np.where(labels[self.pair_i] != labels[self.pair_j], VIRTUAL_TIES, 0.0)
+        return virtual
+
+    def laplacians(self, weights: np.ndarray, fill: float = 0.0) -> np.ndarray:
+        """fill + sum_pairs w (e_i - e_j)(e_i - e_j)' for a batch of pair weights (rounds x pairs).
+
+        Each pair appears once, so its off-diagonal cells can be assigned through flat
+        indices rather than accumulated, which is several times faster on a batch.
+        """
+        rounds, m = weights.shape[0], self.m
+        matrix = np.full(rounds * m * m, fill)
+        offsets = np.arange(rounds)[:, None] * (m * m)
+        matrix[(offsets + self.off_diagonal[None, :]).ravel()] = fill - np.concatenate([weights, weights], 1).ravel()
+        degree = _scatter(weights, self.pair_i, m) + _scatter(weights, self.pair_j, m)
+        matrix[(offsets + self.diagonal[None, :]).ravel()] += degree.ravel()
+        return matrix.reshape(rounds, m, m)
+
+
+def _fit(table: _Table, n: np.ndarray, s: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Maximise each round's log-likelihood by damped Newton; n, s are rounds x pairs and
+    theta (rounds x models) is the starting point. Returns theta with sum 0 per round."""
+    theta = theta - theta.mean(axis=1, keepdims=True)
+    i, j, m = table.pair_i, table.pair_j, table.m
+    active = np.arange(theta.shape[0])
+    for _ in range(MAX_ITERATIONS):
+        th, nn, ss = theta[active], n[active], s[active]
+        d = th[:, i] - th[:, j]
+        p = expit(d)
+        residual = ss - nn * p
+        gradient = _scatter(residual, i, m) - _scatter(residual, j, m)
+        weight = nn * p * (1 - p)
+        # Converged when each model's gradient, divided by its Fisher information (the
+        # Hessian's diagonal), is below the tolerance: a scale-free gradient test, so it means
+        # the same on ten votes and on a million. Newton converges quadratically, so the last
+        # step taken before this holds was already of the order of the tolerance.
+        degree = _scatter(weight, i, m) + _scatter(weight, j, m)
+        done = (np.abs(gradient) <= TOLERANCE * degree).all(axis=1)
+        if done.all():
+            return theta
+        keep = ~done
+        active, th, nn, ss, d = active[keep], th[keep], nn[keep], ss[keep], d[keep]
+        gradient, weight = gradient[keep], weight[keep]
+
+        # The 1/m fills in the all-ones null direction; the gradient sums to zero, so the
+        # step does too and theta stays centred.
+        hessian = table.laplacians(weight, fill=1.0 / m)
+        step = np.linalg.solve(hessian, gradient[..., None])[..., 0]
+
+        # A step of at most 0.25 moves each d by at most 0.5, which changes every pair's
+        # curvature p(1 - p) by less than a factor e^0.5 < 2, and then a Newton step on a
+        # concave function cannot lower it. Larger steps, far from the optimum (big rating
+        # gaps), are halved until the log-likelihood does not fall.
+        t = np.ones(len(active))
+        far = np.flatnonzero(np.abs(step).max(axis=1) > 0.25)
+        if len(far):
+            before = _loglik(d[far], nn[far], ss[far])
+            scale = np.ones(len(far))
+            for _ in range(60):
+                candidate = th[far] + scale[:, None] * step[far]
+                after = _loglik(candidate[:, i] - candidate[:, j], nn[far], ss[far])
+                worse = after < before
+                if not worse.any():
+                    break
+                scale = np.where(worse, scale / 2, scale)
+            t[far] = scale
+        theta[active] = th + t[:, None] * step
+    raise RuntimeError(f"Bradley-Terry fit did not converge in {MAX_ITERATIONS} Newton steps")
+
+
+def _loglik(d: np.ndarray, n: np.ndarray, s: np.ndarray) -> np.ndarray:
+    # s log sigmoid(d) + (n - s) log sigmoid(-d), using log sigmoid(d) = d + log sigmoid(-d)
+    # to evaluate one logarithm per pair instead of two.
+    return (s * d + n * log_expit(-d)).sum(axis=1)
+
+
+def _scatter(values: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:
+    """Row-wise bincount: out[r, index[k]] += values[r, k]."""
+    rounds = values.shape[0]
+    flat = (np.arange(rounds)[:, None] * size + index[None, :]).ravel()
+    return np.bincount(flat, values.ravel(), rounds * size).reshape(rounds, size)
+
+
+def _refit(table: _Table, n: np.ndarray, s: np.ndarray, theta: np.ndarray, inverse: np.ndarray) -> np.ndarray:
+    """Fit rounds (n, s: rounds x pairs) whose optimum is near theta, e.g. bootstrap
+    resamples of the data theta was fitted to; `inverse` is that fit's inverse information.
+
+    Chord steps: Newton steps that keep the starting point's Hessian instead of building and
+    solving one per round and step. A step is then one matrix product for the whole batch,
+    where a Newton step is a batched LAPACK solve, which is slower and, when the worker
+    shares its cores with other processes, slowed down many times over by BLAS threads
+    waiting on each other. A round stops at the same tolerance as in _fit, so it reaches the
+    same maximum. The rate is set by how far the round's information is from the full
+    data's, which is small except for models with a handful of votes; a round whose steps do
+    not at least halve each time is handed to _fit, from the starting point, instead.
+    """
+    i, j, m = table.pair_i, table.pair_j, table.m
+    rounds = n.shape[0]
+    current = np.repeat(theta[None, :], rounds, 0)
+    previous = np.full(rounds, np.inf)
+    active = np.arange(rounds)
+    stalled: list[np.ndarray] = []
+    for _ in range(CHORD_ITERATIONS):
+        th, nn, ss = current[active], n[active], s[active]
+        p = expit(th[:, i] - th[:, j])
+        residual = ss - nn * p
+        gradient = _scatter(residual, i, m) - _scatter(residual, j, m)
+        weight = nn * p * (1 - p)
+        degree = _scatter(weight, i, m) + _scatter(weight, j, m)
+        going = ~(np.abs(gradient) <= TOLERANCE * degree).all(axis=1)
+        # The gradient sums to zero and the inverse maps onto the sum-zero plane, so theta
+        # stays centred.
+        step = gradient[going] @ inverse
+        size = np.abs(step).max(axis=1)
+        active, th = active[going], th[going]
+        # A step above 0.25 is where _fit starts to check the log-likelihood: leave it to _fit.
+        contracting = (size <= 0.5 * previous[active]) & (size <= 0.25)
+        stalled.append(active[~contracting])
+        active, th, step = active[contracting], th[contracting], step[contracting]
+        previous[active] = size[contracting]
+        current[active] = th + step
+        if not len(active):
+            break
+    stalled.append(active)
+    redo = np.concatenate(stalled)
+    if len(redo):
+        current[redo] = _fit(table, n[redo], s[redo], np.repeat(theta[None, :], len(redo), 0))
+    return current
+
+
+def _sandwich(
+    table: _Table, theta: np.ndarray, inverse: np.ndarray, cell_n: np.ndarray, virtual: np.ndarray
+) -> np.ndarray:
+    """Huber-White covariance of theta in the sum-zero gauge, with each vote as one unit.
+
+    A vote on pair (i, j) with outcome y has score (y - p)(e_i - e_j), so the meat is
+    sum_pairs (e_i - e_j)(e_i - e_j)' * sum_outcomes count * (y - p)^2, and the bread is the
+    pseudo-inverse of the information, whose null space is the all-ones direction: that puts
+    the covariance in the sum-zero gauge. Virtual ties count as votes, as they do in the fit.
+    """
+    p = expit(theta[table.pair_i] - theta[table.pair_j])
+    y = np.array([1.0, 0.5, 0.0])[table.cell_outcome]
+    squares = np.bincount(table.cell_pair, cell_n * (y - p[table.cell_pair]) ** 2, len(p))
+    squares += virtual * (0.5 - p) ** 2
+    meat = table.laplacians(squares[None, :])[0]
+    return inverse @ meat @ inverse
+
+
+def _bootstrap(table: _Table, theta: np.ndarray, inverse: np.ndarray, rounds: int, seed: int) -> tuple[np.ndarray, int]:
+    """Refit `rounds` multinomial resamples of the cells; returns thetas (rounds x models)
+    and how many rounds needed virtual ties."""
+    rng = np.random.default_rng(seed)
+    total = int(table.cell_n.sum())
+    probabilities = table.cell_n / total
+    # Batches bound the memory of the rounds x pairs arrays and of _fit's per-round Hessians.
+    batch = max(1, min(rounds, BATCH_HESSIAN_CELLS // (table.m * table.m)))
+    samples = np.empty((rounds, table.m))
+    corrected = 0
+    for start in range(0, rounds, batch):
+        size = min(batch, rounds - start)
+        # One generator drawn batch after batch gives the same draws as one big draw would.
+        cell_n = rng.multinomial(total, probabilities, size=size)
+        n, s = table.pair_totals(cell_n)
+        virtual = table.virtual_ties(n, s)
+        corrected += int(virtual.any(axis=1).sum())
+        samples[start : start + size] = _refit(table, n + virtual, s + virtual / 2, theta, inverse)
+    return samples, corrected
+
+
+def _check_columns(frame: pd.DataFrame, columns: list[str]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"missing columns: {', '.join(missing)}")
+
+
+def _check_winners(winners: pd.Series) -> None:
+    bad = sorted({str(w) for w in pd.unique(winners) if w not in SCORES})
+    if bad:
+        raise ValueError(f"unknown winner value(s): {', '.join(repr(w) for w in bad)}; expected one of {list(SCORES)}")

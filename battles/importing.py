@@ -1,0 +1,338 @@
+"""Readers for public arena battle files, yielding one normalised ImportRow per battle.
+
+Two shapes are read:
+
+- FastChat's clean battle data: ONE JSON array of objects (streamed with ijson);
+- the `chatbot_arena_conversations` dataset schema, as JSON Lines or Parquet (Parquet is
+  read by record batches, so a file larger than memory is fine).
+
+Plain Python on purpose: no Django here, so the readers can be tested and reused without
+a database. The `import_battles` command does the writing. A row that does not fit raises
+ImportFormatError naming where it is (line, item or row number); the command then refuses
+the whole file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+FASTCHAT = "fastchat"
+HF_JSONL = "hf-jsonl"
+HF_PARQUET = "hf-parquet"
+FORMAT_CHOICES = ("auto", "fastchat", "hf")
+
+# The values of battles.models.Winner and the sizes of the columns rows land in; a test
+# keeps them in step with the models.
+WINNERS = frozenset({"model_a", "model_b", "tie", "tie (bothbad)"})
+MODEL_NAME_MAX = 100
+QUESTION_ID_MAX = 64
+JUDGE_MAX = 64
+LANGUAGE_MAX = 32
+TURN_MAX = 32767
+
+REQUIRED = ("model_a", "model_b", "winner", "judge", "tstamp")
+
+_PARQUET_MAGIC = b"PAR1"
+
+
+class ImportFormatError(ValueError):
+    """A file or row that cannot be imported; `where` says which ("line 3", "item 7", "row 12")."""
+
+    def __init__(self, message: str, where: str = ""):
+        super().__init__(f"{where}: {message}" if where else message)
+        self.where = where
+        self.message = message
+
+
+@dataclass(slots=True)
+class ImportRow:
+    question_id: str  # as given, or a content hash when the row has none
+    model_a: str
+    model_b: str
+    winner: str
+    judge: str
+    anony: bool
+    language: str
+    turn: int
+    prompt_chars: int
+    conversation_a: list
+    conversation_b: list
+    openai_moderation: Any
+    toxic_chat_tag: Any
+    tstamp: float
+    created_at: datetime  # tstamp in UTC
+
+
+def detect_format(path: Path, requested: str = "auto") -> str:
+    """The reader for `path`: from --format, else from the extension, else from the first bytes."""
+    if requested not in FORMAT_CHOICES:
+        raise ImportFormatError(f"unknown format {requested!r}; choose one of {', '.join(FORMAT_CHOICES)}")
+    head = _first_bytes(path)
+    is_parquet = head.startswith(_PARQUET_MAGIC)
+    first = head.lstrip()[:1]
+    if requested == "fastchat":
+        if first != b"[":
+            raise ImportFormatError(
+                "--format fastchat expects one JSON array of battles, but the file does not start with '['"
+            )
+        return FASTCHAT
+    if requested == "hf":
+        return HF_PARQUET if is_parquet or path.suffix.lower() == ".parquet" else HF_JSONL
+    suffix = path.suffix.lower()
+    if suffix == ".parquet" or is_parquet:
+        return HF_PARQUET
+    if suffix in (".jsonl", ".ndjson"):
+        return HF_JSONL
+    if first == b"[":
+        return FASTCHAT
+    if first == b"{":
+        # The datasets library writes JSON Lines under a .json name, too.
+        return HF_JSONL
+    raise ImportFormatError("cannot tell the format (not Parquet, a JSON array or JSON Lines); pass --format")
+
+
+def read_rows(path: Path, fmt: str, *, batch_size: int = 5000) -> Iterator[ImportRow]:
+    """Stream normalised rows from `path` in the detected format `fmt`."""
+    if fmt == FASTCHAT:
+        return read_fastchat(path)
+    if fmt == HF_JSONL:
+        return read_jsonl(path)
+    if fmt == HF_PARQUET:
+        return read_parquet(path, batch_size=batch_size)
+    raise ImportFormatError(f"unknown format {fmt!r}")
+
+
+def read_fastchat(path: Path) -> Iterator[ImportRow]:
+    import ijson
+
+    number = 0
+    with open(path, "rb") as f:
+        if _first_bytes(path).lstrip()[:1] != b"[":
+            raise ImportFormatError("expected one JSON array of battles (the file does not start with '[')")
+        # use_float: numbers as float, not Decimal, so they compare and serialise like json.loads output.
+        items = ijson.items(f, "item", use_float=True)
+        while True:
+            try:
+                obj = next(items)
+            except StopIteration:
+                return
+            except ijson.JSONError as exc:
+                raise ImportFormatError(f"invalid JSON ({_short(exc)})", f"item {number + 1}") from exc
+            number += 1
+            yield normalise(obj, f"item {number}")
+
+
+def read_jsonl(path: Path) -> Iterator[ImportRow]:
+    with open(path, encoding="utf-8") as f:
+        number = 0
+        while True:
+            where = f"line {number + 1}"
+            try:
+                line = f.readline()
+            except UnicodeDecodeError as exc:
+                raise ImportFormatError(f"not UTF-8 text ({exc.reason})", where) from exc
+            if not line:
+                return
+            number += 1
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line, parse_constant=_refuse_constant)
+            except json.JSONDecodeError as exc:
+                raise ImportFormatError(f"invalid JSON ({exc.msg} at column {exc.pos + 1})", where) from exc
+            except ValueError as exc:
+                raise ImportFormatError(f"invalid JSON ({exc})", where) from exc
+            if isinstance(obj, list):
+                raise ImportFormatError(
+                    "expected one JSON object per line, got an array (try --format fastchat)", where
+                )
+            yield normalise(obj, where)
+
+
+def read_parquet(path: Path, *, batch_size: int = 5000) -> Iterator[ImportRow]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise ImportFormatError(f"not a readable Parquet file ({_short(exc)})") from exc
+    number = 0
+    batches = parquet.iter_batches(batch_size=batch_size)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as exc:
+            raise ImportFormatError(f"unreadable Parquet data ({_short(exc)})", f"row {number + 1}") from exc
+        for obj in batch.to_pylist():
+            number += 1
+            yield normalise(obj, f"row {number}")
+
+
+def normalise(obj: Any, where: str) -> ImportRow:
+    """Check one battle object and bring it to the stored shape; raise ImportFormatError if it does not fit."""
+    if not isinstance(obj, dict):
+        raise ImportFormatError(f"expected an object, got {_type_name(obj)}", where)
+    for name in REQUIRED:
+        if obj.get(name) is None:
+            raise ImportFormatError(f"missing required field {name!r}", where)
+
+    model_a = _model_name(obj, "model_a", where)
+    model_b = _model_name(obj, "model_b", where)
+    if model_a == model_b:
+        raise ImportFormatError(f"model_a and model_b are the same model ({model_a!r})", where)
+    winner = obj["winner"]
+    if winner not in WINNERS:
+        allowed = ", ".join(sorted(WINNERS))
+        raise ImportFormatError(f"winner must be one of {allowed}; got {_shorten(winner)}", where)
+
+    judge = obj["judge"]
+    if not isinstance(judge, str) or not judge:
+        raise ImportFormatError(f"judge must be a non-empty string, got {_type_name(judge)}", where)
+    if len(judge) > JUDGE_MAX:
+        judge = hashlib.sha256(judge.encode()).hexdigest()  # 64 characters, and stable across imports
+
+    tstamp = obj["tstamp"]
+    if isinstance(tstamp, bool) or not isinstance(tstamp, int | float) or not math.isfinite(tstamp):
+        raise ImportFormatError(f"tstamp must be unix seconds (a number), got {_shorten(tstamp)}", where)
+    tstamp = float(tstamp)
+    try:
+        created_at = datetime.fromtimestamp(tstamp, tz=UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ImportFormatError(f"tstamp {tstamp!r} is out of range", where) from exc
+
+    anony = obj.get("anony")
+    if anony is None:
+        anony = True
+    elif not isinstance(anony, bool):
+        raise ImportFormatError(f"anony must be true or false, got {_shorten(anony)}", where)
+
+    language = obj.get("language") or ""
+    if not isinstance(language, str):
+        raise ImportFormatError(f"language must be a string, got {_type_name(language)}", where)
+
+    conversation_a = _conversation(obj, "conversation_a", where)
+    conversation_b = _conversation(obj, "conversation_b", where)
+    user_turns = [m["content"] for m in conversation_a if m["role"] == "user"]
+
+    turn = obj.get("turn")
+    if turn is None:
+        turn = len(user_turns) or 1
+    elif isinstance(turn, bool) or not isinstance(turn, int) or not 0 <= turn <= TURN_MAX:
+        raise ImportFormatError(f"turn must be a whole number from 0 to {TURN_MAX}, got {_shorten(turn)}", where)
+
+    question_id = obj.get("question_id")
+    if question_id is not None and not isinstance(question_id, str):
+        raise ImportFormatError(f"question_id must be a string, got {_type_name(question_id)}", where)
+    if question_id and len(question_id) > QUESTION_ID_MAX:
+        raise ImportFormatError(f"question_id is longer than {QUESTION_ID_MAX} characters", where)
+    if not question_id:
+        question_id = content_key(
+            model_a=model_a,
+            model_b=model_b,
+            winner=winner,
+            judge=judge,
+            tstamp=tstamp,
+            conversation_a=conversation_a,
+            conversation_b=conversation_b,
+        )
+
+    return ImportRow(
+        question_id=question_id,
+        model_a=model_a,
+        model_b=model_b,
+        winner=winner,
+        judge=judge,
+        anony=anony,
+        language=language[:LANGUAGE_MAX],
+        turn=turn,
+        prompt_chars=len(user_turns[0]) if user_turns else 0,
+        conversation_a=conversation_a,
+        conversation_b=conversation_b,
+        openai_moderation=obj.get("openai_moderation"),
+        toxic_chat_tag=obj.get("toxic_chat_tag"),
+        tstamp=tstamp,
+        created_at=created_at,
+    )
+
+
+def content_key(
+    *, model_a: str, model_b: str, winner: str, judge: str, tstamp: float, conversation_a: list, conversation_b: list
+) -> str:
+    """The idempotency key of a row without a question_id: sha256 of a canonical JSON (64 hex characters)."""
+    canonical = json.dumps(
+        {
+            "model_a": model_a,
+            "model_b": model_b,
+            "winner": winner,
+            "judge": judge,
+            "tstamp": tstamp,
+            "conversation_a": conversation_a,
+            "conversation_b": conversation_b,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _model_name(obj: dict, field: str, where: str) -> str:
+    value = obj[field]
+    if not isinstance(value, str) or not value.strip():
+        raise ImportFormatError(f"{field} must be a non-empty string, got {_shorten(value)}", where)
+    if len(value) > MODEL_NAME_MAX:
+        raise ImportFormatError(f"{field} is longer than {MODEL_NAME_MAX} characters", where)
+    return value
+
+
+def _conversation(obj: dict, field: str, where: str) -> list:
+    value = obj.get(field)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ImportFormatError(f"{field} must be a list of messages, got {_type_name(value)}", where)
+    for index, message in enumerate(value):
+        if (
+            not isinstance(message, dict)
+            or not isinstance(message.get("role"), str)
+            or not isinstance(message.get("content"), str)
+        ):
+            raise ImportFormatError(f"{field}[{index}] must be an object with string 'role' and 'content'", where)
+    return value
+
+
+def _refuse_constant(name: str):
+    # json.loads accepts NaN and Infinity, which are not JSON and which PostgreSQL's jsonb refuses.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _first_bytes(path: Path, size: int = 4096) -> bytes:
+    with open(path, "rb") as f:
+        head = f.read(size)
+    return head.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number" if isinstance(value, int | float) else type(value).__name__
+    )
+
+
+def _shorten(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]

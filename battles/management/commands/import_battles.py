@@ -1,0 +1,240 @@
+"""Import public arena battles (FastChat clean battle JSON, or the chatbot_arena_conversations
+schema as JSON Lines or Parquet) as imported battles with their votes.
+
+All or nothing: the whole file is imported in one transaction, so a malformed row anywhere
+refuses the file and leaves no battle, vote, model or provider behind. Idempotent: a battle
+is keyed by its question_id (or a content hash stored as one), and keys already present are
+skipped. Rows are read and written in batches, so memory does not grow with the file.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, reset_queries, transaction
+from django.db.models import Max
+
+from arenasite import clock
+from battles import importing
+from battles.importing import ImportFormatError, ImportRow
+from battles.models import Battle, Vote
+from providers.models import ArenaModel, LifecycleEvent, Provider
+
+DEFAULT_BATCH_SIZE = 5000
+IMPORTED_PROVIDER = "imported"
+ALREADY_IMPORTED = "already imported"
+DUPLICATE_IN_FILE = "duplicate in file"
+
+
+@dataclass
+class ImportResult:
+    read: int = 0
+    added: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    models_created: list[str] = field(default_factory=list)
+    batches: int = 0
+
+    def summary(self, source: str, fmt: str) -> list[str]:
+        lines = [f"{source} ({fmt}): {self.read} rows read, {self.added} added, {sum(self.skipped.values())} skipped."]
+        lines += [f"  skipped: {reason}: {count}" for reason, count in sorted(self.skipped.items())]
+        if self.models_created:
+            lines.append(
+                f'  created {len(self.models_created)} listed model(s) under provider "{IMPORTED_PROVIDER}": '
+                + ", ".join(self.models_created)
+            )
+        return lines
+
+
+class Command(BaseCommand):
+    help = "Import arena battles from a FastChat JSON array or a chatbot_arena_conversations JSONL/Parquet file."
+
+    def add_arguments(self, parser):
+        parser.add_argument("path", help="the file to import")
+        parser.add_argument(
+            "--format",
+            choices=importing.FORMAT_CHOICES,
+            default="auto",
+            help="fastchat: one JSON array; hf: JSON Lines or Parquet; auto (default): from extension and content",
+        )
+        parser.add_argument(
+            "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"rows per insert (default {DEFAULT_BATCH_SIZE})"
+        )
+
+    def handle(self, *args, path, format, batch_size, **options):
+        source = Path(path)
+        if not source.is_file():
+            raise CommandError(f"{path}: no such file.")
+        if batch_size < 1:
+            raise CommandError("--batch-size must be 1 or more.")
+        try:
+            fmt = importing.detect_format(source, format)
+            rows = importing.read_rows(source, fmt, batch_size=batch_size)
+            with transaction.atomic():
+                result = import_rows(rows, source_name=source.name, batch_size=batch_size)
+        except ImportFormatError as exc:
+            raise CommandError(f"{source.name}: {exc}. Nothing was imported.") from exc
+        except OSError as exc:
+            raise CommandError(f"{source.name}: cannot read the file ({exc}). Nothing was imported.") from exc
+        for line in result.summary(source.name, fmt):
+            self.stdout.write(line)
+
+
+def import_rows(rows: Iterable[ImportRow], *, source_name: str, batch_size: int = DEFAULT_BATCH_SIZE) -> ImportResult:
+    """Insert new battles and votes batch by batch. Call inside transaction.atomic(): a failure
+    part-way leaves earlier batches written until the transaction rolls back."""
+    result = ImportResult()
+    models = _ModelResolver(source_name=source_name, now=clock.now())
+    # Battles above this id were added by this import, so finding a key among them means
+    # the file holds it twice; this keeps the in-file check in the database, not in memory.
+    first_new_id = (Battle.objects.aggregate(last=Max("id"))["last"] or 0) + 1
+    for batch in _batches(rows, batch_size):
+        result.read += len(batch)
+        result.batches += 1
+        fresh = _drop_known(batch, first_new_id, result.skipped)
+        if fresh:
+            ids = models.resolve(fresh)
+            _insert(fresh, ids)
+            result.added += len(fresh)
+        # DEBUG keeps every query's SQL; with batches of conversations that is gigabytes by the end.
+        reset_queries()
+    result.models_created = models.finish()
+    return result
+
+
+def _batches(rows: Iterable[ImportRow], size: int) -> Iterator[list[ImportRow]]:
+    iterator = iter(rows)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _drop_known(batch: list[ImportRow], first_new_id: int, skipped: Counter) -> list[ImportRow]:
+    keys = list({row.question_id for row in batch})
+    # SQLite caps the parameters of one query; PostgreSQL takes the whole batch at once.
+    step = connection.features.max_query_params or len(keys)
+    existing: dict[str, int] = {}
+    for start in range(0, len(keys), step):
+        chunk = keys[start : start + step]
+        existing.update(Battle.objects.filter(question_id__in=chunk).values_list("question_id", "id"))
+    fresh, seen = [], set()
+    for row in batch:
+        key = row.question_id
+        if key in seen:
+            skipped[DUPLICATE_IN_FILE] += 1
+        elif key in existing:
+            skipped[DUPLICATE_IN_FILE if existing[key] >= first_new_id else ALREADY_IMPORTED] += 1
+        else:
+            seen.add(key)
+            fresh.append(row)
+    return fresh
+
+
+def _insert(rows: list[ImportRow], ids: dict[str, int]) -> None:
+    battles = Battle.objects.bulk_create(
+        [
+            Battle(
+                question_id=row.question_id,
+                model_a_id=ids[row.model_a],
+                model_b_id=ids[row.model_b],
+                anony=row.anony,
+                source=Battle.Source.IMPORTED,
+                language=row.language,
+                turn=row.turn,
+                prompt_chars=row.prompt_chars,
+                conversation_a=row.conversation_a,
+                conversation_b=row.conversation_b,
+                openai_moderation=row.openai_moderation,
+                toxic_chat_tag=row.toxic_chat_tag,
+                # bulk_create skips save(), which assigns the pool for single battles.
+                in_release_pool=Battle.pool_for(row.question_id),
+                created_at=row.created_at,
+            )
+            for row in rows
+        ]
+    )
+    Vote.objects.bulk_create(
+        [
+            Vote(
+                battle_id=battle.pk,
+                model_a_id=battle.model_a_id,
+                model_b_id=battle.model_b_id,
+                anony=row.anony,
+                winner=row.winner,
+                judge=row.judge,
+                excluded_reason="",
+                created_at=row.created_at,
+            )
+            for battle, row in zip(battles, rows, strict=True)
+        ]
+    )
+
+
+class _ModelResolver:
+    """Model names to ids. Names not in the arena become listed models of the "imported" provider."""
+
+    def __init__(self, *, source_name: str, now: datetime):
+        self.source_name = source_name
+        self.now = now
+        self.ids: dict[str, int] = {}
+        self.provider: Provider | None = None
+        # Models created by this import: the listed_at they were created with, and the earliest tstamp seen.
+        self.created: dict[str, tuple[int, datetime]] = {}
+        self.earliest: dict[str, datetime] = {}
+
+    def resolve(self, rows: list[ImportRow]) -> dict[str, int]:
+        unknown = {row.model_a for row in rows} | {row.model_b for row in rows}
+        unknown.difference_update(self.ids)
+        if unknown:
+            self.ids.update(ArenaModel.objects.filter(name__in=unknown).values_list("name", "id"))
+            for name in sorted(unknown.difference(self.ids)):
+                self.earliest[name] = min(row.created_at for row in rows if name in (row.model_a, row.model_b))
+                self._create(name)
+        if self.earliest:
+            for row in rows:
+                for name in (row.model_a, row.model_b):
+                    if name in self.earliest and row.created_at < self.earliest[name]:
+                        self.earliest[name] = row.created_at
+        return self.ids
+
+    def finish(self) -> list[str]:
+        """Move listed_at back where a later batch held an earlier battle; return the created names."""
+        for name, (pk, listed_at) in self.created.items():
+            if self.earliest[name] < listed_at:
+                ArenaModel.objects.filter(pk=pk).update(listed_at=self.earliest[name])
+        return sorted(self.created)
+
+    def _create(self, name: str) -> None:
+        if self.provider is None:
+            self.provider = (
+                Provider.objects.filter(slug=IMPORTED_PROVIDER).first()
+                or Provider.objects.filter(name=IMPORTED_PROVIDER).first()
+                or Provider.objects.create(name=IMPORTED_PROVIDER, slug=IMPORTED_PROVIDER)
+            )
+        listed_at = self.earliest[name]
+        model = ArenaModel.objects.create(
+            provider=self.provider,
+            name=name,
+            access_kind=ArenaModel.AccessKind.PUBLIC_API,
+            status=ArenaModel.Status.LISTED,
+            listed_at=listed_at,
+            status_changed_at=self.now,
+            created_at=self.now,
+        )
+        LifecycleEvent.objects.create(
+            arena_model=model,
+            action="import",
+            kind=LifecycleEvent.Kind.DONE,
+            from_status=ArenaModel.Status.DRAFT,
+            to_status=ArenaModel.Status.LISTED,
+            actor=None,
+            reason=f"Imported with arena data from {self.source_name}",
+            effective_at=self.now,
+            created_at=self.now,
+        )
+        self.ids[name] = model.pk
+        self.created[name] = (model.pk, listed_at)

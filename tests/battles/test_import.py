@@ -1,0 +1,411 @@
+import json
+from datetime import UTC, datetime
+from io import StringIO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from django.core.management import CommandError, call_command
+
+from battles import importing
+from battles.management.commands import import_battles
+from battles.models import Battle, Vote, Winner
+from providers.models import ArenaModel, LifecycleEvent, Provider
+
+from ..conftest import make_model
+
+pytestmark = pytest.mark.django_db
+
+T0 = 1682351591.25  # 2023-04-24 15:53:11.25 UTC
+
+
+def battle(n: int = 0, **fields) -> dict:
+    """One battle in the chatbot_arena_conversations schema."""
+    prompt = f"question number {n}?"
+    row = {
+        "question_id": f"q{n:06d}",
+        "model_a": "vicuna-13b",
+        "model_b": "koala-13b",
+        "winner": "model_a",
+        "judge": f"arena_user_{n % 7}",
+        "conversation_a": [{"role": "user", "content": prompt}, {"role": "assistant", "content": f"answer a {n}"}],
+        "conversation_b": [{"role": "user", "content": prompt}, {"role": "assistant", "content": f"answer b {n}"}],
+        "turn": 1,
+        "anony": True,
+        "language": "English",
+        "tstamp": T0 + n,
+        "openai_moderation": {"flagged": False, "categories": {"violence": False}},
+        "toxic_chat_tag": {"roberta-large": {"flagged": False, "probability": 0.01}},
+    }
+    row.update(fields)
+    return row
+
+
+def fastchat(n: int = 0, **fields) -> dict:
+    """One battle as FastChat's clean battle JSON writes it: no question_id, no moderation tags."""
+    row = battle(n, **fields)
+    for name in ("question_id", "openai_moderation", "toxic_chat_tag"):
+        if name not in fields:
+            del row[name]
+    return row
+
+
+def write_json(path, rows):
+    path.write_text(json.dumps(rows, indent=1))
+    return path
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def write_parquet(path, rows):
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=2)
+    return path
+
+
+def run(path, *args) -> str:
+    out = StringIO()
+    call_command("import_battles", str(path), *args, stdout=out)
+    return out.getvalue()
+
+
+def counts() -> dict[str, int]:
+    return {model.__name__: model.objects.count() for model in (Battle, Vote, ArenaModel, Provider, LifecycleEvent)}
+
+
+def test_the_readers_agree_with_the_models():
+    assert importing.WINNERS == set(Winner.values)
+    assert importing.QUESTION_ID_MAX == Battle._meta.get_field("question_id").max_length
+    assert importing.JUDGE_MAX == Vote._meta.get_field("judge").max_length
+    assert importing.LANGUAGE_MAX == Battle._meta.get_field("language").max_length
+    assert importing.MODEL_NAME_MAX == ArenaModel._meta.get_field("name").max_length
+
+
+def test_it_imports_a_fastchat_json_array(tmp_path):
+    rows = [
+        fastchat(0),
+        fastchat(1, model_b="alpaca-13b", winner="tie (bothbad)", anony=False, language="German"),
+        fastchat(2, conversation_a=None, conversation_b=None, turn=None),
+    ]
+    out = run(write_json(tmp_path / "clean_battle.json", rows))
+
+    assert "clean_battle.json (fastchat): 3 rows read, 3 added, 0 skipped." in out
+    first, second, third = Battle.objects.order_by("created_at")
+    assert first.source == Battle.Source.IMPORTED
+    assert len(first.question_id) == 64  # a content hash stands in for the missing question_id
+    assert first.question_id == importing.content_key(
+        model_a="vicuna-13b",
+        model_b="koala-13b",
+        winner="model_a",
+        judge="arena_user_0",
+        tstamp=T0,
+        conversation_a=rows[0]["conversation_a"],
+        conversation_b=rows[0]["conversation_b"],
+    )
+    assert first.model_a.name == "vicuna-13b" and first.model_b.name == "koala-13b"
+    assert first.language == "English" and first.turn == 1 and first.anony
+    assert first.prompt_chars == len("question number 0?")
+    assert first.conversation_a == rows[0]["conversation_a"]
+    assert first.openai_moderation is None and first.toxic_chat_tag is None
+    assert first.created_at == datetime(2023, 4, 24, 15, 53, 11, 250000, tzinfo=UTC)
+
+    vote = first.vote
+    assert (vote.model_a_id, vote.model_b_id, vote.anony) == (first.model_a_id, first.model_b_id, True)
+    assert vote.winner == Winner.MODEL_A and vote.judge == "arena_user_0"
+    assert vote.excluded_reason == "" and vote.created_at == first.created_at
+
+    assert second.vote.winner == Winner.TIE_BOTHBAD and not second.anony and not second.vote.anony
+    assert second.language == "German" and second.model_b.name == "alpaca-13b"
+    assert third.conversation_a == [] and third.conversation_b == []
+    assert third.turn == 1 and third.prompt_chars == 0
+
+
+def test_it_imports_the_dataset_schema_as_json_lines(tmp_path):
+    rows = [battle(0), battle(1, winner="tie", conversation_a=[], turn=None), battle(2, judge="x" * 80)]
+    out = run(write_jsonl(tmp_path / "train.jsonl", rows))
+
+    assert "train.jsonl (hf-jsonl): 3 rows read, 3 added, 0 skipped." in out
+    first = Battle.objects.get(question_id="q000000")
+    assert first.openai_moderation == rows[0]["openai_moderation"]
+    assert first.toxic_chat_tag == rows[0]["toxic_chat_tag"]
+    assert first.conversation_b == rows[0]["conversation_b"]
+    no_turns = Battle.objects.get(question_id="q000001")
+    assert no_turns.turn == 1 and no_turns.prompt_chars == 0 and no_turns.vote.winner == Winner.TIE
+    assert len(Vote.objects.get(battle__question_id="q000002").judge) == 64  # hashed to fit
+
+
+def test_it_imports_the_dataset_schema_as_parquet(tmp_path):
+    rows = [battle(n) for n in range(5)]
+    rows[3]["conversation_a"].append({"role": "user", "content": "and then?"})
+    rows[3]["turn"] = None
+    out = run(write_parquet(tmp_path / "train-00000-of-00001.parquet", rows))
+
+    assert "(hf-parquet): 5 rows read, 5 added, 0 skipped." in out
+    third = Battle.objects.get(question_id="q000003")
+    assert third.turn == 2  # counted from the user messages when not given
+    assert third.conversation_a == rows[3]["conversation_a"]
+    assert third.toxic_chat_tag == rows[3]["toxic_chat_tag"]
+    assert third.created_at == datetime.fromtimestamp(T0 + 3, tz=UTC)
+    assert Vote.objects.filter(winner="model_a").count() == 5
+
+
+@pytest.mark.parametrize(
+    "writer, name, make",
+    [(write_json, "b.json", fastchat), (write_jsonl, "b.jsonl", battle), (write_parquet, "b.parquet", battle)],
+)
+def test_importing_the_same_file_again_adds_nothing(tmp_path, writer, name, make):
+    path = writer(tmp_path / name, [make(n) for n in range(6)])
+    run(path)
+    before = counts()
+
+    out = run(path)
+
+    assert "6 rows read, 0 added, 6 skipped." in out
+    assert "skipped: already imported: 6" in out
+    assert counts() == before
+
+
+def test_an_overlapping_file_adds_only_the_new_battles(tmp_path):
+    run(write_jsonl(tmp_path / "week1.jsonl", [battle(n) for n in range(4)]))
+    out = run(write_jsonl(tmp_path / "week2.jsonl", [battle(n) for n in range(2, 7)]))
+    assert "5 rows read, 3 added, 2 skipped." in out
+    assert Battle.objects.count() == Vote.objects.count() == 7
+
+
+def test_duplicates_inside_one_file_are_skipped_even_across_batches(tmp_path):
+    rows = [fastchat(0), fastchat(1), fastchat(0), fastchat(2), fastchat(1), fastchat(1)]
+    out = run(write_json(tmp_path / "dups.json", rows), "--batch-size", "2")
+
+    assert "6 rows read, 3 added, 3 skipped." in out
+    assert "skipped: duplicate in file: 3" in out
+    assert "already imported" not in out
+    assert Battle.objects.count() == Vote.objects.count() == 3
+
+
+def test_unknown_models_are_listed_under_the_imported_provider_with_an_event(tmp_path):
+    rows = [
+        battle(5, model_a="guanaco-33b", model_b="mpt-7b-chat"),
+        battle(6, model_a="mpt-7b-chat", model_b="guanaco-33b"),
+        battle(1, model_a="guanaco-33b", model_b="RWKV-4-Raven-14B"),  # the earliest, in a later batch
+    ]
+    out = run(write_jsonl(tmp_path / "arena.jsonl", rows), "--batch-size", "2")
+
+    assert 'created 3 listed model(s) under provider "imported": RWKV-4-Raven-14B, guanaco-33b, mpt-7b-chat' in out
+    provider = Provider.objects.get(slug="imported")
+    assert provider.name == "imported"
+    guanaco = ArenaModel.objects.get(name="guanaco-33b")
+    assert guanaco.provider == provider
+    assert guanaco.status == ArenaModel.Status.LISTED and guanaco.is_public
+    assert guanaco.access_kind == ArenaModel.AccessKind.PUBLIC_API
+    assert guanaco.listed_at == datetime.fromtimestamp(T0 + 1, tz=UTC)
+    assert ArenaModel.objects.get(name="mpt-7b-chat").listed_at == datetime.fromtimestamp(T0 + 5, tz=UTC)
+
+    event = guanaco.events.get()
+    assert (event.action, event.kind, event.from_status, event.to_status) == ("import", "done", "draft", "listed")
+    assert event.actor is None
+    assert event.reason == "Imported with arena data from arena.jsonl"
+    assert event.effective_at == event.created_at == guanaco.created_at
+    assert LifecycleEvent.objects.count() == 3
+
+    # A second file reuses them: no second provider, model or event.
+    run(write_jsonl(tmp_path / "more.jsonl", [battle(9, model_a="guanaco-33b", model_b="mpt-7b-chat")]))
+    assert Provider.objects.filter(slug="imported").count() == 1
+    assert ArenaModel.objects.count() == 3 and LifecycleEvent.objects.count() == 3
+
+
+def test_existing_models_are_reused_whatever_their_status(tmp_path, provider_a):
+    listed = make_model(provider_a, ArenaModel.Status.LISTED, name="vicuna-13b")
+    draft = make_model(provider_a, ArenaModel.Status.DRAFT, name="koala-13b")
+    before = counts()
+
+    run(write_jsonl(tmp_path / "b.jsonl", [battle(0), battle(1)]))
+
+    assert Battle.objects.filter(model_a=listed, model_b=draft).count() == 2
+    assert Vote.objects.filter(model_a=listed, model_b=draft).count() == 2
+    assert not Provider.objects.filter(slug="imported").exists()
+    assert counts() == {**before, "Battle": 2, "Vote": 2}
+    draft.refresh_from_db()
+    assert draft.status == ArenaModel.Status.DRAFT
+
+
+def test_an_existing_imported_provider_is_used(tmp_path):
+    Provider.objects.create(name="imported", slug="imported")
+    run(write_jsonl(tmp_path / "b.jsonl", [battle(0)]))
+    assert Provider.objects.count() == 1
+    assert set(ArenaModel.objects.values_list("provider__slug", flat=True)) == {"imported"}
+
+
+def test_the_release_pool_flag_is_the_one_a_saved_battle_would_get(tmp_path, settings):
+    settings.RELEASE_POOL_FRACTION = 0.5
+    run(write_jsonl(tmp_path / "b.jsonl", [battle(n) for n in range(60)]), "--batch-size", "7")
+    flags = dict(Battle.objects.values_list("question_id", "in_release_pool"))
+    assert flags == {key: Battle.pool_for(key) for key in flags}
+    assert 0 < sum(flags.values()) < 60
+
+
+def _jsonl_with(path, bad: str, at: int):
+    """Three good lines (with models nobody has yet) and `bad` as line `at`."""
+    lines = [json.dumps(battle(n, model_a=f"new-model-{n}")) for n in range(3)]
+    lines.insert(at - 1, bad)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+BAD_ROWS = [
+    ('{"model_a": "a", "model_b": ', "invalid JSON"),
+    (json.dumps({k: v for k, v in battle(9).items() if k != "judge"}), "missing required field 'judge'"),
+    (json.dumps(battle(9, winner="model_c")), "winner must be one of"),
+    (json.dumps(battle(9, model_a="koala-13b")), "model_a and model_b are the same model ('koala-13b')"),
+    (json.dumps(battle(9, tstamp="2023-04-24")), "tstamp must be unix seconds"),
+    (json.dumps(battle(9, anony="yes")), "anony must be true or false"),
+    (json.dumps(battle(9, turn=1.5)), "turn must be a whole number"),
+    (json.dumps(battle(9, conversation_a="hello")), "conversation_a must be a list of messages"),
+    (json.dumps(battle(9, conversation_b=[{"role": "user"}])), "conversation_b[0] must be an object"),
+    (json.dumps(battle(9, model_b=7)), "model_b must be a non-empty string"),
+    (json.dumps(battle(9, question_id=12)), "question_id must be a string"),
+    (json.dumps([battle(9)]), "expected one JSON object per line"),
+    ('{"tstamp": NaN}', "NaN is not valid JSON"),
+]
+
+
+@pytest.mark.parametrize("bad, message", BAD_ROWS)
+def test_a_malformed_json_lines_file_is_refused_with_its_line_and_nothing_added(tmp_path, bad, message):
+    before = counts()
+    path = _jsonl_with(tmp_path / "bad.jsonl", bad, at=3)
+
+    with pytest.raises(CommandError) as refused:
+        run(path, "--batch-size", "1")  # the first two lines are inserted before the bad one is read
+
+    assert str(refused.value).startswith("bad.jsonl: line 3: ")
+    assert message in str(refused.value)
+    assert str(refused.value).endswith("Nothing was imported.")
+    assert counts() == before
+
+
+def test_the_line_number_counts_blank_lines(tmp_path):
+    path = tmp_path / "gaps.jsonl"
+    path.write_text(json.dumps(battle(0)) + "\n\n\n" + json.dumps(battle(1, winner="A")) + "\n")
+    with pytest.raises(CommandError, match=r"gaps.jsonl: line 4: winner must be one of"):
+        run(path)
+    assert Battle.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "tail, message",
+    [
+        ('{"model_a": "x", "model_b": oops}]', r"item 3: invalid JSON"),
+        ('{"model_a": "x", "model_b": "y"', r"item 3: invalid JSON"),  # cut off
+        ('"just a string"]', r"item 3: expected an object, got a string"),
+        (json.dumps(fastchat(9, model_b="vicuna-13b")) + "]", r"item 3: model_a and model_b are the same model"),
+        (json.dumps(fastchat(9, tstamp=None)) + "]", r"item 3: missing required field 'tstamp'"),
+    ],
+)
+def test_a_malformed_json_array_is_refused_with_its_item_number(tmp_path, tail, message):
+    before = counts()
+    head = ",\n".join(json.dumps(fastchat(n, model_a=f"new-model-{n}")) for n in range(2))
+    path = tmp_path / "clean_battle.json"
+    path.write_text(f"[{head},\n{tail}")
+
+    with pytest.raises(CommandError, match=rf"clean_battle.json: {message}"):
+        run(path, "--batch-size", "1")
+    assert counts() == before
+
+
+def test_a_malformed_parquet_file_is_refused_with_its_row_number(tmp_path):
+    before = counts()
+    rows = [battle(n, model_a=f"new-model-{n}") for n in range(5)]
+    rows[3]["winner"] = "model_z"
+    path = write_parquet(tmp_path / "bad.parquet", rows)
+
+    with pytest.raises(CommandError, match=r"bad.parquet: row 4: winner must be one of"):
+        run(path, "--batch-size", "2")
+    assert counts() == before
+
+
+def test_a_parquet_file_with_a_column_of_the_wrong_type_is_refused(tmp_path):
+    rows = [battle(n) for n in range(3)]
+    table = pa.Table.from_pylist(rows)
+    table = table.set_column(table.schema.get_field_index("tstamp"), "tstamp", pa.array(["soon"] * 3))
+    path = tmp_path / "types.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(CommandError, match=r"row 1: tstamp must be unix seconds"):
+        run(path)
+    assert Battle.objects.count() == 0
+
+
+def test_a_file_that_is_not_parquet_is_refused(tmp_path):
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"PAR1 this is not really parquet")
+    with pytest.raises(CommandError, match=r"broken.parquet: not a readable Parquet file"):
+        run(path)
+
+
+def test_an_explicit_format_overrides_the_extension(tmp_path):
+    path = write_jsonl(tmp_path / "export.txt", [battle(0), battle(1)])
+    out = run(path, "--format", "hf")
+    assert "export.txt (hf-jsonl): 2 rows read, 2 added" in out
+
+    # The datasets library writes JSON Lines under a .json name; auto reads it as such.
+    out = run(write_jsonl(tmp_path / "train.json", [battle(2)]))
+    assert "train.json (hf-jsonl): 1 rows read, 1 added" in out
+
+    out = run(write_parquet(tmp_path / "data.bin", [battle(3)]), "--format", "hf")
+    assert "data.bin (hf-parquet): 1 rows read, 1 added" in out
+
+
+def test_the_wrong_explicit_format_is_refused(tmp_path):
+    jsonl = write_jsonl(tmp_path / "train.jsonl", [battle(0)])
+    with pytest.raises(CommandError, match="--format fastchat expects one JSON array"):
+        run(jsonl, "--format", "fastchat")
+
+    parquet = write_parquet(tmp_path / "train.parquet", [battle(0)])
+    with pytest.raises(CommandError, match="--format fastchat expects one JSON array"):
+        run(parquet, "--format", "fastchat")
+
+    array = write_json(tmp_path / "clean.json", [fastchat(0)])
+    with pytest.raises(CommandError, match=r"line 1: invalid JSON"):
+        run(array, "--format", "hf")
+    assert Battle.objects.count() == 0
+
+
+def test_an_unknown_format_and_a_missing_file_are_refused(tmp_path):
+    csv = tmp_path / "battles.csv"
+    csv.write_text("model_a,model_b,winner\n")
+    with pytest.raises(CommandError, match="cannot tell the format"):
+        run(csv)
+    with pytest.raises(CommandError, match="invalid choice: 'csv'"):
+        run(write_jsonl(tmp_path / "b.jsonl", [battle(0)]), "--format", "csv")
+    with pytest.raises(CommandError, match="no such file"):
+        run(tmp_path / "missing.jsonl")
+
+
+def test_the_readers_stream(tmp_path):
+    """The JSON array reader hands out rows before it has parsed the rest of the file."""
+    path = tmp_path / "clean.json"
+    path.write_text("[" + json.dumps(fastchat(0)) + "," + json.dumps(fastchat(1)) + ", {broken")
+    rows = importing.read_fastchat(path)
+    assert next(rows).judge == "arena_user_0"
+    assert next(rows).judge == "arena_user_1"
+    with pytest.raises(importing.ImportFormatError, match="item 3"):
+        next(rows)
+
+
+def test_a_large_file_is_written_in_batches(tmp_path, monkeypatch):
+    sizes = []
+    insert = import_battles._insert
+
+    def spy(rows, ids):
+        sizes.append(len(rows))
+        insert(rows, ids)
+
+    monkeypatch.setattr(import_battles, "_insert", spy)
+    rows = [battle(n, conversation_a=None, conversation_b=None, openai_moderation=None) for n in range(20000)]
+    path = write_jsonl(tmp_path / "big.jsonl", rows)
+
+    out = run(path, "--batch-size", "1000")
+
+    assert "20000 rows read, 20000 added, 0 skipped." in out
+    assert sizes == [1000] * 20
+    assert Battle.objects.count() == Vote.objects.count() == 20000

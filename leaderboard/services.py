@@ -129,7 +129,8 @@ def recompute(*, bootstrap_rounds: int | None = None, seed: int | None = None) -
                 overall_total = table.total_votes
             intervals = table.ratings[["ci_lower", "ci_upper"]]
             if bootstrap_rounds == 0:  # no bootstrap asked for: the sandwich interval stands in
-                intervals = table.ratings[["sandwich_lower", "sandwich_upper"]].set_axis(["ci_lower", "ci_upper"], axis=1)
+                sandwich = table.ratings[["sandwich_lower", "sandwich_upper"]]
+                intervals = sandwich.set_axis(["ci_lower", "ci_upper"], axis=1)
             for model_key, row in table.ratings.iterrows():
                 model_id = int(model_key)
                 rows.append(

@@ -99,7 +99,9 @@ def check_pool(now: datetime | None = None) -> dict[str, int]:
     """Check every model in the pool; report listed models offline inside their window."""
     now = now or clock.now()
     counts = {"checked": 0, "ok": 0, "failed": 0}
-    for model in ArenaModel.objects.in_pool().order_by("pk"):
+    # Models without an endpoint (imported history) have nothing to check.
+    checkable = ArenaModel.objects.in_pool().exclude(is_demo=False, endpoint_base_url="")
+    for model in checkable.order_by("pk"):
         result = probe_endpoint(model)
         record_check(model, result, now)
         counts["checked"] += 1

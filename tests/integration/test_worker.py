@@ -20,7 +20,7 @@ def test_a_worker_carries_out_a_due_retirement(provider_a, member_a, celery_work
     # The window has since passed: move the dates back instead of the worker's clock.
     past = clock.now() - timedelta(days=15)
     ArenaModel.objects.filter(pk=model.pk).update(listed_at=past, retire_after=past + timedelta(days=14))
-    untouched = make_model(provider_a, ArenaModel.Status.LISTED)
+    untouched = make_model(provider_a, ArenaModel.Status.LISTED, is_demo=True)
     transition(model_id=untouched.pk, action=Action.RETIRE, actor=None, reason="later")
 
     celery_worker_process("providers.tasks.carry_out_due_transitions")

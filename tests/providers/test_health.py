@@ -125,3 +125,10 @@ def test_models_outside_the_pool_and_demo_models_need_no_network(provider_a):
     assert health.check_pool() == {"checked": 1, "ok": 1, "failed": 0}
     demo.refresh_from_db()
     assert demo.endpoint_last_ok_at is not None
+
+
+def test_models_without_an_endpoint_are_not_probed(provider_a):
+    imported = make_model(provider_a, ArenaModel.Status.LISTED)  # like imported history: no endpoint
+    assert health.check_pool() == {"checked": 0, "ok": 0, "failed": 0}
+    imported.refresh_from_db()
+    assert imported.endpoint_offline_since is None

@@ -273,32 +273,32 @@ class _Table:
         n = pd.to_numeric(counts["n"], errors="raise").to_numpy(dtype=float)
         if np.isnan(n).any() or (n < 0).any() or (n != np.round(n)).any():
             raise ValueError("n must be a whole number >= 0 in every row")
-        rows = counts.loc[n > 0, ["model_a", "model_b", "winner"]].astype(str)
-        rows["n"] = n[n > 0].astype(np.int64)
-        if rows.empty:
+        kept = n > 0
+        if not kept.any():
             raise ValueError("No votes to rate: the counts table is empty or every row has n == 0")
-        same = rows["model_a"] == rows["model_b"]
+        # Names are coded once with factorize (sorted, so model order does not depend on row order);
+        # mapping strings row by row would dominate the whole fit.
+        names_a = counts["model_a"].to_numpy(dtype=object)[kept].astype(str)
+        names_b = counts["model_b"].to_numpy(dtype=object)[kept].astype(str)
+        codes, uniques = pd.factorize(np.concatenate([names_a, names_b]), sort=True)
+        models = [str(name) for name in uniques]
+        a, b = codes[: len(names_a)], codes[len(names_a) :]
+        same = a == b
         if same.any():
-            raise ValueError(f"A model cannot battle itself: {rows.loc[same, 'model_a'].iloc[0]!r}")
-
-        models = sorted(set(rows["model_a"]) | set(rows["model_b"]))
-        code = {name: index for index, name in enumerate(models)}
-        a = rows["model_a"].map(code).to_numpy()
-        b = rows["model_b"].map(code).to_numpy()
+            raise ValueError(f"A model cannot battle itself: {models[a[same][0]]!r}")
         flipped = a > b
         lo, hi = np.where(flipped, b, a), np.where(flipped, a, b)
-        score = rows["winner"].map(SCORES).to_numpy()
+        winner_codes, winners = pd.factorize(counts["winner"].to_numpy(dtype=object)[kept])
+        score = np.array([SCORES[w] for w in winners])[winner_codes]
         score = np.where(flipped, 1.0 - score, score)  # now the score of the lower index
         outcome = np.select([score == 1.0, score == 0.5], [0, 1], 2)
 
         m = len(models)
-        pair_key = lo * m + hi
-        keys, pair = np.unique(pair_key, return_inverse=True)
-        cells = (
-            pd.DataFrame({"pair": pair, "outcome": outcome, "n": rows["n"].to_numpy()})
-            .groupby(["pair", "outcome"], sort=True, as_index=False)["n"]
-            .sum()
-        )
+        keys, pair = np.unique(lo * m + hi, return_inverse=True)
+        # Sum the counts per (pair, outcome) cell; the flat cell key sorts by pair, then outcome.
+        cell_keys, cell_index = np.unique(pair * 3 + outcome, return_inverse=True)
+        cell_n = np.bincount(cell_index, weights=n[kept], minlength=len(cell_keys)).astype(np.int64)
+        cells = pd.DataFrame({"pair": cell_keys // 3, "outcome": cell_keys % 3, "n": cell_n})
         table = cls(models, keys // m, keys % m, cells)
         table.check_connected()
         return table

@@ -6,6 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .pool import in_release_pool
+from .style import answer_style, first_prompt, prompt_hash
 
 
 class Winner(models.TextChoices):
@@ -45,6 +46,14 @@ class Battle(models.Model):
     language = models.CharField(max_length=32, blank=True)
     turn = models.PositiveSmallIntegerField(default=0, help_text="Number of user turns.")
     prompt_chars = models.PositiveIntegerField(default=0, help_text="Length of the first user prompt.")
+    prompt_hash = models.CharField(
+        max_length=32,
+        blank=True,
+        db_default="",
+        db_index=True,
+        editable=False,
+        help_text="Finds the same first prompt asked again (case and white space ignored).",
+    )
     conversation_a = models.JSONField(default=list, blank=True)
     conversation_b = models.JSONField(default=list, blank=True)
     openai_moderation = models.JSONField(null=True, blank=True)
@@ -65,14 +74,63 @@ class Battle(models.Model):
     def save(self, *args, **kwargs):
         if self._state.adding:
             self.in_release_pool = Battle.pool_for(self.question_id)
+        self.prompt_hash = prompt_hash(first_prompt(self.conversation_a))
         super().save(*args, **kwargs)
+        BattleStyle.store([self])
 
     @staticmethod
     def pool_for(question_id: str) -> bool:
         """The release-pool assignment of a new battle; bulk inserts call this too."""
-        return in_release_pool(
-            question_id, salt=settings.RELEASE_POOL_SALT, fraction=settings.RELEASE_POOL_FRACTION
-        )
+        return in_release_pool(question_id, salt=settings.RELEASE_POOL_SALT, fraction=settings.RELEASE_POOL_FRACTION)
+
+
+class BattleStyle(models.Model):
+    """Length and markdown of both answers (battles/style.py), for style-controlled ratings.
+
+    Kept beside the battle rather than parsed from the conversations at every
+    recomputation; only battles whose conversations carry both answers have one.
+    """
+
+    battle = models.OneToOneField(Battle, models.CASCADE, primary_key=True, related_name="style")
+    tokens_a = models.PositiveIntegerField()
+    tokens_b = models.PositiveIntegerField()
+    headers_a = models.PositiveIntegerField()
+    headers_b = models.PositiveIntegerField()
+    list_items_a = models.PositiveIntegerField()
+    list_items_b = models.PositiveIntegerField()
+    bold_a = models.PositiveIntegerField()
+    bold_b = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"style of battle {self.battle_id}"
+
+    @classmethod
+    def store(cls, battles) -> None:
+        """Create or refresh the style rows of saved battles (none for a battle missing an answer)."""
+        rows, without = [], []
+        for battle in battles:
+            a, b = answer_style(battle.conversation_a), answer_style(battle.conversation_b)
+            if a is None or b is None:
+                without.append(battle.pk)
+                continue
+            rows.append(
+                cls(
+                    battle_id=battle.pk,
+                    tokens_a=a.tokens,
+                    tokens_b=b.tokens,
+                    headers_a=a.headers,
+                    headers_b=b.headers,
+                    list_items_a=a.list_items,
+                    list_items_b=b.list_items,
+                    bold_a=a.bold,
+                    bold_b=b.bold,
+                )
+            )
+        if without:
+            cls.objects.filter(battle_id__in=without).delete()
+        if rows:
+            fields = [f.name for f in cls._meta.concrete_fields if not f.primary_key]
+            cls.objects.bulk_create(rows, update_conflicts=True, unique_fields=["battle"], update_fields=fields)
 
 
 class Vote(models.Model):

@@ -52,7 +52,9 @@ a point, and everyone else's measures the difference to it.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,6 +76,8 @@ Z95 = 1.959963984540054  # the 97.5% normal quantile
 # Bootstrap rounds are fitted in batches; a batch holds one m x m Hessian per round, so
 # this caps the batch's Hessians at about 32 MB whatever the number of models.
 BATCH_HESSIAN_CELLS = 4_000_000
+# Bootstrap batches run on this many threads at most: one per core, since they compute.
+BOOTSTRAP_THREADS = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
 
 
 class DisconnectedComparisons(ValueError):
@@ -220,25 +224,39 @@ def rank_by_intervals(lower: Sequence[float] | np.ndarray, upper: Sequence[float
 
 
 def online_elo(
-    battles: pd.DataFrame, *, k: float = 4, scale: float = 400, base: float = 10, init: float = 1000
+    battles: pd.DataFrame,
+    *,
+    k: float = 4,
+    scale: float = 400,
+    base: float = 10,
+    init: float = 1000,
+    initial: Mapping[str, float] | None = None,
 ) -> pd.Series:
     """battles in time order (columns model_a, model_b, winner); FastChat's compute_elo; returns rating per model.
 
     Order-dependent by design: this is the classic sequential Elo that Chatbot Arena
     published before it moved to Bradley-Terry, kept to compare against. The formulas are
-    FastChat's, term for term, so the numbers match its output.
+    FastChat's, term for term, so the numbers match its output. ``initial`` continues from
+    ratings computed on earlier votes: Elo over all votes equals Elo over the later ones
+    started from the ratings after the earlier ones.
     """
     _check_columns(battles, ["model_a", "model_b", "winner"])
     _check_winners(battles["winner"])
-    rating: dict[str, float] = {}
-    for model_a, model_b, winner in zip(battles["model_a"], battles["model_b"], battles["winner"], strict=True):
-        ra = rating.get(model_a, init)
-        rb = rating.get(model_b, init)
+    rating: dict[str, float] = {str(name): float(value) for name, value in (initial or {}).items()}
+    # Codes and plain lists: this loop is sequential by nature and runs once per vote.
+    sides = np.concatenate([battles["model_a"].to_numpy(dtype=object), battles["model_b"].to_numpy(dtype=object)])
+    names, codes = np.unique(sides.astype(str), return_inverse=True)
+    names = names.tolist()
+    values = [rating.get(name, init) for name in names]
+    n = len(battles)
+    scores = battles["winner"].map(SCORES).tolist()
+    for i, j, sa in zip(codes[:n].tolist(), codes[n:].tolist(), scores, strict=True):
+        ra, rb = values[i], values[j]
         ea = 1 / (1 + base ** ((rb - ra) / scale))
         eb = 1 / (1 + base ** ((ra - rb) / scale))
-        sa = SCORES[winner]
-        rating[model_a] = ra + k * (sa - ea)
-        rating[model_b] = rb + k * (1 - sa - eb)
+        values[i] = ra + k * (sa - ea)
+        values[j] = rb + k * (1 - sa - eb)
+    rating.update(zip(names, values, strict=True))
     series = pd.Series(rating, name="rating", dtype=float)
     series.index.name = "model"
     return series.sort_values(ascending=False, kind="mergesort")
@@ -484,22 +502,34 @@ def _sandwich(
 
 def _bootstrap(table: _Table, theta: np.ndarray, inverse: np.ndarray, rounds: int, seed: int) -> tuple[np.ndarray, int]:
     """Refit `rounds` multinomial resamples of the cells; returns thetas (rounds x models)
-    and how many rounds needed virtual ties."""
-    rng = np.random.default_rng(seed)
+    and how many rounds needed virtual ties.
+
+    Rounds go in batches, which bound the memory of the rounds x pairs arrays and of _fit's
+    per-round Hessians. Each batch draws from its own generator, spawned from the seed, so
+    the batches can run on several threads (numpy's sampling and array arithmetic release
+    the GIL) and the result does not depend on how many there are or which ran first.
+    """
     total = int(table.cell_n.sum())
     probabilities = table.cell_n / total
-    # Batches bound the memory of the rounds x pairs arrays and of _fit's per-round Hessians.
     batch = max(1, min(rounds, BATCH_HESSIAN_CELLS // (table.m * table.m)))
+    starts = list(range(0, rounds, batch))
+    generators = [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(len(starts))]
     samples = np.empty((rounds, table.m))
-    corrected = 0
-    for start in range(0, rounds, batch):
+
+    def run(start: int, rng: np.random.Generator) -> int:
         size = min(batch, rounds - start)
-        # One generator drawn batch after batch gives the same draws as one big draw would.
         cell_n = rng.multinomial(total, probabilities, size=size)
         n, s = table.pair_totals(cell_n)
         virtual = table.virtual_ties(n, s)
-        corrected += int(virtual.any(axis=1).sum())
         samples[start : start + size] = _refit(table, n + virtual, s + virtual / 2, theta, inverse)
+        return int(virtual.any(axis=1).sum())
+
+    workers = min(len(starts), BOOTSTRAP_THREADS)
+    if workers <= 1:
+        corrected = sum(run(start, rng) for start, rng in zip(starts, generators, strict=True))
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            corrected = sum(pool.map(run, starts, generators))
     return samples, corrected
 
 

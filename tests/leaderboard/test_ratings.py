@@ -336,3 +336,18 @@ def test_it_runs_fastchats_sequential_elo():
     assert r.to_dict() == pytest.approx(expected, abs=1e-12)
     assert list(r.index) == sorted(expected, key=expected.get, reverse=True)
     assert online_elo(battles, k=32).loc["C"] > r.loc["C"]
+
+
+def test_online_elo_continued_from_earlier_ratings_equals_one_pass():
+    rng = np.random.default_rng(5)
+    battles = pd.DataFrame(
+        {
+            "model_a": rng.choice(list("ABCD"), 300),
+            "model_b": rng.choice(list("EFG"), 300),
+            "winner": rng.choice(["model_a", "model_b", "tie", "tie (bothbad)"], 300),
+        }
+    )
+    whole = online_elo(battles)
+    continued = online_elo(battles.iloc[120:], initial=online_elo(battles.iloc[:120]).to_dict())
+    assert continued.to_dict() == pytest.approx(whole.to_dict(), abs=1e-9)
+    assert online_elo(battles.iloc[:0], initial={"A": 1010.0}).to_dict() == {"A": 1010.0}

@@ -223,6 +223,14 @@ ARENA_RATING_ANCHOR_RATING = env_float("ARENA_RATING_ANCHOR_RATING", 1000.0)
 ARENA_LONG_PROMPT_CHARS = env_int("ARENA_LONG_PROMPT_CHARS", 500)
 ARENA_LANGUAGE_CATEGORIES = env_list("ARENA_LANGUAGE_CATEGORIES", "English,Chinese")
 ARENA_PRELIMINARY_VOTES = env_int("ARENA_PRELIMINARY_VOTES", 500)
+# Categories beyond overall/multi-turn/long prompts/languages: at most N counted votes per
+# voter per day (0: no such category), style control where answers carry text, and on
+# request the votes with high-frequency duplicate prompts down-sampled.
+ARENA_JUDGE_DAILY_CAP = env_int("ARENA_JUDGE_DAILY_CAP", 20)
+ARENA_STYLE_CONTROL = env_bool("ARENA_STYLE_CONTROL", True)
+ARENA_DEDUP_PROMPTS = env_bool("ARENA_DEDUP_PROMPTS", False)
+ARENA_DEDUP_PERCENTILE = env_float("ARENA_DEDUP_PERCENTILE", 99.99)
+ARENA_ONLINE_ELO_K = env_float("ARENA_ONLINE_ELO_K", 4.0)
 
 # Data sharing: the share of battles promised to community releases, and the secret salt
 # that assigns each battle to the pool (derived from SECRET_KEY when unset). Changing the

@@ -16,8 +16,8 @@ from providers.models import ArenaModel
 from .models import RatingRun
 from .selectors import board
 
-CSV_FIELDS = ["rank", "model", "rating", "ci_lower", "ci_upper", "votes", "state", "provider", "licence",
-              "knowledge_cutoff", "preliminary"]
+CSV_FIELDS = ["rank", "model", "rating", "ci_lower", "ci_upper", "votes", "online_elo", "state", "provider",
+              "licence", "knowledge_cutoff", "preliminary"]
 
 
 class LeaderboardCSVRenderer(renderers.BaseRenderer):
@@ -46,6 +46,7 @@ RowSerializer = inline_serializer(
         "ci_lower": serializers.FloatField(),
         "ci_upper": serializers.FloatField(),
         "votes": serializers.IntegerField(),
+        "online_elo": serializers.FloatField(allow_null=True, help_text="Sequential Elo, overall category only."),
         "state": serializers.CharField(),
         "provider": serializers.CharField(),
         "licence": serializers.CharField(),

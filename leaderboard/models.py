@@ -33,6 +33,11 @@ class RatingRun(models.Model):
     published_at = models.DateTimeField(null=True, blank=True)
     duration_seconds = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True)
+    online_elo_state = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Online Elo after the last vote this run saw; the next run continues from it.",
+    )
 
     objects = RatingRunQuerySet.as_manager()
 
@@ -57,6 +62,7 @@ class ModelRating(models.Model):
     sandwich_upper = models.FloatField()
     rank = models.PositiveIntegerField()
     votes = models.PositiveIntegerField()
+    online_elo = models.FloatField(null=True, blank=True, help_text="Sequential Elo (K=4) in vote order; overall only.")
 
     class Meta:
         ordering = ["run", "category", "-rating"]
@@ -66,3 +72,19 @@ class ModelRating(models.Model):
 
     def __str__(self) -> str:
         return f"{self.arena_model_id} {self.category}: {self.rating:.1f}"
+
+
+class PairCounts(models.Model):
+    """The outcome counts per pair of models behind one category of a run, for the win-fraction
+    and battle-count plots: ``counts`` is a list of [model_a_id, model_b_id, a_wins, b_wins, ties]
+    with model_a_id < model_b_id. Kept apart from the run so reading a run does not load it."""
+
+    run = models.ForeignKey(RatingRun, models.CASCADE, related_name="pair_counts")
+    category = models.CharField(max_length=40)
+    counts = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "category"], name="paircounts_unique")]
+
+    def __str__(self) -> str:
+        return f"pair counts of {self.category} in run {self.run_id}"

@@ -6,7 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 from leaderboard.models import RatingRun
 from leaderboard.selectors import board
 
-FIELDS = ["rank", "model", "rating", "ci_lower", "ci_upper", "votes", "state", "provider", "licence", "preliminary"]
+FIELDS = ["rank", "model", "rating", "ci_lower", "ci_upper", "votes", "online_elo", "state", "provider", "licence",
+          "preliminary"]
 
 
 class Command(BaseCommand):

@@ -1,3 +1,5 @@
+import argparse
+
 from django.core.management.base import BaseCommand, CommandError
 
 from leaderboard import services
@@ -9,11 +11,19 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--bootstrap", type=int, help="bootstrap rounds (default: ARENA_BOOTSTRAP_ROUNDS)")
         parser.add_argument("--seed", type=int, help="bootstrap seed (default: ARENA_BOOTSTRAP_SEED)")
+        parser.add_argument(
+            "--dedup",
+            action=argparse.BooleanOptionalAction,
+            help="add the category with high-frequency duplicate prompts down-sampled (default: ARENA_DEDUP_PROMPTS)",
+        )
+        parser.add_argument(
+            "--rebuild-elo", action="store_true", help="replay the online Elo from the first vote instead of continuing"
+        )
 
-    def handle(self, *args, bootstrap, seed, **options):
+    def handle(self, *args, bootstrap, seed, dedup, rebuild_elo, **options):
         if bootstrap is not None and bootstrap < 0:
             raise CommandError("--bootstrap must be 0 or more.")
-        run = services.recompute(bootstrap_rounds=bootstrap, seed=seed)
+        run = services.recompute(bootstrap_rounds=bootstrap, seed=seed, dedup=dedup, rebuild_elo=rebuild_elo)
         by_category = {}
         for category in run.ratings.values_list("category", flat=True):
             by_category[category] = by_category.get(category, 0) + 1

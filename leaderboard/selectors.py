@@ -6,7 +6,7 @@ from django.conf import settings
 
 from providers.models import ArenaModel
 
-from .models import ModelRating, RatingRun
+from .models import ModelRating, PairCounts, RatingRun
 
 PUBLIC_STATES = {
     "listed": (ArenaModel.Status.LISTED,),
@@ -45,9 +45,37 @@ def _row(rating: ModelRating) -> dict:
         "ci_plus": round(rating.ci_upper - rating.rating, 1),
         "ci_minus": round(rating.rating - rating.ci_lower, 1),
         "votes": rating.votes,
+        "online_elo": None if rating.online_elo is None else round(rating.online_elo, 1),
         "state": model.status,
         "provider": model.provider.name,
         "licence": model.licence,
         "knowledge_cutoff": model.knowledge_cutoff.isoformat() if model.knowledge_cutoff else None,
         "preliminary": rating.votes < settings.ARENA_PRELIMINARY_VOTES,
     }
+
+
+def pair_counts(run: RatingRun, category: str) -> list[list[int]]:
+    """The stored per-pair outcomes of one category of a run; empty for runs made before they were stored.
+
+    They cover every rated model, hidden ones too: callers keep only the pairs of models they show.
+    """
+    return PairCounts.objects.filter(run=run, category=category).values_list("counts", flat=True).first() or []
+
+
+def rating_history(category: str, model_ids: list[int], *, runs: int) -> list[tuple]:
+    """(published_at, model id, rating) of the given models in the latest `runs` published runs, in one query.
+
+    Only runs in which the model was already public count: its ratings from initial rating
+    were private when they were made and stay private after it is listed.
+    """
+    recent = RatingRun.objects.published().order_by("-published_at", "-id").values("pk")[:runs]
+    return list(
+        ModelRating.objects.filter(
+            run__in=recent,
+            category=category,
+            arena_model_id__in=model_ids,
+            model_status__in=PUBLIC_STATES["with_retired"],
+        )
+        .order_by("run__published_at", "run_id")
+        .values_list("run__published_at", "arena_model_id", "rating")
+    )

@@ -1,24 +1,91 @@
-from django.shortcuts import render
+import re
+from urllib.parse import urlencode
 
+from django.http import FileResponse, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.cache import get_conditional_response, patch_vary_headers
+from django.views.decorators.http import require_safe
+
+from . import plotly_js as plotly_bundle
+from . import plots, selectors
 from .models import RatingRun
-from .selectors import board
+from .services import category_labels
+
+# The fingerprint is in the URL, so this URL's content never changes: browsers and proxies may keep it.
+PLOTLY_JS_CACHE_CONTROL = "public, max-age=31536000, immutable"
+ACCEPTS_GZIP = re.compile(r"\bgzip\b")
 
 
 def leaderboard(request):
     """The public leaderboard of the latest published run."""
+    return render(request, "leaderboard/index.html", _board_context(request))
+
+
+def leaderboard_plots(request):
+    """The plots of the table's category and models, on their own page.
+
+    Apart from the table so the table stays three queries and carries no 1.5 MB script
+    for visitors who only want the ranking; the same filters apply to both.
+    """
+    context = _board_context(request)
+    context["figures"] = {}
+    if context["run"] is not None:
+        rows, category = context["rows"], context["category"]
+        history = selectors.rating_history(category, plots.history_model_ids(rows), runs=plots.HISTORY_RUNS)
+        context["figures"] = plots.leaderboard_figures(rows, selectors.pair_counts(context["run"], category), history)
+    context.update(
+        plotly_js_url=plotly_bundle.url(),
+        heatmap_models=plots.HEATMAP_MODELS,
+        history_models=plots.HISTORY_MODELS,
+        history_runs=plots.HISTORY_RUNS,
+    )
+    return render(request, "leaderboard/plots.html", context)
+
+
+def _board_context(request) -> dict:
+    """The latest published run and the rows the request's filters select: three queries."""
     run = RatingRun.objects.latest_published()
     include_retired = request.GET.get("retired") == "1"
     categories, rows, category = [], [], request.GET.get("category", "overall")
     if run is not None:
-        categories = sorted(set(run.ratings.values_list("category", flat=True)))
-        if category not in categories:
+        labels = category_labels()
+        names = set(run.ratings.values_list("category", flat=True))
+        # In the order the categories are defined, overall first; a retired category keeps its name.
+        order = {name: position for position, name in enumerate(labels)}
+        ordered = sorted(names, key=lambda name: (order.get(name, len(order)), name))
+        categories = [{"name": name, "label": labels.get(name, name)} for name in ordered]
+        if category not in names:
             category = "overall"
-        rows = board(run, category, include_retired=include_retired)
-    context = {
+        rows = selectors.board(run, category, include_retired=include_retired)
+    return {
         "run": run,
         "rows": rows,
         "category": category,
         "categories": categories,
         "include_retired": include_retired,
+        # Carries the filters across the Table and Plots links.
+        "filters_query": urlencode({"category": category, **({"retired": "1"} if include_retired else {})}),
     }
-    return render(request, "leaderboard/index.html", context)
+
+
+@require_safe
+def plotly_js(request, fingerprint: str):
+    """plotly.js from the installed plotly package, so the plots need no CDN."""
+    if fingerprint != plotly_bundle.fingerprint():
+        # A page rendered before an upgrade: send it to the current file, without caching the detour.
+        return redirect(plotly_bundle.url())
+    use_gzip = bool(ACCEPTS_GZIP.search(request.headers.get("Accept-Encoding", "")))
+    # One ETag per encoding: the two bodies differ, and a cache must not swap them.
+    etag = f'"{plotly_bundle.fingerprint()}{"-gzip" if use_gzip else ""}"'
+    response = get_conditional_response(request, etag=etag)
+    if response is None:
+        if use_gzip:
+            response = HttpResponse(plotly_bundle.gzipped())
+            response["Content-Encoding"] = "gzip"
+        else:
+            response = FileResponse(plotly_bundle.path().open("rb"))
+        response["Content-Type"] = "text/javascript; charset=utf-8"
+    response["ETag"] = etag
+    response["Cache-Control"] = PLOTLY_JS_CACHE_CONTROL
+    patch_vary_headers(response, ["Accept-Encoding"])
+    return response

@@ -351,3 +351,19 @@ def test_online_elo_continued_from_earlier_ratings_equals_one_pass():
     continued = online_elo(battles.iloc[120:], initial=online_elo(battles.iloc[:120]).to_dict())
     assert continued.to_dict() == pytest.approx(whole.to_dict(), abs=1e-9)
     assert online_elo(battles.iloc[:0], initial={"A": 1010.0}).to_dict() == {"A": 1010.0}
+
+
+def test_aggregate_counts_the_same_with_the_dense_and_the_sparse_count(monkeypatch):
+    rng = np.random.default_rng(8)
+    battles = pd.DataFrame(
+        {
+            "model_a": rng.choice(list("ABCDE"), 500),
+            "model_b": rng.choice(list("VWXYZ"), 500),
+            "winner": rng.choice(list(engine.SCORES), 500),
+        }
+    )
+    expected = battles.groupby(["model_a", "model_b", "winner"]).size().rename("n")
+    for limit in (engine.DENSE_COUNT_LIMIT, 0):
+        monkeypatch.setattr(engine, "DENSE_COUNT_LIMIT", limit)
+        counted = aggregate(battles).set_index(["model_a", "model_b", "winner"])["n"].sort_index()
+        assert counted.equals(expected)

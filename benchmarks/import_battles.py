@@ -87,12 +87,13 @@ def main() -> None:
     from django.db import connection
     from django.db.models import Max
 
-    from battles.models import Battle, Vote
+    from battles.models import Battle, BattleStyle, Vote
 
     name = str(connection.settings_dict["NAME"])
     print(f"database: {connection.vendor} {name}")
     if "bench" not in name and not args.force:
         sys.exit("Refusing: the database name does not contain 'bench' (pass --force to run anyway).")
+    call_command("migrate", verbosity=0, interactive=False)
 
     with tempfile.TemporaryDirectory(prefix="arena-bench-") as tmp:
         path = Path(tmp) / "clean_battle.json"
@@ -115,6 +116,7 @@ def main() -> None:
                 # Raw SQL: the ORM's cascade would load every battle to delete it.
                 with connection.cursor() as cursor:
                     cursor.execute(f"DELETE FROM {Vote._meta.db_table} WHERE battle_id >= %s", [first_new_id])
+                    cursor.execute(f"DELETE FROM {BattleStyle._meta.db_table} WHERE battle_id >= %s", [first_new_id])
                     cursor.execute(f"DELETE FROM {Battle._meta.db_table} WHERE id >= %s", [first_new_id])
     # ru_maxrss is in kilobytes on Linux.
     print(f"peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

@@ -9,6 +9,7 @@ from scipy.optimize import minimize
 from scipy.special import log_expit
 
 from leaderboard.ratings import SCORES, DisconnectedComparisons, aggregate, compute_ratings
+from leaderboard import style_control
 from leaderboard.style_control import STYLE_COLUMNS, compute_style_controlled, style_features
 
 FACTOR = 400 / math.log(10)
@@ -80,7 +81,8 @@ def test_it_is_the_maximum_likelihood_solution():
     def negative_loglik(w):
         theta = np.concatenate([[0.0], w[: len(names) - 1]])
         z = theta[a] - theta[b] + x @ w[len(names) - 1 :]
-        return -np.sum(y * log_expit(z) + (1 - y) * log_expit(-z))
+        ridge = style_control.RIDGE * len(y) * np.sum(w[len(names) - 1 :] ** 2) / 2
+        return -np.sum(y * log_expit(z) + (1 - y) * log_expit(-z)) + ridge
 
     found = minimize(negative_loglik, np.zeros(len(names) + 1), method="BFGS", options={"gtol": 1e-10})
     theta = np.concatenate([[0.0], found.x[: len(names) - 1]])
@@ -133,3 +135,14 @@ def test_an_unbeaten_model_gets_a_finite_rating_as_in_the_plain_fit():
     table = compute_style_controlled(pd.concat([battles, newcomer], ignore_index=True))
     assert np.isfinite(table.ratings["rating"]).all()
     assert table.parameters["corrected_pairs"] == [["m0", "new"]]
+
+
+def test_a_style_that_only_follows_the_model_does_not_break_the_fit():
+    # One model always writes headers, the others never: the likelihood cannot tell its style
+    # from its strength. The ridge keeps the fit defined and credits the difference to strength.
+    battles, _ = simulate(seed=9, n=3_000, models=4)
+    battles["headers_a"] = np.where(battles["model_a"] == "m3", 4, 0)
+    battles["headers_b"] = np.where(battles["model_b"] == "m3", 4, 0)
+    table = compute_style_controlled(battles)
+    assert np.isfinite(table.ratings[["rating", "ci_lower", "ci_upper"]].to_numpy()).all()
+    assert abs(table.parameters["style_coefficients"]["headers"][0]) < 0.5

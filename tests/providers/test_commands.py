@@ -92,3 +92,23 @@ def test_the_demo_is_idempotent_and_covers_every_state():
     assert "staff login" in run("seed_demo")
     assert (ArenaModel.objects.count(), LifecycleEvent.objects.count(), get_user_model().objects.count()) == counts
     assert set(ArenaModel.objects.values_list("status", flat=True)) == set(ArenaModel.Status.values)
+
+
+def test_the_demo_has_a_rated_vote_history(django_capture_on_commit_callbacks, client):
+    from battles.models import Battle, BattleStyle, Vote
+    from leaderboard.models import RatingRun
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run("seed_demo")
+    battles = Battle.objects.count()
+    assert battles > 2000 and Vote.objects.count() == battles == BattleStyle.objects.count()
+    assert RatingRun.objects.published().count() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        run("seed_demo")
+    assert Battle.objects.count() == battles and RatingRun.objects.published().count() == 1
+
+    board = client.get("/api/v1/leaderboard/").json()["results"]
+    assert {row["model"] for row in board} == set(
+        ArenaModel.objects.filter(status=ArenaModel.Status.LISTED).values_list("name", flat=True)
+    )
+    assert board[0]["model"] == "acme-gpt-large"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 from pathlib import Path
 
 import dj_database_url
@@ -214,6 +215,50 @@ ARENA_MIN_LISTED_DAYS = env_int("ARENA_MIN_LISTED_DAYS", 14)
 ARENA_HEADS_UP_DAYS = env_int("ARENA_HEADS_UP_DAYS", 1)
 ARENA_OFFLINE_RETIREMENT_DAYS = env_int("ARENA_OFFLINE_RETIREMENT_DAYS", 7)
 ARENA_HEALTH_CHECK_TIMEOUT = env_int("ARENA_HEALTH_CHECK_TIMEOUT", 10)
+
+# Pair sampling (battles/sampling.py). A model in initial rating is drawn BOOST times as
+# often as its weight says until it has BOOST_VOTES counted votes, so a new model gathers
+# the votes for its rating quickly. A model with battle targets, when drawn first, meets
+# one of them with probability TARGET_SHARE and any other pool model otherwise.
+ARENA_NEW_MODEL_BOOST = env_float("ARENA_NEW_MODEL_BOOST", 5.0)
+ARENA_NEW_MODEL_BOOST_VOTES = env_int("ARENA_NEW_MODEL_BOOST_VOTES", 3000)
+ARENA_BATTLE_TARGET_SHARE = env_float("ARENA_BATTLE_TARGET_SHARE", 0.5)
+if not (math.isfinite(ARENA_NEW_MODEL_BOOST) and ARENA_NEW_MODEL_BOOST > 0):
+    raise ImproperlyConfigured(f"ARENA_NEW_MODEL_BOOST must be a number above 0, got {ARENA_NEW_MODEL_BOOST!r}")
+if ARENA_NEW_MODEL_BOOST_VOTES < 0:
+    raise ImproperlyConfigured(f"ARENA_NEW_MODEL_BOOST_VOTES must be 0 or more, got {ARENA_NEW_MODEL_BOOST_VOTES}")
+if not 0 <= ARENA_BATTLE_TARGET_SHARE <= 1:
+    raise ImproperlyConfigured(
+        f"ARENA_BATTLE_TARGET_SHARE must be a probability from 0 to 1, got {ARENA_BATTLE_TARGET_SHARE!r}"
+    )
+
+# Model calls in battles (battles/clients.py). Seconds unless named otherwise. The first-token
+# wait covers connecting, sending and the first answer text of one attempt; the chunk wait is the
+# longest silence allowed after it (keep-alive comments do not count as chunks); the total
+# bounds one answer. Retries (with doubling, jittered backoff) happen only before any text
+# is shown. CONCURRENCY is per endpoint and per web process.
+ARENA_MODEL_CONNECT_TIMEOUT = env_float("ARENA_MODEL_CONNECT_TIMEOUT", 5.0)
+ARENA_MODEL_FIRST_TOKEN_TIMEOUT = env_float("ARENA_MODEL_FIRST_TOKEN_TIMEOUT", 30.0)
+ARENA_MODEL_CHUNK_TIMEOUT = env_float("ARENA_MODEL_CHUNK_TIMEOUT", 15.0)
+ARENA_MODEL_TOTAL_TIMEOUT = env_float("ARENA_MODEL_TOTAL_TIMEOUT", 300.0)
+ARENA_MODEL_RETRIES = env_int("ARENA_MODEL_RETRIES", 2)
+ARENA_MODEL_RETRY_BACKOFF = env_float("ARENA_MODEL_RETRY_BACKOFF", 0.5)
+ARENA_MODEL_CONCURRENCY = env_int("ARENA_MODEL_CONCURRENCY", 8)
+ARENA_MODEL_MAX_ANSWER_CHARS = env_int("ARENA_MODEL_MAX_ANSWER_CHARS", 20000)
+ARENA_DEMO_CHUNK_DELAY = env_float("ARENA_DEMO_CHUNK_DELAY", 0.02)
+for _name in (
+    "ARENA_MODEL_CONNECT_TIMEOUT",
+    "ARENA_MODEL_FIRST_TOKEN_TIMEOUT",
+    "ARENA_MODEL_CHUNK_TIMEOUT",
+    "ARENA_MODEL_TOTAL_TIMEOUT",
+    "ARENA_MODEL_CONCURRENCY",
+    "ARENA_MODEL_MAX_ANSWER_CHARS",
+):
+    if not (math.isfinite(globals()[_name]) and globals()[_name] > 0):
+        raise ImproperlyConfigured(f"{_name} must be above 0, got {globals()[_name]!r}")
+for _name in ("ARENA_MODEL_RETRIES", "ARENA_MODEL_RETRY_BACKOFF", "ARENA_DEMO_CHUNK_DELAY"):
+    if not (math.isfinite(globals()[_name]) and globals()[_name] >= 0):
+        raise ImproperlyConfigured(f"{_name} must be 0 or more, got {globals()[_name]!r}")
 
 # Ratings
 ARENA_BOOTSTRAP_ROUNDS = env_int("ARENA_BOOTSTRAP_ROUNDS", 1000)

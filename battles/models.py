@@ -169,3 +169,24 @@ class Vote(models.Model):
     @property
     def counts(self) -> bool:
         return self.anony and not self.excluded_reason
+
+
+class SamplingShare(models.Model):
+    """How many anonymous battles each model was served on one day, for the published shares.
+
+    One row per (day, model), counted up as battles are created (battles/arena_pool.py
+    `record_served`). The day's battle count is half the sum of its rows, since every
+    battle has two models; a model's served share is its count over that.
+    """
+
+    day = models.DateField()
+    arena_model = models.ForeignKey("providers.ArenaModel", models.PROTECT, related_name="sampling_shares")
+    battles = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "arena_model"], name="samplingshare_one_row_per_day_and_model"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.arena_model_id} on {self.day}: {self.battles} battle(s)"

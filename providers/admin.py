@@ -141,6 +141,7 @@ class ArenaModelForm(forms.ModelForm):
         fields = [
             "provider", "name", "access_kind", "licence", "description", "knowledge_cutoff",
             "heads_up_requested", "is_demo", "endpoint_base_url", "endpoint_model_id", "endpoint_api_key",
+            "sampling_weight", "battle_targets",
         ]
         formfield_callback = _https_formfield
 
@@ -155,6 +156,12 @@ class ArenaModelForm(forms.ModelForm):
         if not value and self.instance.pk:
             return self.instance.endpoint_api_key  # keep what is stored
         return value
+
+    def clean_battle_targets(self):
+        targets = self.cleaned_data["battle_targets"]
+        if self.instance.pk and any(target.pk == self.instance.pk for target in targets):
+            raise forms.ValidationError("A model cannot be its own battle target.")
+        return targets
 
     def clean(self):
         cleaned = super().clean()
@@ -207,6 +214,7 @@ class ArenaModelAdmin(admin.ModelAdmin):
         "status_badge",
         "access_kind",
         "votes_counted",
+        "sampling_weight",
         "health",
         "submitted_at",
         "listed_at",
@@ -217,7 +225,7 @@ class ArenaModelAdmin(admin.ModelAdmin):
     search_fields = ["name", "codename", "provider__name", "endpoint_model_id"]
     # First come, first served within each group of the queue.
     ordering = [_QUEUE_ORDER.asc(), "submitted_at", "name"]
-    autocomplete_fields = ["provider"]
+    autocomplete_fields = ["provider", "battle_targets"]
     inlines = [LifecycleEventInline]
     list_per_page = 50
     readonly_fields = [
@@ -246,6 +254,7 @@ class ArenaModelAdmin(admin.ModelAdmin):
         ("Lifecycle", {"fields": ["status", "status_changed_at", "votes_counted", "created_at", "submitted_at",
                                   "admitted_at", "list_after", "listed_at", "listing_window_ends",
                                   "retire_after", "retired_at"]}),
+        ("Sampling", {"fields": ["sampling_weight", "battle_targets"]}),
         ("Endpoint", {"fields": ["endpoint_base_url", "endpoint_model_id", "api_key_state", "endpoint_api_key",
                                  "clear_endpoint_api_key"]}),
         ("Health", {"fields": ["endpoint_last_checked_at", "endpoint_last_ok_at", "endpoint_offline_since",

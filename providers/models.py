@@ -155,6 +155,20 @@ class ArenaModel(models.Model):
         default=False, help_text="The provider asked for one day's notice: listing waits a day after the decision."
     )
     is_demo = models.BooleanField(default=False, help_text="Answered by the local demo backend, not an endpoint.")
+    sampling_weight = models.FloatField(
+        default=1.0,
+        help_text="Weight in the draw of anonymous battles, above 0 (default 1; a higher weight means more "
+        "battles, though not proportionally more). A model in initial rating is drawn with "
+        "ARENA_NEW_MODEL_BOOST times this until it has ARENA_NEW_MODEL_BOOST_VOTES counted votes.",
+    )
+    battle_targets = models.ManyToManyField(
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="targeted_by",
+        help_text="Preferred opponents: when this model is drawn first, its opponent comes from these (those in "
+        "the battle pool) with probability ARENA_BATTLE_TARGET_SHARE.",
+    )
 
     status = models.CharField(
         max_length=16, choices=LifecycleStatus, default=LifecycleStatus.DRAFT, editable=False, db_index=True
@@ -198,6 +212,12 @@ class ArenaModel(models.Model):
             models.CheckConstraint(condition=Q(status__in=LifecycleStatus.values), name="arenamodel_status_valid"),
             models.CheckConstraint(
                 condition=Q(access_kind__in=AccessKind.values), name="arenamodel_access_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(sampling_weight__gt=0),
+                name="arenamodel_sampling_weight_positive",
+                violation_error_message="The sampling weight must be above 0; retire or withdraw a model to "
+                "stop sampling it.",
             ),
         ]
 

@@ -570,6 +570,7 @@ def change_form_data(model, **overrides) -> dict:
         "endpoint_base_url": model.endpoint_base_url,
         "endpoint_model_id": model.endpoint_model_id,
         "endpoint_api_key": "",
+        "sampling_weight": model.sampling_weight,
         "events-TOTAL_FORMS": len(events),
         "events-INITIAL_FORMS": len(events),
         "events-MIN_NUM_FORMS": 0,
@@ -666,7 +667,7 @@ def test_it_adds_a_model_through_the_form(staff_admin, provider_a):
     response = staff_admin.post(
         reverse("admin:providers_arenamodel_add"),
         {"provider": provider_a.pk, "name": "fresh-one", "access_kind": "public_api",
-         "endpoint_api_key": "sk-first", "events-TOTAL_FORMS": 0, "events-INITIAL_FORMS": 0,
+         "endpoint_api_key": "sk-first", "sampling_weight": 1, "events-TOTAL_FORMS": 0, "events-INITIAL_FORMS": 0,
          "events-MIN_NUM_FORMS": 0, "events-MAX_NUM_FORMS": 1000, "_save": "Save"},
     )
 

@@ -1,0 +1,111 @@
+"""The battle pool as stored: which models may be drawn, with which weights and targets,
+and the count of battles each was served per day.
+
+The drawing itself is battles/sampling.py; this module reads the models it draws from
+and writes what was served. (battles/pool.py is a different pool: the release pool.)
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+
+from providers.models import ArenaModel
+
+from .models import SamplingShare
+from .sampling import Candidate, choose_pair, effective_weight, expected_shares
+
+# Seeded from the operating system on every draw: nobody can predict the next pair from
+# pairs they have seen, which matters when voters could steer themselves towards a model.
+_SYSTEM_RANDOM = random.SystemRandom()
+
+
+def sampleable_models() -> QuerySet[ArenaModel]:
+    """Models anonymous battles may draw: in the blind test or listed, and able to answer.
+
+    Able to answer means the demo flag (the local demo backend needs no endpoint) or an
+    endpoint that is not known to be offline. Imported history models are listed but have
+    no endpoint, so they are never drawn. A model whose endpoint has not been checked yet
+    is drawn: the health check runs every few minutes and the first failed call marks it.
+    """
+    answerable = Q(is_demo=True) | (~Q(endpoint_base_url="") & ~Q(endpoint_model_id=""))
+    return ArenaModel.objects.in_pool().filter(answerable, endpoint_offline_since__isnull=True)
+
+
+def model_weight(model: ArenaModel) -> float:
+    """The weight `model` is drawn with, boost included (see sampling.effective_weight)."""
+    return effective_weight(
+        model.sampling_weight,
+        in_initial_rating=model.status == ArenaModel.Status.INITIAL_RATING,
+        votes_counted=model.votes_counted,
+        boost=settings.ARENA_NEW_MODEL_BOOST,
+        boost_votes=settings.ARENA_NEW_MODEL_BOOST_VOTES,
+    )
+
+
+@dataclass(frozen=True)
+class ArenaPool:
+    """The pool at one moment: the models by id and the candidates the sampler sees."""
+
+    models: dict[int, ArenaModel]
+    candidates: list[Candidate[int]]
+
+    def draw(self, rng: random.Random | None = None) -> tuple[ArenaModel, ArenaModel]:
+        """(model_a, model_b) for a new anonymous battle. Raises sampling.NotEnoughModels."""
+        a, b = choose_pair(self.candidates, rng or _SYSTEM_RANDOM, target_share=settings.ARENA_BATTLE_TARGET_SHARE)
+        return self.models[a], self.models[b]
+
+    def expected_shares(self) -> dict[ArenaModel, float]:
+        """For each model, the probability that a battle drawn now includes it (they add up to 2)."""
+        shares = expected_shares(self.candidates, target_share=settings.ARENA_BATTLE_TARGET_SHARE)
+        return {self.models[pk]: share for pk, share in shares.items()}
+
+
+def load_pool() -> ArenaPool:
+    """Read the pool in two queries: the models, then their target links."""
+    models = {m.pk: m for m in sampleable_models().order_by("pk")}
+    links = ArenaModel.battle_targets.through.objects.filter(from_arenamodel_id__in=models.keys())
+    targets: dict[int, set[int]] = {}
+    for source, target in links.values_list("from_arenamodel_id", "to_arenamodel_id"):
+        targets.setdefault(source, set()).add(target)
+    candidates = [
+        Candidate(key=pk, weight=model_weight(model), targets=frozenset(targets.get(pk, ())))
+        for pk, model in models.items()
+    ]
+    return ArenaPool(models=models, candidates=candidates)
+
+
+def sample_pair(rng: random.Random | None = None) -> tuple[ArenaModel, ArenaModel]:
+    """Draw the two models of a new anonymous battle from the pool as it is now.
+
+    Raises sampling.NotEnoughModels when fewer than two models can be drawn; the caller
+    shows that as "the arena is not open right now" rather than an error.
+    """
+    return load_pool().draw(rng)
+
+
+def record_served(model_a: ArenaModel, model_b: ArenaModel, day: date) -> None:
+    """Count one served battle for both models on `day` (call it when the battle is created).
+
+    Safe under concurrency: a missing row is inserted with ON CONFLICT DO NOTHING, and the
+    count goes up in the database (battles = battles + 1), so two processes serving the
+    same model at once both count. The two rows are updated in model id order, so two
+    transactions serving the same pair in opposite sides lock them in the same order and
+    cannot deadlock. Not idempotent: each call is one more battle.
+    """
+    if isinstance(day, datetime) or not isinstance(day, date):
+        raise TypeError(f"day must be a date, got {day!r}")
+    if model_a.pk == model_b.pk:
+        raise ValueError(f"A battle needs two different models; got {model_a} twice.")
+    ids = sorted((model_a.pk, model_b.pk))
+    with transaction.atomic():
+        SamplingShare.objects.bulk_create(
+            [SamplingShare(day=day, arena_model_id=pk, battles=0) for pk in ids], ignore_conflicts=True
+        )
+        for pk in ids:
+            SamplingShare.objects.filter(day=day, arena_model_id=pk).update(battles=F("battles") + 1)

@@ -10,8 +10,8 @@ where x holds, per style feature, the normalised difference of the two answers: 
 (a - b) / (a + b), for the counts of headers, list items and bold spans (a - b) / (a + b + 1)
 (the +1 keeps answers without any markdown at 0), each then standardised over the votes.
 beta is fitted together with the ratings by maximum likelihood (with a slight ridge on beta,
-see RIDGE); the ratings are what each model would score if both answers had the same style. Ties count half a win each way, as in
-the plain fit.
+see RIDGE); the ratings are what each model would score if both answers had the same style.
+Ties count half a win each way, as in the plain fit.
 
 The fit cannot work on pair counts, because x differs from vote to vote; it is a damped
 Newton method on the votes, warm-started from the plain Bradley-Terry solution, and costs in

@@ -8,8 +8,8 @@ import pytest
 from scipy.optimize import minimize
 from scipy.special import log_expit
 
-from leaderboard.ratings import SCORES, DisconnectedComparisons, aggregate, compute_ratings
 from leaderboard import style_control
+from leaderboard.ratings import SCORES, DisconnectedComparisons, aggregate, compute_ratings
 from leaderboard.style_control import STYLE_COLUMNS, compute_style_controlled, style_features
 
 FACTOR = 400 / math.log(10)

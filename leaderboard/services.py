@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import Count, F, Max, Q, QuerySet, Window
 from django.db.models.functions import RowNumber, TruncDate
@@ -78,9 +79,23 @@ def category_labels() -> dict[str, str]:
 
 def over_daily_cap(votes: QuerySet, *, cap: int) -> QuerySet:
     """The votes beyond the first `cap` of each voter and UTC day: a few heavy voters cannot
-    outweigh everyone else. Only voters with a day over the cap are ranked."""
+    outweigh everyone else. Only the votes of voters with a day over the cap are ranked.
+
+    The heavy voters are read first and passed as a list: as a subquery inside the ranking,
+    PostgreSQL may plan it as a loop over every vote when the tables have no statistics yet
+    (right after a bulk import), which takes minutes instead of milliseconds."""
     day = TruncDate("created_at", tzinfo=UTC)
-    heavy = votes.annotate(day=day).values("judge", "day").annotate(n=Count("id")).filter(n__gt=cap).values("judge")
+    heavy = list(
+        votes.annotate(day=day)
+        .values("judge", "day")
+        .annotate(n=Count("id"))
+        .filter(n__gt=cap)
+        .order_by()
+        .values_list("judge", flat=True)
+        .distinct()
+    )
+    if not heavy:
+        return votes.none()
     ranked = votes.filter(judge__in=heavy).annotate(
         judge_day_rank=Window(RowNumber(), partition_by=[F("judge"), day], order_by=F("id").asc())
     )
@@ -148,7 +163,10 @@ def _frame(rows: QuerySet, columns: list[str]) -> pd.DataFrame:
     rows (style control reads one per vote) building them would cost more than the query.
     PostgreSQL streams the result as CSV through COPY, which pandas parses in C; elsewhere
     the rows come from the cursor."""
-    sql, params = rows.query.sql_with_params()
+    try:
+        sql, params = rows.query.sql_with_params()
+    except EmptyResultSet:  # a query Django knows to be empty, e.g. .none()
+        return pd.DataFrame(columns=columns)
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(sql, params)

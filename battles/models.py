@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .pool import in_release_pool
-from .style import answer_style, first_prompt, prompt_hash
+from .style import conversation_prompt_hash, style_columns
 
 
 class Winner(models.TextChoices):
@@ -74,7 +74,7 @@ class Battle(models.Model):
     def save(self, *args, **kwargs):
         if self._state.adding:
             self.in_release_pool = Battle.pool_for(self.question_id)
-        self.prompt_hash = prompt_hash(first_prompt(self.conversation_a))
+        self.prompt_hash = conversation_prompt_hash(self.conversation_a)
         super().save(*args, **kwargs)
         BattleStyle.store([self])
 
@@ -109,23 +109,11 @@ class BattleStyle(models.Model):
         """Create or refresh the style rows of saved battles (none for a battle missing an answer)."""
         rows, without = [], []
         for battle in battles:
-            a, b = answer_style(battle.conversation_a), answer_style(battle.conversation_b)
-            if a is None or b is None:
+            columns = style_columns(battle.conversation_a, battle.conversation_b)
+            if columns is None:
                 without.append(battle.pk)
-                continue
-            rows.append(
-                cls(
-                    battle_id=battle.pk,
-                    tokens_a=a.tokens,
-                    tokens_b=b.tokens,
-                    headers_a=a.headers,
-                    headers_b=b.headers,
-                    list_items_a=a.list_items,
-                    list_items_b=b.list_items,
-                    bold_a=a.bold,
-                    bold_b=b.bold,
-                )
-            )
+            else:
+                rows.append(cls(battle_id=battle.pk, **columns))
         if without:
             cls.objects.filter(battle_id__in=without).delete()
         if rows:

@@ -61,3 +61,21 @@ def prompt_hash(prompt: str) -> str:
         return ""
     normalised = _SPACE.sub(" ", prompt.strip().casefold())
     return hashlib.sha256(normalised.encode()).hexdigest()[:32]
+
+
+def style_columns(conversation_a: list, conversation_b: list) -> dict[str, int] | None:
+    """The BattleStyle columns of a battle (tokens_a, tokens_b, headers_a, ...); None unless
+    both sides carry answer text."""
+    a, b = answer_style(conversation_a), answer_style(conversation_b)
+    if a is None or b is None:
+        return None
+    return {
+        f"{feature}_{side}": getattr(style, feature)
+        for feature in ("tokens", "headers", "list_items", "bold")
+        for side, style in (("a", a), ("b", b))
+    }
+
+
+def conversation_prompt_hash(conversation: list) -> str:
+    """prompt_hash of a conversation's first user prompt: the key Battle.prompt_hash stores."""
+    return prompt_hash(first_prompt(conversation))

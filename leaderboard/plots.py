@@ -85,53 +85,54 @@ def outcomes_by_pair(pair_counts: Iterable[PairOutcome], model_ids: set[int]) ->
     return outcomes
 
 
+def _grid(rows: list[dict], pair_counts: Iterable[PairOutcome], limit: int, cell):
+    """The shown models, their labels, and the z and hover matrices of a heatmap, where
+    cell(wins, losses, ties, label_pair, same_model) gives one cell's (z, hover)."""
+    shown = top_rows(rows, limit)
+    labels = model_labels(shown)
+    outcomes = outcomes_by_pair(pair_counts, set(labels))
+    z, hover = [], []
+    for row in shown:
+        cells = [
+            cell(
+                *outcomes.get((row["model_id"], column["model_id"]), (0, 0, 0)),
+                f"{labels[row['model_id']]} vs {labels[column['model_id']]}",
+                row is column,
+            )
+            for column in shown
+        ]
+        z.append([value for value, _ in cells])
+        hover.append([text for _, text in cells])
+    return shown, labels, z, hover
+
+
 def win_fraction_heatmap(rows: list[dict], pair_counts: Iterable[PairOutcome], *, limit: int = HEATMAP_MODELS):
     """Row model's wins over its non-tied battles against the column model.
 
     FastChat's arena plot uses the same convention (ties left out). Cells with no decided
     battle are empty; the hover text gives the wins, losses and ties behind each cell.
     """
-    shown = top_rows(rows, limit)
-    labels = model_labels(shown)
-    outcomes = outcomes_by_pair(pair_counts, set(labels))
-    z, hover = [], []
-    for row in shown:
-        z_row, hover_row = [], []
-        for column in shown:
-            wins, losses, ties = outcomes.get((row["model_id"], column["model_id"]), (0, 0, 0))
-            decided = wins + losses
-            fraction = round(wins / decided, 4) if decided and row is not column else None
-            z_row.append(fraction)
-            hover_row.append(
-                f"{labels[row['model_id']]} vs {labels[column['model_id']]}<br>"
-                + (f"won {fraction:.0%} of non-tied battles<br>" if fraction is not None else "")
-                + f"{wins} wins, {losses} losses, {ties} ties"
-            )
-        z.append(z_row)
-        hover.append(hover_row)
+
+    def cell(wins, losses, ties, pair, same):
+        decided = wins + losses
+        fraction = round(wins / decided, 4) if decided and not same else None
+        won = f"won {fraction:.0%} of non-tied battles<br>" if fraction is not None else ""
+        return fraction, f"{pair}<br>{won}{wins} wins, {losses} losses, {ties} ties"
+
+    shown, labels, z, hover = _grid(rows, pair_counts, limit, cell)
     trace = _heatmap(labels, z, hover, colours=WIN_FRACTION_COLOURS, colour_title="row wins")
     trace.update(zmin=0, zmax=1, texttemplate="%{z:.2f}")
-    return {
-        "data": [trace],
-        "layout": _heatmap_layout(len(shown)),
-    }
+    return {"data": [trace], "layout": _heatmap_layout(len(shown))}
 
 
 def battle_count_heatmap(rows: list[dict], pair_counts: Iterable[PairOutcome], *, limit: int = HEATMAP_MODELS):
     """Counted battles between each pair of models, ties included; symmetric."""
-    shown = top_rows(rows, limit)
-    labels = model_labels(shown)
-    outcomes = outcomes_by_pair(pair_counts, set(labels))
-    z, hover = [], []
-    for row in shown:
-        z_row, hover_row = [], []
-        for column in shown:
-            wins, losses, ties = outcomes.get((row["model_id"], column["model_id"]), (0, 0, 0))
-            battles = wins + losses + ties
-            z_row.append(battles if row is not column else None)
-            hover_row.append(f"{labels[row['model_id']]} vs {labels[column['model_id']]}<br>{battles} battles")
-        z.append(z_row)
-        hover.append(hover_row)
+
+    def cell(wins, losses, ties, pair, same):
+        battles = wins + losses + ties
+        return (None if same else battles), f"{pair}<br>{battles} battles"
+
+    shown, labels, z, hover = _grid(rows, pair_counts, limit, cell)
     trace = _heatmap(labels, z, hover, colours=BATTLE_COUNT_COLOURS, colour_title="battles")
     # From zero rather than the smallest count, so shading is proportional to battles; plotly.js
     # takes a fixed range only when zmin and zmax are both set.

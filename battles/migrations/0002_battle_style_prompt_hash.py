@@ -3,7 +3,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-from battles.style import answer_style, first_prompt, prompt_hash
+from battles.style import conversation_prompt_hash, style_columns
 
 
 def fill_from_conversations(apps, schema_editor):
@@ -13,23 +13,11 @@ def fill_from_conversations(apps, schema_editor):
     battles = Battle.objects.only("id", "conversation_a", "conversation_b").order_by("id")
     changed, styles = [], []
     for battle in battles.iterator(chunk_size=2000):
-        battle.prompt_hash = prompt_hash(first_prompt(battle.conversation_a))
+        battle.prompt_hash = conversation_prompt_hash(battle.conversation_a)
         changed.append(battle)
-        a, b = answer_style(battle.conversation_a), answer_style(battle.conversation_b)
-        if a is not None and b is not None:
-            styles.append(
-                BattleStyle(
-                    battle_id=battle.id,
-                    tokens_a=a.tokens,
-                    tokens_b=b.tokens,
-                    headers_a=a.headers,
-                    headers_b=b.headers,
-                    list_items_a=a.list_items,
-                    list_items_b=b.list_items,
-                    bold_a=a.bold,
-                    bold_b=b.bold,
-                )
-            )
+        columns = style_columns(battle.conversation_a, battle.conversation_b)
+        if columns is not None:
+            styles.append(BattleStyle(battle_id=battle.id, **columns))
         if len(changed) >= 2000:
             Battle.objects.bulk_update(changed, ["prompt_hash"])
             BattleStyle.objects.bulk_create(styles)

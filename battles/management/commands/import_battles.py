@@ -24,7 +24,7 @@ from arenasite import clock
 from battles import importing
 from battles.importing import ImportFormatError, ImportRow
 from battles.models import Battle, BattleStyle, Vote
-from battles.style import first_prompt, prompt_hash
+from battles.style import conversation_prompt_hash
 from providers.models import ArenaModel, LifecycleEvent, Provider
 
 DEFAULT_BATCH_SIZE = 5000
@@ -147,7 +147,7 @@ def _insert(rows: list[ImportRow], ids: dict[str, int]) -> None:
                 language=row.language,
                 turn=row.turn,
                 prompt_chars=row.prompt_chars,
-                prompt_hash=prompt_hash(first_prompt(row.conversation_a)),
+                prompt_hash=conversation_prompt_hash(row.conversation_a),
                 conversation_a=row.conversation_a,
                 conversation_b=row.conversation_b,
                 openai_moderation=row.openai_moderation,

@@ -14,7 +14,7 @@ from django.db import transaction
 
 from arenasite import clock
 from battles.models import Battle, BattleStyle, Vote, Winner
-from battles.style import first_prompt, prompt_hash
+from battles.style import conversation_prompt_hash
 from leaderboard import services as ratings_services
 from leaderboard.models import RatingRun
 from providers.lifecycle import MOVES, Action
@@ -213,7 +213,7 @@ def _vote_history() -> int:
         battles.append(battle)
         votes.append((winner, f"demo-voter-{rng.randint(1, 400)}", when))
     for battle in battles:
-        battle.prompt_hash = prompt_hash(first_prompt(battle.conversation_a))
+        battle.prompt_hash = conversation_prompt_hash(battle.conversation_a)
     Battle.objects.bulk_create(battles, batch_size=1000)
     BattleStyle.store(battles)
     Vote.objects.bulk_create(

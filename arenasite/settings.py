@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "django_htmx",
     "arenasite",
     "providers",
     "battles",
@@ -260,6 +261,27 @@ for _name in ("ARENA_MODEL_RETRIES", "ARENA_MODEL_RETRY_BACKOFF", "ARENA_DEMO_CH
     if not (math.isfinite(globals()[_name]) and globals()[_name] >= 0):
         raise ImproperlyConfigured(f"{_name} must be 0 or more, got {globals()[_name]!r}")
 
+# The voting arena: at most MAX_TURNS user turns per battle, prompts of at most
+# MAX_PROMPT_CHARS characters. Answers are produced on ANSWER_THREADS background threads
+# per web process and saved every ANSWER_SAVE_INTERVAL seconds while they stream in.
+# A voter's votes beyond VOTER_DAILY_VOTES in one UTC day are kept but excluded
+# (`rate_limited`; 0: no limit). IDENTITY_WORDS are added to the pool's model, codename
+# and provider names when a vote is checked for a model giving itself away.
+ARENA_MAX_TURNS = env_int("ARENA_MAX_TURNS", 5)
+ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 8000)
+ARENA_ANSWER_THREADS = env_int("ARENA_ANSWER_THREADS", 32)
+ARENA_ANSWER_SAVE_INTERVAL = env_float("ARENA_ANSWER_SAVE_INTERVAL", 0.25)
+ARENA_VOTER_DAILY_VOTES = env_int("ARENA_VOTER_DAILY_VOTES", 100)
+for _name in ("ARENA_MAX_TURNS", "ARENA_MAX_PROMPT_CHARS", "ARENA_ANSWER_THREADS"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be 1 or more, got {globals()[_name]!r}")
+if not (math.isfinite(ARENA_ANSWER_SAVE_INTERVAL) and ARENA_ANSWER_SAVE_INTERVAL >= 0):
+    raise ImproperlyConfigured(f"ARENA_ANSWER_SAVE_INTERVAL must be 0 or more, got {ARENA_ANSWER_SAVE_INTERVAL!r}")
+if ARENA_VOTER_DAILY_VOTES < 0:
+    raise ImproperlyConfigured(f"ARENA_VOTER_DAILY_VOTES must be 0 or more, got {ARENA_VOTER_DAILY_VOTES}")
+# Added to FastChat's word list (battles/identity.py DEFAULT_IDENTITY_WORDS).
+ARENA_IDENTITY_WORDS = env_list("ARENA_IDENTITY_WORDS")
+
 # Ratings
 ARENA_BOOTSTRAP_ROUNDS = env_int("ARENA_BOOTSTRAP_ROUNDS", 1000)
 ARENA_BOOTSTRAP_SEED = env_int("ARENA_BOOTSTRAP_SEED", 42)
@@ -276,6 +298,48 @@ ARENA_STYLE_CONTROL = env_bool("ARENA_STYLE_CONTROL", True)
 ARENA_DEDUP_PROMPTS = env_bool("ARENA_DEDUP_PROMPTS", False)
 ARENA_DEDUP_PERCENTILE = env_float("ARENA_DEDUP_PERCENTILE", 99.99)
 ARENA_ONLINE_ELO_K = env_float("ARENA_ONLINE_ELO_K", 4.0)
+
+# Moderation of battles (battles/moderation.py). With an API key each battle turn goes to
+# an OpenAI-compatible moderations endpoint (URL is its base, TIMEOUT in seconds); without
+# one a local list of phrases flags it and nothing leaves the machine. TERMS adds
+# comma-separated "category=phrase" items to that list's built-in phrases.
+ARENA_MODERATION_API_KEY = env_str("ARENA_MODERATION_API_KEY")
+ARENA_MODERATION_URL = env_str("ARENA_MODERATION_URL", "https://api.openai.com/v1")
+ARENA_MODERATION_MODEL = env_str("ARENA_MODERATION_MODEL", "omni-moderation-latest")
+ARENA_MODERATION_TIMEOUT = env_float("ARENA_MODERATION_TIMEOUT", 10.0)
+if not ARENA_MODERATION_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(
+        f"ARENA_MODERATION_URL must start with http:// or https://, got {ARENA_MODERATION_URL!r}"
+    )
+if not ARENA_MODERATION_MODEL:
+    raise ImproperlyConfigured("ARENA_MODERATION_MODEL must not be empty")
+if not (math.isfinite(ARENA_MODERATION_TIMEOUT) and ARENA_MODERATION_TIMEOUT > 0):
+    raise ImproperlyConfigured(f"ARENA_MODERATION_TIMEOUT must be above 0, got {ARENA_MODERATION_TIMEOUT!r}")
+# The categories of battles.moderation.CATEGORIES (the public dataset's); a test keeps them equal.
+_MODERATION_CATEGORIES = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "self-harm",
+    "self-harm/instructions",
+    "self-harm/intent",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
+ARENA_MODERATION_TERMS: dict[str, list[str]] = {}
+for _item in env_list("ARENA_MODERATION_TERMS"):
+    _category, _equals, _phrase = (part.strip() for part in _item.partition("="))
+    if not (_equals and _category and _phrase):
+        raise ImproperlyConfigured(f"ARENA_MODERATION_TERMS items must be category=phrase, got {_item!r}")
+    if _category not in _MODERATION_CATEGORIES:
+        raise ImproperlyConfigured(
+            f"ARENA_MODERATION_TERMS: unknown category {_category!r} in {_item!r}; "
+            f"known: {', '.join(_MODERATION_CATEGORIES)}"
+        )
+    ARENA_MODERATION_TERMS.setdefault(_category, []).append(_phrase)
 
 # Data sharing: the share of battles promised to community releases, and the secret salt
 # that assigns each battle to the pool (derived from SECRET_KEY when unset). Changing the

@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from battles.api import BattleCreateApi, BattleDetailApi, BattleTurnApi, BattleVoteApi
 from leaderboard.api import LeaderboardApi, ModelRatingApi
 
 from .api import api_not_found
@@ -16,9 +17,14 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("providers.api.urls")),
+    path("api/v1/battles/", BattleCreateApi.as_view(), name="api-battles"),
+    path("api/v1/battles/<str:battle_id>/", BattleDetailApi.as_view(), name="api-battle"),
+    path("api/v1/battles/<str:battle_id>/turns/", BattleTurnApi.as_view(), name="api-battle-turns"),
+    path("api/v1/battles/<str:battle_id>/vote/", BattleVoteApi.as_view(), name="api-battle-vote"),
     path("api/v1/leaderboard/", LeaderboardApi.as_view(), name="api-leaderboard"),
     path("api/v1/models/<int:pk>/rating/", ModelRatingApi.as_view(), name="api-model-rating"),
     path("leaderboard/", include("leaderboard.urls")),
+    path("arena/", include("battles.urls")),
     re_path(r"^api/", api_not_found),
 ]
 

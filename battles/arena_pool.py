@@ -74,7 +74,12 @@ def load_pool() -> ArenaPool:
     for source, target in links.values_list("from_arenamodel_id", "to_arenamodel_id"):
         targets.setdefault(source, set()).add(target)
     candidates = [
-        Candidate(key=pk, weight=model_weight(model), targets=frozenset(targets.get(pk, ())))
+        Candidate(
+            key=pk,
+            weight=model_weight(model),
+            targets=frozenset(targets.get(pk, ())),
+            codename=not model.is_public,
+        )
         for pk, model in models.items()
     ]
     return ArenaPool(models=models, candidates=candidates)

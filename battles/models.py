@@ -31,12 +31,25 @@ class Battle(models.Model):
     """Two models answering the same user turns, in the shape of the public arena dataset.
 
     `conversation_a` / `conversation_b` are lists of {"role", "content"} messages, as in
-    the `chatbot_arena_conversations` dataset, so exports write them as they are.
+    the `chatbot_arena_conversations` dataset, so exports write them as they are. While a
+    turn is being answered, the last assistant message of each side grows as the text
+    arrives (battles/answering.py); `status` says when the turn is over.
     """
 
     class Source(models.TextChoices):
         ARENA = "arena", "Voted here"
         IMPORTED = "imported", "Imported"
+
+    class Status(models.TextChoices):
+        ANSWERING = "answering", "Answering"
+        READY = "ready", "Both answers complete"
+        FAILED = "failed", "A model could not answer"
+
+    class AnswerState(models.TextChoices):
+        ANSWERING = "answering", "Answering"
+        DONE = "done", "Complete"
+        CUT = "cut", "Cut off at the length limit"
+        FAILED = "failed", "Failed"
 
     question_id = models.CharField(max_length=64, unique=True)
     model_a = models.ForeignKey("providers.ArenaModel", models.PROTECT, related_name="+")
@@ -61,6 +74,17 @@ class Battle(models.Model):
     in_release_pool = models.BooleanField(
         default=False, editable=False, help_text="Assigned once, at creation, from a keyed hash of the question id."
     )
+    judge = models.CharField(
+        max_length=64,
+        blank=True,
+        db_default="",
+        help_text="The voter who started it, as a salted hash (battles/voters.py).",
+    )
+    status = models.CharField(max_length=10, choices=Status, default=Status.READY, db_default=Status.READY)
+    state_a = models.CharField(max_length=10, choices=AnswerState, default=AnswerState.DONE, db_default="done")
+    state_b = models.CharField(max_length=10, choices=AnswerState, default=AnswerState.DONE, db_default="done")
+    failure = models.CharField(max_length=300, blank=True, db_default="", help_text="What the voter was told.")
+    turn_started_at = models.DateTimeField(null=True, blank=True, help_text="When the latest turn was asked.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -77,6 +101,15 @@ class Battle(models.Model):
         self.prompt_hash = conversation_prompt_hash(self.conversation_a)
         super().save(*args, **kwargs)
         BattleStyle.store([self])
+
+    @property
+    def complete(self) -> bool:
+        """Both answers of the latest turn are in (one may be cut at the length limit)."""
+        return self.status == self.Status.READY
+
+    @property
+    def answers_cut_or_failed(self) -> bool:
+        return self.status == self.Status.FAILED or self.AnswerState.CUT in (self.state_a, self.state_b)
 
     @staticmethod
     def pool_for(question_id: str) -> bool:

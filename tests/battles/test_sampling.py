@@ -42,11 +42,12 @@ SDS = 5
 def exact_pair_probabilities(candidates, target_share) -> dict[frozenset, float]:
     """P({i, j}) by enumerating every (first, second) draw: the module docstring's steps, spelled out."""
     weights = {c.key: c.weight for c in candidates}
+    hidden = {c.key for c in candidates if c.codename}
     total = sum(weights.values())
     pairs: Counter = Counter()
     for c in candidates:
-        targets = {t for t in c.targets if t in weights and t != c.key}
-        others = {k: w for k, w in weights.items() if k != c.key}
+        others = {k: w for k, w in weights.items() if k != c.key and not (c.codename and k in hidden)}
+        targets = {t for t in c.targets if t in others}
         share = target_share if targets else 0.0
         for j, w in others.items():
             p_second = (1 - share) * w / sum(others.values())
@@ -195,10 +196,15 @@ def test_targets_outside_the_pool_and_self_targets_are_ignored():
 
 def test_the_expected_shares_add_up_to_two_and_match_enumeration():
     rng = random.Random(99)
-    for _ in range(200):
+    for _ in range(300):
         keys = list(range(rng.randint(2, 8)))
         candidates = [
-            Candidate(k, rng.uniform(0.05, 20), frozenset(rng.sample(keys, rng.randint(0, min(3, len(keys))))))
+            Candidate(
+                k,
+                rng.uniform(0.05, 20),
+                frozenset(rng.sample(keys, rng.randint(0, min(3, len(keys))))),
+                codename=k > 0 and rng.random() < 0.4,  # key 0 stays visible, so a pair exists
+            )
             for k in keys
         ]
         share = rng.random()
@@ -209,6 +215,35 @@ def test_the_expected_shares_add_up_to_two_and_match_enumeration():
                 by_enumeration[k] += p
         assert shares == pytest.approx(dict(by_enumeration), rel=1e-9)
         assert math.fsum(shares.values()) == pytest.approx(2)
+
+
+def test_two_codename_models_never_meet():
+    candidates = [
+        Candidate("listed", 1.0),
+        Candidate("other-listed", 1.0),
+        Candidate("new-1", 5.0, frozenset({"new-2", "listed"}), codename=True),
+        Candidate("new-2", 5.0, codename=True),
+    ]
+    draws = draw_many(candidates, 0.5, seed=21)
+    assert not any({"new-1", "new-2"} == set(pair) for pair in draws)
+    assert_matches_exact(draws, candidates, 0.5)
+    # new-1's only eligible target is "listed": at full target share it always meets it.
+    first_new_1 = [pair for pair in draw_many(candidates, 1.0, seed=22, n=5000) if "new-1" in pair]
+    assert {frozenset(pair) for pair in first_new_1} <= {
+        frozenset({"new-1", "listed"}),
+        frozenset({"new-1", "other-listed"}),
+    }
+
+
+def test_models_all_under_codenames_cannot_make_a_battle():
+    candidates = [Candidate("new-1", 1.0, codename=True), Candidate("new-2", 1.0, codename=True)]
+    with pytest.raises(NotEnoughModels):
+        choose_pair(candidates, random.Random(), target_share=0.5)
+    with pytest.raises(NotEnoughModels):
+        expected_shares(candidates, target_share=0.5)
+    # One visible model is enough: it meets each of them.
+    pairs = {frozenset(p) for p in draw_many([*candidates, Candidate("listed", 1.0)], 0.5, seed=2, n=300)}
+    assert pairs == {frozenset({"new-1", "listed"}), frozenset({"new-2", "listed"})}
 
 
 def test_the_same_seed_draws_the_same_pairs():

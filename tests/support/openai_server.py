@@ -2,7 +2,7 @@
 
 It speaks the real protocol over real sockets: `POST /v1/chat/completions` answered as
 server-sent events in HTTP/1.1 chunked encoding (or as one JSON body when `stream` is
-false), plus `GET /v1/models`. How it answers is scripted per model id:
+false), `POST /v1/moderations`, plus `GET /v1/models`. How it answers is scripted per model id:
 
     with OpenAIServer() as server:
         server.script("flaky", Script(fail_times=2, status=503))
@@ -15,6 +15,11 @@ with default settings without any set-up, so a browser or load test can pick the
 behaviour per request just by the model it asks for. Everything else gets the default
 script (a normal streamed answer). Every request is recorded with its headers and body;
 `peak_streams` is the most answers the server was producing at once.
+
+Moderations follow the same scripts (a model id naming "error", "garbage",
+"hang_before_first_byte" or "close_mid_stream" behaves so; other modes answer normally),
+and the verdict is scripted by the text itself: "FLAG:violence" flags violence (score
+0.99), "SCORE:hate=0.3" sets a score without flagging, anything else is clean (0.0001).
 
 Run it alone with `python -m tests.support.openai_server --port 8001`.
 """
@@ -32,6 +37,25 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+# omni-moderation's categories: the public dataset's eleven and two it does not have.
+MODERATION_CATEGORIES = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/instructions",
+    "self-harm/intent",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
+_FLAG = re.compile(r"FLAG:([\w/-]+)")
+_SCORE = re.compile(r"SCORE:([\w/-]+)=(\d+(?:\.\d+)?)")
 
 
 class Mode(StrEnum):
@@ -185,6 +209,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         request = self._received(body)
+        if self.path.rstrip("/") == "/v1/moderations":
+            return self._moderate(body)
         if self.path.rstrip("/") != "/v1/chat/completions":
             return self._json(404, {"error": {"message": f"no such path: {self.path}"}})
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body.get("model"):
@@ -282,6 +308,34 @@ class _Handler(BaseHTTPRequestHandler):
         self._event("[DONE]")
         self._end_body()
 
+    def _moderate(self, body: Any) -> None:
+        inputs = body.get("input") if isinstance(body, dict) else None
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if not isinstance(inputs, list) or not inputs or not all(isinstance(text, str) for text in inputs):
+            return self._json(400, {"error": {"message": "expected a JSON body with 'input': a string or strings"}})
+        model = body.get("model") or "omni-moderation-latest"
+        script, fail_now = self.owner._plan(model)
+        if fail_now or script.mode == Mode.ERROR:
+            return self._error(script)
+        if script.mode == Mode.HANG_BEFORE_FIRST_BYTE:
+            self._hang(script)
+            self.close_connection = True
+            return
+        if script.mode == Mode.CLOSE_MID_STREAM:
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        if script.mode == Mode.GARBAGE:
+            data = b"this is not JSON {"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self._json(200, {"id": "modr-loopback", "model": model, "results": [_verdict(text) for text in inputs]})
+
     def _pieces(self, script: Script, body: dict) -> list[str]:
         if script.chunks is not None:
             return list(script.chunks) or [""]
@@ -355,6 +409,20 @@ def _completion(model: str, text: str) -> dict:
     }
 
 
+def _verdict(text: str) -> dict:
+    flags = set(_FLAG.findall(text)) & set(MODERATION_CATEGORIES)
+    scores = {name: 0.99 if name in flags else 0.0001 for name in MODERATION_CATEGORIES}
+    for name, score in _SCORE.findall(text):
+        if name in scores:
+            scores[name] = float(score)
+    return {
+        "flagged": bool(flags),
+        "categories": {name: name in flags for name in MODERATION_CATEGORIES},
+        "category_scores": scores,
+        "category_applied_input_types": {name: ["text"] if name in flags else [] for name in MODERATION_CATEGORIES},
+    }
+
+
 def _usage(body: dict, text: str) -> dict:
     prompt = sum(len(str(m.get("content", "")).split()) for m in body["messages"] if isinstance(m, dict))
     completion = len(text.split())
@@ -369,7 +437,7 @@ def main() -> None:
     args = parser.parse_args()
     server = OpenAIServer(args.host, args.port, default=Script(chunk_delay=args.chunk_delay))
     server.start()
-    print(f"Serving chat completions at {server.base_url} (model ids naming a mode: {', '.join(Mode)})")
+    print(f"Serving chat completions and moderations at {server.base_url} (model ids naming a mode: {', '.join(Mode)})")
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -1,0 +1,189 @@
+"""The battle flow as JSON under /api/v1/battles/: create, read, add a turn, vote.
+
+The rules are those of the pages (battles/arena.py does the work); a battle belongs to
+the voter who started it (session cookie or account), and anyone else gets 404.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import permissions, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import arena
+from .models import Battle, Winner
+from .voters import judge_for
+
+
+class BattleMessageSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(["user", "assistant"])
+    content = serializers.CharField()
+
+
+BattleSerializer = inline_serializer(
+    "Battle",
+    {
+        "id": serializers.CharField(),
+        "anony": serializers.BooleanField(help_text="False in side-by-side mode: names shown, the vote never counts."),
+        "complete": serializers.BooleanField(help_text="Both answers of the latest turn are in; a vote is possible."),
+        "status": serializers.ChoiceField(Battle.Status.values),
+        "answer_a": serializers.ChoiceField(Battle.AnswerState.values),
+        "answer_b": serializers.ChoiceField(Battle.AnswerState.values),
+        "error": serializers.CharField(allow_null=True, help_text="Why the battle ended, when a model failed."),
+        "turn": serializers.IntegerField(),
+        "max_turns": serializers.IntegerField(),
+        "conversation_a": BattleMessageSerializer(many=True),
+        "conversation_b": BattleMessageSerializer(many=True),
+        "winner": serializers.ChoiceField(Winner.values, required=False, help_text="After the vote."),
+        "model_a": serializers.CharField(required=False, help_text="After the vote (side-by-side: always)."),
+        "model_b": serializers.CharField(required=False, help_text="After the vote (side-by-side: always)."),
+    },
+)
+
+VoteResultSerializer = inline_serializer(
+    "VoteResult",
+    {
+        "winner": serializers.ChoiceField(Winner.values),
+        "model_a": serializers.CharField(help_text="A model never listed is named by its codename."),
+        "model_b": serializers.CharField(),
+    },
+)
+
+ErrorSerializer = inline_serializer("BattleError", {"detail": serializers.CharField()})
+
+
+class TextField(serializers.CharField):
+    """A CharField that takes only strings: DRF would turn 42 or true into text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class PromptSerializer(serializers.Serializer):
+    prompt = TextField(trim_whitespace=False, help_text="The user's message.")
+
+
+class NewBattleSerializer(PromptSerializer):
+    model_a = TextField(required=False, help_text="Side-by-side mode: a listed model's name.")
+    model_b = TextField(required=False, help_text="Side-by-side mode: a listed model's name.")
+
+
+class VoteSerializer(serializers.Serializer):
+    winner = serializers.ChoiceField(Winner.values)
+
+
+def battle_payload(battle: Battle) -> dict:
+    vote = getattr(battle, "vote", None)  # the reverse one-to-one raises an AttributeError when absent
+    data = {
+        "id": battle.question_id,
+        "anony": battle.anony,
+        "complete": battle.complete,
+        "status": battle.status,
+        "answer_a": battle.state_a,
+        "answer_b": battle.state_b,
+        "error": battle.failure or None,
+        "turn": battle.turn,
+        "max_turns": settings.ARENA_MAX_TURNS,
+        "conversation_a": battle.conversation_a,
+        "conversation_b": battle.conversation_b,
+    }
+    if vote is not None:
+        data["winner"] = vote.winner
+    if vote is not None or not battle.anony:
+        data["model_a"], data["model_b"] = arena.revealed_names(battle)
+    return data
+
+
+def vote_payload(battle: Battle, winner: str) -> dict:
+    model_a, model_b = arena.revealed_names(battle)
+    return {"winner": winner, "model_a": model_a, "model_b": model_b}
+
+
+def refused(exc: arena.BattleRefused) -> Response:
+    return Response({"detail": exc.message}, status=exc.status_code)
+
+
+class BattleCreateApi(APIView):
+    """Start a battle; both answers are generated in the background."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        request=NewBattleSerializer,
+        responses={
+            201: BattleSerializer,
+            400: ErrorSerializer,
+            503: OpenApiResponse(ErrorSerializer, description="Too few models can answer right now."),
+        },
+    )
+    def post(self, request):
+        form = NewBattleSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        try:
+            models = None
+            if "model_a" in data or "model_b" in data:
+                models = arena.pick_by_names(data.get("model_a"), data.get("model_b"))
+            battle = arena.start_battle(prompt=data["prompt"], judge=judge_for(request), models=models)
+        except arena.BattleRefused as exc:
+            return refused(exc)
+        return Response(battle_payload(battle), status=status.HTTP_201_CREATED)
+
+
+class BattleDetailApi(APIView):
+    """The battle so far: both answers as they stream in; the names once voted."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(responses={200: BattleSerializer, 404: ErrorSerializer})
+    def get(self, request, battle_id: str):
+        try:
+            battle = arena.battle_of(battle_id, judge_for(request, create=False))
+        except arena.BattleRefused as exc:
+            return refused(exc)
+        return Response(battle_payload(battle))
+
+
+class BattleTurnApi(APIView):
+    """Ask both models one more question (up to the turn limit, before the vote)."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        request=PromptSerializer,
+        responses={200: BattleSerializer, 400: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer},
+    )
+    def post(self, request, battle_id: str):
+        form = PromptSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            battle = arena.battle_of(battle_id, judge_for(request, create=False))
+            battle = arena.add_turn(battle, form.validated_data["prompt"])
+        except arena.BattleRefused as exc:
+            return refused(exc)
+        return Response(battle_payload(battle))
+
+
+class BattleVoteApi(APIView):
+    """Vote once; the answer reveals the names. The same vote again answers the same."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        request=VoteSerializer,
+        responses={200: VoteResultSerializer, 400: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer},
+    )
+    def post(self, request, battle_id: str):
+        form = VoteSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            judge = judge_for(request, create=False)
+            battle = arena.battle_of(battle_id, judge)
+            vote, _ = arena.cast_vote(battle, form.validated_data["winner"], judge)
+        except arena.BattleRefused as exc:
+            return refused(exc)
+        return Response(vote_payload(battle, vote.winner))

@@ -1,0 +1,267 @@
+"""The battle flow, shared by the pages (battles/views.py) and the JSON API (battles/api.py):
+start a battle, add a turn, vote, reveal.
+
+Every refusal is a `BattleRefused` with the HTTP status it maps to and a sentence for the
+voter, raised before anything is written. Votes are stored first and judged after: a
+vote that must not count keeps its row with `excluded_reason` (see `exclusion_reason`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, time
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from arenasite import clock
+from providers.models import ArenaModel
+
+from . import answering
+from .arena_pool import record_served, sample_pair, sampleable_models
+from .identity import DEFAULT_IDENTITY_WORDS, revealed_term
+from .models import Battle, ExclusionReason, Vote, Winner
+from .sampling import NotEnoughModels
+
+
+class BattleRefused(Exception):
+    status_code = 400
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(message)
+
+
+class InvalidInput(BattleRefused):
+    status_code = 400
+
+
+class BattleNotFound(BattleRefused):
+    status_code = 404
+
+
+class BattleConflict(BattleRefused):
+    status_code = 409
+
+
+class ArenaClosed(BattleRefused):
+    status_code = 503
+
+
+def clean_prompt(prompt: object) -> str:
+    """The prompt as stored, or InvalidInput saying what is wrong with it."""
+    if not isinstance(prompt, str):
+        raise InvalidInput("The prompt must be text.")
+    if "\x00" in prompt:
+        raise InvalidInput("The prompt contains a NUL character.")
+    if not prompt.strip():
+        raise InvalidInput("Write a prompt first.")
+    limit = settings.ARENA_MAX_PROMPT_CHARS
+    if len(prompt) > limit:
+        raise InvalidInput(f"The prompt is {len(prompt):,} characters long; the limit is {limit:,}.")
+    return prompt
+
+
+def side_by_side_models():
+    """Models a voter may pick by name: listed and able to answer (the pool's listed part)."""
+    return sampleable_models().filter(status=ArenaModel.Status.LISTED).order_by("name")
+
+
+def pick_by_names(name_a: object, name_b: object) -> tuple[ArenaModel, ArenaModel]:
+    """The two models of a side-by-side battle, by public name, or InvalidInput."""
+    if not (isinstance(name_a, str) and isinstance(name_b, str) and name_a and name_b):
+        raise InvalidInput("Pick two models.")
+    if name_a == name_b:
+        raise InvalidInput("Pick two different models.")
+    found = {m.name: m for m in side_by_side_models().filter(name__in=[name_a, name_b])}
+    missing = [name for name in (name_a, name_b) if name not in found]
+    if missing:
+        raise InvalidInput(f"{missing[0]!r} is not a listed model that can answer now.")
+    return found[name_a], found[name_b]
+
+
+def start_battle(*, prompt: str, judge: str, models: tuple[ArenaModel, ArenaModel] | None = None) -> Battle:
+    """A new battle on `prompt`, answered in the background.
+
+    Without `models` the pair is drawn from the pool and the battle is anonymous; with
+    them (side-by-side mode) the names are shown from the start and the vote never
+    counts. Raises InvalidInput for a bad prompt, ArenaClosed when the pool is too small.
+    """
+    prompt = clean_prompt(prompt)
+    anony = models is None
+    if anony:
+        try:
+            models = sample_pair()
+        except NotEnoughModels as exc:
+            raise ArenaClosed("The arena is not open right now: too few models can answer. Try again later.") from exc
+    model_a, model_b = models
+    now = clock.now()
+    with transaction.atomic():
+        battle = Battle.objects.create(
+            question_id=uuid.uuid4().hex,
+            model_a=model_a,
+            model_b=model_b,
+            anony=anony,
+            judge=judge,
+            turn=1,
+            prompt_chars=len(prompt),
+            conversation_a=_asked([], prompt),
+            conversation_b=_asked([], prompt),
+            status=Battle.Status.ANSWERING,
+            state_a=Battle.AnswerState.ANSWERING,
+            state_b=Battle.AnswerState.ANSWERING,
+            turn_started_at=now,
+            created_at=now,
+        )
+        if anony:
+            record_served(model_a, model_b, now.date())
+        transaction.on_commit(lambda: answering.start(battle.pk))
+    return battle
+
+
+def _asked(conversation: list, prompt: str) -> list:
+    # The assistant message is there from the start and grows as the answer arrives.
+    return [*conversation, {"role": "user", "content": prompt}, {"role": "assistant", "content": ""}]
+
+
+def battle_of(question_id: str, judge: str | None) -> Battle:
+    """The voter's battle, or BattleNotFound: another voter's battle is not found either,
+    so nobody learns which ids exist."""
+    battle = (
+        Battle.objects.select_related("model_a", "model_b", "vote")
+        .filter(question_id=question_id, source=Battle.Source.ARENA)
+        .first()
+    )
+    if battle is None or judge is None or battle.judge != judge:
+        raise BattleNotFound("No such battle.")
+    return answering.expire_stuck(battle)
+
+
+def add_turn(battle: Battle, prompt: str) -> Battle:
+    """Ask both models one more question in the same battle."""
+    prompt = clean_prompt(prompt)
+    with transaction.atomic():
+        # Locked, so a vote and a new turn arriving together cannot both pass their checks.
+        battle = Battle.objects.select_for_update().get(pk=battle.pk)
+        if Vote.objects.filter(battle=battle).exists():
+            raise BattleConflict("This battle has been voted on; start a new round.")
+        if battle.status == Battle.Status.ANSWERING:
+            raise BattleConflict("Wait until both answers are complete.")
+        if battle.status == Battle.Status.FAILED:
+            raise BattleConflict("This battle ended because a model could not answer; start a new round.")
+        if battle.turn >= settings.ARENA_MAX_TURNS:
+            raise BattleConflict(
+                f"A battle has at most {settings.ARENA_MAX_TURNS} turns; vote, then start a new round."
+            )
+        battle.conversation_a = _asked(battle.conversation_a, prompt)
+        battle.conversation_b = _asked(battle.conversation_b, prompt)
+        battle.turn += 1
+        battle.status = Battle.Status.ANSWERING
+        battle.state_a = battle.state_b = Battle.AnswerState.ANSWERING
+        battle.turn_started_at = clock.now()
+        Battle.objects.filter(pk=battle.pk).update(
+            conversation_a=battle.conversation_a,
+            conversation_b=battle.conversation_b,
+            turn=battle.turn,
+            status=battle.status,
+            state_a=battle.state_a,
+            state_b=battle.state_b,
+            turn_started_at=battle.turn_started_at,
+        )
+        transaction.on_commit(lambda: answering.start(battle.pk))
+    return battle
+
+
+def cast_vote(battle: Battle, winner: object, judge: str) -> tuple[Vote, bool]:
+    """Store the voter's one vote on the battle: (vote, created).
+
+    The same vote again answers the stored one (created False), so a retried request is
+    harmless; a different second vote, or a vote while answers are still arriving, is a
+    BattleConflict. A vote on a battle that ended with a failed answer is stored but
+    excluded (`error`), like every vote that must not count.
+    """
+    if winner not in Winner.values:
+        raise InvalidInput(f"The vote must be one of {', '.join(repr(w) for w in Winner.values)}.")
+    try:
+        with transaction.atomic():
+            locked = Battle.objects.select_for_update().get(pk=battle.pk)
+            existing = Vote.objects.filter(battle=locked).first()
+            if existing is not None:
+                return _same_vote(existing, winner), False
+            if locked.status == Battle.Status.ANSWERING:
+                raise BattleConflict("Wait until both answers are complete before voting.")
+            vote = Vote.objects.create(
+                battle=locked,
+                model_a_id=locked.model_a_id,
+                model_b_id=locked.model_b_id,
+                anony=locked.anony,
+                winner=winner,
+                judge=judge,
+                excluded_reason=exclusion_reason(locked, judge),
+                created_at=clock.now(),
+            )
+    except IntegrityError:
+        # Only reachable where the row lock is not enforced: the other vote won the race.
+        return _same_vote(Vote.objects.get(battle_id=battle.pk), winner), False
+    return vote, True
+
+
+def _same_vote(existing: Vote, winner: str) -> Vote:
+    if existing.winner != winner:
+        raise BattleConflict(f"This battle already has a vote ({existing.winner!r}); a battle takes one vote.")
+    return existing
+
+
+def exclusion_reason(battle: Battle, judge: str) -> str:
+    """Why this vote must not count, or "" when it counts. The first reason found wins."""
+    if battle.answers_cut_or_failed:
+        return ExclusionReason.ERROR
+    if revealed_term(_texts(battle), identity_terms()):
+        return ExclusionReason.IDENTITY_REVEALED
+    if battle.openai_moderation and battle.openai_moderation.get("flagged"):
+        return ExclusionReason.MODERATION
+    if over_daily_limit(judge):
+        return ExclusionReason.RATE_LIMITED
+    return ""
+
+
+def _texts(battle: Battle) -> list[str]:
+    # The prompts (the same on both sides) once, then both sides' answers.
+    return [m["content"] for m in battle.conversation_a if m["role"] == "user"] + [
+        m["content"]
+        for conv in (battle.conversation_a, battle.conversation_b)
+        for m in conv
+        if m["role"] == "assistant"
+    ]
+
+
+def identity_terms() -> frozenset[str]:
+    """The words that give a model away: the pool's names, codenames and providers, and the word list."""
+    names = ArenaModel.objects.in_pool().values_list("name", "codename", "provider__name")
+    terms = {term for row in names for term in row if term}
+    return frozenset(terms.union(DEFAULT_IDENTITY_WORDS, settings.ARENA_IDENTITY_WORDS))
+
+
+def over_daily_limit(judge: str, now: datetime | None = None) -> bool:
+    """Whether the voter has used up today's votes (UTC day); the vote being cast is the next one."""
+    limit = settings.ARENA_VOTER_DAILY_VOTES
+    if not limit:
+        return False
+    now = now or clock.now()
+    day_start = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
+    return Vote.objects.filter(judge=judge, created_at__gte=day_start).count() >= limit
+
+
+def revealed_names(battle: Battle) -> tuple[str, str]:
+    """The names shown after the vote: a model that has never been listed by its codename only."""
+    return battle.model_a.display_name, battle.model_b.display_name
+
+
+def recent_battles(judge: str, limit: int = 10) -> Sequence[Battle]:
+    return list(
+        Battle.objects.filter(Q(judge=judge), source=Battle.Source.ARENA)
+        .select_related("model_a", "model_b", "vote")
+        .order_by("-created_at")[:limit]
+    )

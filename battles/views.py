@@ -1,0 +1,162 @@
+"""The public arena pages: ask, read two answers as they arrive, vote, see who it was.
+
+Plain forms that post and redirect; while answers arrive, the battle fragment polls
+itself with htmx (and, without JavaScript, the page refreshes itself). The rules live in
+battles/arena.py, shared with the JSON API.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from . import arena
+from .models import Battle, Winner
+from .voters import judge_for
+
+# How often the battle fragment asks for the answers so far while they stream in.
+POLL_MILLISECONDS = 400
+
+
+class PromptForm(forms.Form):
+    prompt = forms.CharField(
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "Ask anything…", "autofocus": True}),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["prompt"].widget.attrs["maxlength"] = settings.ARENA_MAX_PROMPT_CHARS
+
+    def clean_prompt(self):
+        try:
+            return arena.clean_prompt(self.cleaned_data["prompt"])
+        except arena.InvalidInput as exc:
+            raise forms.ValidationError(exc.message) from exc
+
+
+class SideBySideForm(PromptForm):
+    model_a = forms.ChoiceField(label="Model A")
+    model_b = forms.ChoiceField(label="Model B")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        names = [(name, name) for name in arena.side_by_side_models().values_list("name", flat=True)]
+        self.fields["model_a"].choices = self.fields["model_b"].choices = [("", "Choose a model"), *names]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("model_a") and data.get("model_b"):
+            try:
+                data["models"] = arena.pick_by_names(data["model_a"], data["model_b"])
+            except arena.InvalidInput as exc:
+                raise forms.ValidationError(exc.message) from exc
+        return data
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def arena_page(request):
+    """Ask a question; two anonymous models answer it."""
+    form = PromptForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                battle = arena.start_battle(prompt=form.cleaned_data["prompt"], judge=judge_for(request))
+            except arena.BattleRefused as exc:
+                form.add_error(None, exc.message)
+                status = exc.status_code
+            else:
+                return redirect("battles:battle", battle_id=battle.question_id)
+    return render(request, "battles/arena.html", {"form": form, "max_turns": settings.ARENA_MAX_TURNS}, status=status)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def side_by_side_page(request):
+    """Pick two listed models by name and compare them; these votes never count."""
+    form = SideBySideForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            data = form.cleaned_data
+            battle = arena.start_battle(prompt=data["prompt"], judge=judge_for(request), models=data["models"])
+            return redirect("battles:battle", battle_id=battle.question_id)
+    return render(request, "battles/side_by_side.html", {"form": form}, status=status)
+
+
+def _battle_or_404(request, battle_id: str) -> Battle:
+    try:
+        return arena.battle_of(battle_id, judge_for(request, create=False))
+    except arena.BattleNotFound as exc:
+        raise Http404(exc.message) from exc
+
+
+def _battle_context(battle: Battle, **extra) -> dict:
+    vote = getattr(battle, "vote", None)
+    names = arena.revealed_names(battle) if (vote is not None or not battle.anony) else None
+    turns = [
+        {"prompt": asked["content"], "answer_a": answer_a["content"], "answer_b": answer_b["content"]}
+        for asked, answer_a, answer_b in zip(
+            battle.conversation_a[0::2], battle.conversation_a[1::2], battle.conversation_b[1::2], strict=True
+        )
+    ]
+    return {
+        "battle": battle,
+        "turns": turns,
+        "vote": vote,
+        "names": names,
+        "winners": Winner.choices,
+        "can_continue": battle.complete and vote is None and battle.turn < settings.ARENA_MAX_TURNS,
+        "turn_form": PromptForm(),
+        "poll_ms": POLL_MILLISECONDS,
+        "max_turns": settings.ARENA_MAX_TURNS,
+        "max_prompt_chars": settings.ARENA_MAX_PROMPT_CHARS,
+        "first_prompt": turns[0]["prompt"] if turns else "",
+        **extra,
+    }
+
+
+@require_safe
+def battle_page(request, battle_id: str):
+    battle = _battle_or_404(request, battle_id)
+    return render(request, "battles/battle.html", _battle_context(battle))
+
+
+@require_safe
+def battle_fragment(request, battle_id: str):
+    """The conversation and the controls, polled by the page while answers arrive."""
+    battle = _battle_or_404(request, battle_id)
+    return render(request, "battles/_battle.html", _battle_context(battle))
+
+
+@require_POST
+def battle_turn(request, battle_id: str):
+    battle = _battle_or_404(request, battle_id)
+    form = PromptForm(request.POST)
+    status = 400
+    if form.is_valid():
+        try:
+            arena.add_turn(battle, form.cleaned_data["prompt"])
+        except arena.BattleRefused as exc:
+            form.add_error(None, exc.message)
+            status = exc.status_code
+        else:
+            return redirect("battles:battle", battle_id=battle.question_id)
+    return render(request, "battles/battle.html", _battle_context(battle, turn_form=form), status=status)
+
+
+@require_POST
+def battle_vote(request, battle_id: str):
+    judge = judge_for(request, create=False)
+    battle = _battle_or_404(request, battle_id)
+    try:
+        arena.cast_vote(battle, request.POST.get("winner"), judge)
+    except arena.BattleRefused as exc:
+        context = _battle_context(battle, vote_error=exc.message)
+        return render(request, "battles/battle.html", context, status=exc.status_code)
+    return redirect("battles:battle", battle_id=battle.question_id)

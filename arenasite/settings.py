@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -133,6 +134,10 @@ EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.Emai
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "arenasite@localhost")
 
 # REST API
+# Share downloads per user (DRF's rate syntax: requests/second|minute|hour|day).
+DATA_DOWNLOAD_RATE = env_str("DATA_DOWNLOAD_RATE", "60/hour")
+if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", DATA_DOWNLOAD_RATE):
+    raise ImproperlyConfigured(f"DATA_DOWNLOAD_RATE must be requests per period, like 60/hour: {DATA_DOWNLOAD_RATE!r}")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "providers.api.authentication.ApiTokenAuthentication",
@@ -145,6 +150,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "arenasite.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["arenasite.api.JSONParser"],
+    # Scoped throttles (views set `throttle_scope`): file downloads of provider shares.
+    "DEFAULT_THROTTLE_RATES": {"downloads": DATA_DOWNLOAD_RATE},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Arenasite API",
@@ -159,6 +166,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "LifecycleStatusEnum": "providers.models.LifecycleStatus",
         "AccessKindEnum": "providers.models.AccessKind",
+        "BattleAnswerStateEnum": "battles.models.Battle.AnswerState",
     },
 }
 
@@ -346,6 +354,13 @@ for _item in env_list("ARENA_MODERATION_TERMS"):
 # salt would move battles in or out of the pool, so it is fixed for a deployment.
 RELEASE_POOL_FRACTION = env_float("RELEASE_POOL_FRACTION", 0.2)
 RELEASE_POOL_SALT = env_str("RELEASE_POOL_SALT") or hashlib.sha256(f"release-pool:{SECRET_KEY}".encode()).hexdigest()
+# Where release and share files are written (a directory per release, moved into place
+# only when complete).
+RELEASES_DIR = Path(env_str("RELEASES_DIR", str(VAR_DIR / "releases")))
+# Provider early access: the version of the data-sharing terms (templates/releases/
+# sharing_terms.md) providers accept. Change it with the text: shares then need an
+# agreement on the new terms.
+DATA_SHARING_TERMS_VERSION = env_str("DATA_SHARING_TERMS_VERSION", "2024-06")
 # The judge id stored with a vote is a salted hash of the voter's identity.
 JUDGE_SALT = env_str("JUDGE_SALT") or hashlib.sha256(f"judge:{SECRET_KEY}".encode()).hexdigest()
 

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from battles.api import BattleCreateApi, BattleDetailApi, BattleTurnApi, BattleVoteApi
 from leaderboard.api import LeaderboardApi, ModelRatingApi
+from releases.api import ReleaseDetailApi, ReleaseListApi
 
 from .api import api_not_found
 from .health import healthz
@@ -25,6 +26,10 @@ urlpatterns = [
     path("api/v1/models/<int:pk>/rating/", ModelRatingApi.as_view(), name="api-model-rating"),
     path("leaderboard/", include("leaderboard.urls")),
     path("arena/", include("battles.urls")),
+    path("data/", include("releases.urls")),
+    path("api/v1/releases/", ReleaseListApi.as_view(), name="api-releases"),
+    path("api/v1/releases/<int:pk>/", ReleaseDetailApi.as_view(), name="api-release"),
+    path("api/v1/", include("releases.api_urls")),
     re_path(r"^api/", api_not_found),
 ]
 

@@ -11,6 +11,7 @@ from django import forms
 from django.conf import settings
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from . import arena
@@ -146,7 +147,8 @@ def battle_turn(request, battle_id: str):
             form.add_error(None, exc.message)
             status = exc.status_code
         else:
-            return redirect("battles:battle", battle_id=battle.question_id)
+            # To the new turn: after several turns it is below the fold.
+            return redirect(reverse("battles:battle", args=[battle.question_id]) + f"#turn-{battle.turn + 1}")
     return render(request, "battles/battle.html", _battle_context(battle, turn_form=form), status=status)
 
 
@@ -159,4 +161,4 @@ def battle_vote(request, battle_id: str):
     except arena.BattleRefused as exc:
         context = _battle_context(battle, vote_error=exc.message)
         return render(request, "battles/battle.html", context, status=exc.status_code)
-    return redirect("battles:battle", battle_id=battle.question_id)
+    return redirect(reverse("battles:battle", args=[battle.question_id]) + "#reveal")

@@ -1,0 +1,336 @@
+"""Building a community release from the database, and publishing it.
+
+A build streams the release-pool battles voted up to the cutoff that no earlier release
+took (a server-side cursor, a batch at a time), leaves out those with personal data
+(releases/personal_data.py), labels the models as the policy says, and writes the files
+(releases/files.py) into a temporary directory. Only when every file is complete is the
+directory moved to its final name, and the battles recorded as taken, in the same
+transaction that marks the release built. A build that dies halfway leaves no release
+files and no battle taken; its release row is found stale and marked failed by the next
+build (`expire_interrupted`).
+
+Publishing is a separate, deliberate step by staff (admin action or `publish_release`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, reset_queries, transaction
+from django.db.models import QuerySet
+from django.template.loader import render_to_string
+
+from arenasite import clock
+from battles.models import Battle
+from providers.models import ArenaModel
+
+from . import files
+from .models import DataRelease, ReleasedBattle
+from .personal_data import find_personal_data
+
+logger = logging.getLogger(__name__)
+
+ANONYMOUS = "anonymous"
+BATCH = 2000
+# A build writes its heartbeat every batch; one silent for this long is no longer running.
+STALE_AFTER = timedelta(minutes=10)
+
+
+class ReleaseRefused(Exception):
+    """The release cannot be built or published now; the message says why."""
+
+
+def releases_dir() -> Path:
+    path = Path(settings.RELEASES_DIR)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def release_path(release: DataRelease) -> Path:
+    return releases_dir() / release.directory_name
+
+
+def public_labels() -> dict[int, str]:
+    """Model id -> label: the public name if the model is or has been listed, else "anonymous"."""
+    return {
+        pk: (name if listed_at is not None else ANONYMOUS)
+        for pk, name, listed_at in ArenaModel.objects.values_list("pk", "name", "listed_at")
+    }
+
+
+def public_judge(judge: str) -> str:
+    """The voter as published: a second keyed hash of the stored judge id, stable across
+    releases (a voter's votes can be followed) but not the id used inside the arena."""
+    digest = hmac.new(settings.JUDGE_SALT.encode(), f"release:{judge}".encode(), hashlib.sha256).hexdigest()
+    return f"arena_user_{digest[:16]}"
+
+
+def expire_interrupted(now: datetime | None = None) -> list[DataRelease]:
+    """Mark builds that stopped sending heartbeats as failed, and remove their partial files."""
+    now = now or clock.now()
+    stale = list(DataRelease.objects.filter(state=DataRelease.State.BUILDING, heartbeat_at__lt=now - STALE_AFTER))
+    for release in stale:
+        DataRelease.objects.filter(pk=release.pk, state=DataRelease.State.BUILDING).update(
+            state=DataRelease.State.FAILED, error="The build was interrupted (no sign of life for 10 minutes)."
+        )
+        _remove_partials(release)
+    return stale
+
+
+def start_release(cutoff: datetime) -> DataRelease:
+    """A new release row in state `building`, which is the lock against a second build."""
+    expire_interrupted()
+    now = clock.now()
+    if cutoff.date() > now.date():
+        raise ReleaseRefused(f"The cutoff {cutoff:%Y-%m-%d %H:%M} is in the future.")
+    # "Up to today" means up to now: a battle voted later today belongs to the next release.
+    cutoff = min(cutoff, now)
+    try:
+        with transaction.atomic():
+            return DataRelease.objects.create(cutoff=cutoff)
+    except IntegrityError:
+        running = DataRelease.objects.filter(state=DataRelease.State.BUILDING).first()
+        raise ReleaseRefused(
+            f"Another release is being built (release {running.pk if running else '?'}); try again when it is done."
+        ) from None
+
+
+def build(release: DataRelease) -> DataRelease:
+    """Write the release's files and take its battles; the release ends `built` or `failed`.
+
+    Safe to run again for a release still `building` (a redelivered task): what a previous
+    attempt left is removed first.
+    """
+    if release.state != DataRelease.State.BUILDING:
+        raise ReleaseRefused(f"Release {release.pk} is {release.get_state_display().lower()}, not building.")
+    _remove_partials(release)
+    partial = releases_dir() / f".{release.directory_name}.partial-{uuid.uuid4().hex[:8]}"
+    final = release_path(release)
+    partial.mkdir()
+    try:
+        with transaction.atomic():
+            summary = _write_battles(release, partial)
+            built_at = clock.now()
+            manifest = _manifest(release, summary, built_at)
+            (partial / files.CARD_NAME).write_text(_card(release, manifest), encoding="utf-8")
+            manifest["files"][files.CARD_NAME] = files.file_summary(partial / files.CARD_NAME)
+            (partial / files.MANIFEST_NAME).write_text(_json(manifest), encoding="utf-8")
+            _sync_directory(partial)
+            os.replace(partial, final)
+            _sync_directory(final.parent)
+            DataRelease.objects.filter(pk=release.pk).update(
+                state=DataRelease.State.BUILT,
+                built_at=built_at,
+                battle_count=summary["rows"],
+                excluded_count=sum(summary["excluded"].values()),
+                manifest=manifest,
+            )
+    except BaseException as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)
+        DataRelease.objects.filter(pk=release.pk).update(
+            state=DataRelease.State.FAILED, error=f"{type(exc).__name__}: {exc}"
+        )
+        logger.exception("release %s: build failed", release.pk)
+        raise
+    release.refresh_from_db()
+    logger.info("release %s built: %s battles, %s left out", release.pk, release.battle_count, release.excluded_count)
+    return release
+
+
+def _write_battles(release: DataRelease, directory: Path) -> dict:
+    labels = public_labels()
+    candidates = Battle.objects.filter(
+        in_release_pool=True, created_at__lte=release.cutoff, vote__isnull=False, release_entry__isnull=True
+    )
+
+    def take(batch: list[tuple[int, str]]) -> None:
+        ReleasedBattle.objects.bulk_create(
+            [ReleasedBattle(battle_id=pk, release=release, excluded_reason=reason) for pk, reason in batch],
+            batch_size=BATCH,
+        )
+        DataRelease.objects.filter(pk=release.pk).update(heartbeat_at=clock.now())
+
+    return write_export(candidates, directory, label=lambda a, b: (labels[a], labels[b]), after_batch=take)
+
+
+EXPORT_FIELDS = (
+    "pk",
+    "question_id",
+    "model_a_id",
+    "model_b_id",
+    "vote__winner",
+    "vote__judge",
+    "conversation_a",
+    "conversation_b",
+    "turn",
+    "anony",
+    "language",
+    "vote__created_at",
+    "openai_moderation",
+    "toxic_chat_tag",
+)
+
+
+def write_export(
+    battles: QuerySet[Battle],
+    directory: Path,
+    *,
+    label: Callable[[int, int], tuple[str, str]],
+    after_batch: Callable[[list[tuple[int, str]]], None] | None = None,
+) -> dict:
+    """Write the voted `battles` (in id order) to JSONL and Parquet in `directory`, leaving
+    out those with personal data; the shared core of releases and provider shares.
+
+    `label(model_a_id, model_b_id)` gives the two published model labels. After each batch,
+    `after_batch` gets (battle id, personal-data reason or "") for every battle of it.
+    Returns the counts and file checksums for the manifest.
+    """
+    writer = files.ReleaseWriter(directory)
+    excluded: Counter[str] = Counter()
+    models: Counter[str] = Counter()
+    rows_of = battles.order_by("pk").values_list(*EXPORT_FIELDS)
+    try:
+        # A server-side cursor on PostgreSQL: one batch in memory at a time.
+        for batch in _batched(rows_of.iterator(chunk_size=BATCH), BATCH):
+            rows, handled = [], []
+            for pk, qid, a, b, winner, judge, conv_a, conv_b, turn, anony, language, voted_at, mod, toxic in batch:
+                reason = find_personal_data(_texts(conv_a, conv_b)) or ""
+                handled.append((pk, reason))
+                if reason:
+                    excluded[reason] += 1
+                    continue
+                label_a, label_b = label(a, b)
+                models[label_a] += 1
+                models[label_b] += 1
+                rows.append(
+                    {
+                        "question_id": qid,
+                        "model_a": label_a,
+                        "model_b": label_b,
+                        "winner": winner,
+                        "judge": public_judge(judge),
+                        "conversation_a": conv_a,
+                        "conversation_b": conv_b,
+                        "turn": turn,
+                        "anony": anony,
+                        "language": language,
+                        "tstamp": voted_at.timestamp(),
+                        "openai_moderation": files.moderation_in_schema(mod),
+                        "toxic_chat_tag": files.toxic_chat_in_schema(toxic),
+                    }
+                )
+            writer.write(rows)
+            if after_batch is not None:
+                after_batch(handled)
+            reset_queries()  # DEBUG keeps every query's SQL; over a million battles that is gigabytes
+    except BaseException:
+        writer.abort()
+        raise
+    return {"rows": writer.rows, "excluded": dict(excluded), "models": dict(models), "files": writer.close()}
+
+
+def _batched(iterable, size: int):
+    iterator = iter(iterable)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def _texts(conv_a: list, conv_b: list) -> list[str]:
+    # The prompts are the same on both sides: read them once.
+    return [m["content"] for m in conv_a] + [m["content"] for m in conv_b if m.get("role") != "user"]
+
+
+def _manifest(release: DataRelease, summary: dict, built_at: datetime) -> dict:
+    previous = (
+        DataRelease.objects.filter(state=DataRelease.State.PUBLISHED, cutoff__lt=release.cutoff)
+        .order_by("-cutoff")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return {
+        "release": release.pk,
+        "schema": "chatbot_arena_conversations",
+        "cutoff": release.cutoff.isoformat(),
+        "built_at": built_at.isoformat(),
+        "previous_release": previous,
+        "pool_fraction": settings.RELEASE_POOL_FRACTION,
+        "battles": summary["rows"],
+        "considered": summary["rows"] + sum(summary["excluded"].values()),
+        "excluded": {"personal_data": dict(sorted(summary["excluded"].items()))},
+        "labels": dict(sorted(summary["models"].items(), key=lambda kv: (-kv[1], kv[0]))),
+        "files": summary["files"],
+    }
+
+
+def _card(release: DataRelease, manifest: dict) -> str:
+    return render_to_string(
+        "releases/data_card.md",
+        {"release": release, "manifest": manifest, "pool_percent": round(settings.RELEASE_POOL_FRACTION * 100)},
+    )
+
+
+def _json(data: dict) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _remove_partials(release: DataRelease) -> None:
+    base = releases_dir()
+    for path in base.glob(f".{release.directory_name}.partial-*"):
+        shutil.rmtree(path, ignore_errors=True)
+    if release.state != DataRelease.State.BUILT and release.state != DataRelease.State.PUBLISHED:
+        shutil.rmtree(base / release.directory_name, ignore_errors=True)
+
+
+def _sync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(release: DataRelease, *, by=None) -> DataRelease:
+    """Make a built release public."""
+    with transaction.atomic():
+        locked = DataRelease.objects.select_for_update().get(pk=release.pk)
+        if locked.state == DataRelease.State.PUBLISHED:
+            return locked
+        if locked.state != DataRelease.State.BUILT:
+            raise ReleaseRefused(
+                f"Release {locked.pk} is {locked.get_state_display().lower()}; only a built release can be published."
+            )
+        if not release_path(locked).is_dir():
+            raise ReleaseRefused(f"The files of release {locked.pk} are missing; discard it and build again.")
+        locked.state = DataRelease.State.PUBLISHED
+        locked.published_at = clock.now()
+        locked.published_by = by
+        locked.save(update_fields=["state", "published_at", "published_by"])
+    return locked
+
+
+def discard(release: DataRelease) -> DataRelease:
+    """Drop a built (unpublished) release: its battles go back to wait for the next one."""
+    with transaction.atomic():
+        locked = DataRelease.objects.select_for_update().get(pk=release.pk)
+        if locked.state == DataRelease.State.PUBLISHED:
+            raise ReleaseRefused(f"Release {locked.pk} is published; a published release stays published.")
+        if locked.state == DataRelease.State.BUILDING:
+            raise ReleaseRefused(f"Release {locked.pk} is still being built.")
+        ReleasedBattle.objects.filter(release=locked).delete()
+        locked.state = DataRelease.State.DISCARDED
+        locked.save(update_fields=["state"])
+    shutil.rmtree(release_path(locked), ignore_errors=True)
+    return locked

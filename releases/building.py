@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, reset_queries, transaction
+from django.db import IntegrityError, connection, reset_queries, transaction
 from django.db.models import QuerySet
 from django.template.loader import render_to_string
 
@@ -127,9 +127,9 @@ def build(release: DataRelease) -> DataRelease:
             (partial / files.CARD_NAME).write_text(_card(release, manifest), encoding="utf-8")
             manifest["files"][files.CARD_NAME] = files.file_summary(partial / files.CARD_NAME)
             (partial / files.MANIFEST_NAME).write_text(_json(manifest), encoding="utf-8")
-            _sync_directory(partial)
+            sync_directory(partial)
             os.replace(partial, final)
-            _sync_directory(final.parent)
+            sync_directory(final.parent)
             DataRelease.objects.filter(pk=release.pk).update(
                 state=DataRelease.State.BUILT,
                 built_at=built_at,
@@ -157,13 +157,29 @@ def _write_battles(release: DataRelease, directory: Path) -> dict:
     )
 
     def take(batch: list[tuple[int, str]]) -> None:
-        ReleasedBattle.objects.bulk_create(
-            [ReleasedBattle(battle_id=pk, release=release, excluded_reason=reason) for pk, reason in batch],
-            batch_size=BATCH,
-        )
+        record_taken(release, batch)
         DataRelease.objects.filter(pk=release.pk).update(heartbeat_at=clock.now())
 
     return write_export(candidates, directory, label=lambda a, b: (labels[a], labels[b]), after_batch=take)
+
+
+def record_taken(release: DataRelease, batch: list[tuple[int, str]]) -> None:
+    """Insert the ReleasedBattle rows of a batch of (battle id, reason)."""
+    if connection.vendor == "postgresql":
+        # Two arrays in one statement: a release takes hundreds of thousands of battles, and
+        # building a model instance for each row costs more than the insert itself.
+        ids, reasons = zip(*batch, strict=True) if batch else ((), ())
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {ReleasedBattle._meta.db_table} (battle_id, release_id, excluded_reason) "
+                "SELECT unnest(%s::bigint[]), %s, unnest(%s::text[])",
+                [list(ids), release.pk, list(reasons)],
+            )
+        return
+    ReleasedBattle.objects.bulk_create(
+        [ReleasedBattle(battle_id=pk, release=release, excluded_reason=reason) for pk, reason in batch],
+        batch_size=BATCH,
+    )
 
 
 EXPORT_FIELDS = (
@@ -294,7 +310,7 @@ def _remove_partials(release: DataRelease) -> None:
         shutil.rmtree(base / release.directory_name, ignore_errors=True)
 
 
-def _sync_directory(path: Path) -> None:
+def sync_directory(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

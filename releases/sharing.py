@@ -41,7 +41,7 @@ from battles.models import Battle
 from providers.models import ArenaModel, Provider
 
 from . import files
-from .building import ANONYMOUS, _sync_directory, releases_dir, write_export
+from .building import ANONYMOUS, releases_dir, sync_directory, write_export
 from .models import DataRelease, DataSharingAgreement, ProviderShare
 
 logger = logging.getLogger(__name__)
@@ -239,9 +239,9 @@ def share_build(share_id: int) -> ProviderShare:
         (partial / files.CARD_NAME).write_text(_card(share, manifest), encoding="utf-8")
         manifest["files"][files.CARD_NAME] = files.file_summary(partial / files.CARD_NAME)
         (partial / files.MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        _sync_directory(partial)
+        sync_directory(partial)
         os.replace(partial, final)
-        _sync_directory(final.parent)
+        sync_directory(final.parent)
         ProviderShare.objects.filter(pk=share.pk).update(
             state=ProviderShare.State.READY,
             built_at=built_at,

@@ -38,3 +38,6 @@ admin.site.site_title = "Arenasite admin"
 admin.site.index_title = "Governance"
 # The model lists are wide (lifecycle dates, health); give them the whole page.
 admin.site.enable_nav_sidebar = False
+
+# Any unhandled error, from any layer: 503 with Retry-After when the database is out of reach.
+handler500 = "arenasite.errors.server_error"

@@ -209,6 +209,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "leaderboard.tasks.recompute_ratings",
         "schedule": crontab(minute=5),  # hh:05 every hour
     },
+    "build-waiting-shares": {
+        "task": "releases.tasks.build_waiting_shares",
+        "schedule": crontab(minute="*/5"),
+    },
 }
 
 # Endpoint API keys are encrypted at rest with Fernet. ENDPOINT_KEY_ENCRYPTION_KEYS is a

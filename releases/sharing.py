@@ -28,7 +28,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -206,8 +206,24 @@ def share_request(*, provider: Provider, user, enqueue: bool = True) -> Provider
             raise SharingRefused(refusal(provider) or "No approved data-sharing agreement.")
         share = ProviderShare.objects.create(provider=provider, requested_by=user, agreement=agreement)
         if enqueue:
-            transaction.on_commit(lambda: build_share.delay(share.pk))
+            transaction.on_commit(lambda: _enqueue_build(build_share, share.pk))
     return share
+
+
+def _enqueue_build(task, share_id: int) -> None:
+    # The request is answered whether or not the broker is reachable: the share row is
+    # committed in state `requested`, and build_waiting_shares builds what was not queued.
+    try:
+        task.delay(share_id)
+    except Exception:
+        logger.warning("share %s: the build could not be queued; the next sweep builds it", share_id, exc_info=True)
+
+
+def waiting_shares(older_than: timedelta) -> QuerySet[ProviderShare]:
+    """Shares requested more than `older_than` ago whose build never started (a lost enqueue)."""
+    return ProviderShare.objects.filter(
+        state=ProviderShare.State.REQUESTED, requested_at__lt=clock.now() - older_than
+    ).order_by("requested_at", "pk")
 
 
 def share_build(share_id: int) -> ProviderShare:

@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
@@ -5,7 +7,7 @@ from arenasite import clock
 
 from . import building, sharing
 from .dates import parse_cutoff
-from .models import DataRelease
+from .models import DataRelease, ProviderShare
 
 
 @shared_task(autoretry_for=(OperationalError, InterfaceError), retry_backoff=True, retry_kwargs={"max_retries": 3})
@@ -36,3 +38,30 @@ def build_share(share_id: int) -> int:
     task finds the share ready or failed and stops, or still building and builds it again
     from the start; a database error leaves it building for the retry."""
     return sharing.share_build(share_id).pk
+
+
+# A share whose build was never queued (the broker was down when it was requested) waits
+# this long before the sweep builds it; a queued build normally starts within seconds.
+SHARE_QUEUE_GRACE = timedelta(minutes=10)
+
+
+@shared_task(
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    retry_kwargs={"max_retries": 3},
+    soft_time_limit=60 * 60,
+    time_limit=61 * 60,
+)
+def build_waiting_shares() -> list[int]:
+    """Build the shares still `requested` after the grace period (beat runs this every few
+    minutes), so derived work catches up once the broker is back. Building a share twice is
+    harmless: share_build returns a share already ready as it is."""
+    built = []
+    for share in sharing.waiting_shares(SHARE_QUEUE_GRACE):
+        # Claimed first, so two sweeps (or a late queued build) do not both start it.
+        claimed = ProviderShare.objects.filter(pk=share.pk, state=ProviderShare.State.REQUESTED).update(
+            state=ProviderShare.State.BUILDING
+        )
+        if claimed:
+            built.append(sharing.share_build(share.pk).pk)
+    return built

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def database_url() -> str:
@@ -35,3 +46,51 @@ def django_environment(**extra: str) -> dict[str, str]:
         "JUDGE_SALT": settings.JUDGE_SALT,
         **extra,
     }
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def site_process(log_path: Path, **extra: str) -> Iterator[str]:
+    """The site under gunicorn on a loopback port, on this test's database; yields its base URL.
+
+    It runs the production settings module (tasks are queued, not run eagerly), so what
+    a request needs of the broker is what production needs of it.
+    """
+    port = free_port()
+    env = django_environment(DEBUG="0", ALLOWED_HOSTS="127.0.0.1", **extra)
+    command = [sys.executable, "-m", "gunicorn", "arenasite.wsgi:application", "--bind", f"127.0.0.1:{port}"]
+    command += ["--worker-class", "gthread", "--threads", "4", "--workers", "1", "--graceful-timeout", "5"]
+    with open(log_path, "w+") as log:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while not _answers(base_url + "/healthz"):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"the site did not start:\n{log.read()[-3000:]}")
+                time.sleep(0.2)
+            yield base_url
+        finally:
+            server.terminate()
+            try:
+                server.wait(20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+def _answers(url: str) -> bool:
+    """Whether the server answers at all (the health check may say 503: the broker is down)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False

@@ -52,18 +52,24 @@ INSTALLED_APPS = [
     "battles",
     "leaderboard",
     "releases",
+    "transparency",
+    "portal",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "arenasite.encoding.Utf8FormBodyMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "arenasite.audit.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "arenasite.mfa.StaffMFAMiddleware",
 ]
 
 ROOT_URLCONF = "arenasite.urls"
@@ -130,6 +136,13 @@ ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = env_str("ACCOUNT_EMAIL_VERIFICATION", "optional")
 ACCOUNT_UNIQUE_EMAIL = True
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "Arenasite")
+# With it on, staff reach the admin only once they have a TOTP authenticator (arenasite/mfa.py);
+# the admin's own login form is replaced by allauth's (arenasite/urls.py), which asks for the code.
+ARENA_STAFF_REQUIRE_MFA = env_bool("ARENA_STAFF_REQUIRE_MFA", False)
+# Login throttling (allauth, counted in the cache): failed logins per IP and per account. The
+# next failed attempt beyond either limit is refused without checking the password.
+ACCOUNT_RATE_LIMITS = {"login_failed": env_str("ACCOUNT_LOGIN_FAILED_RATE", "10/m/ip,5/5m/key")}
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "arenasite@localhost")
 
@@ -213,6 +226,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "releases.tasks.build_waiting_shares",
         "schedule": crontab(minute="*/5"),
     },
+    "snapshot-expected-shares": {
+        "task": "transparency.tasks.snapshot_expected_shares",
+        "schedule": crontab(minute=30),  # hh:30 every hour
+    },
 }
 
 # Endpoint API keys are encrypted at rest with Fernet. ENDPOINT_KEY_ENCRYPTION_KEYS is a
@@ -228,6 +245,27 @@ ARENA_MIN_LISTED_DAYS = env_int("ARENA_MIN_LISTED_DAYS", 14)
 ARENA_HEADS_UP_DAYS = env_int("ARENA_HEADS_UP_DAYS", 1)
 ARENA_OFFLINE_RETIREMENT_DAYS = env_int("ARENA_OFFLINE_RETIREMENT_DAYS", 7)
 ARENA_HEALTH_CHECK_TIMEOUT = env_int("ARENA_HEALTH_CHECK_TIMEOUT", 10)
+# Endpoints must resolve to public addresses (providers/endpoints.py); development may allow
+# loopback and private ones, e.g. for a model server on the same machine.
+ARENA_ALLOW_PRIVATE_ENDPOINTS = env_bool("ARENA_ALLOW_PRIVATE_ENDPOINTS", False)
+# Fairness rules (docs/lifecycle.md, docs/transparency.md). At most CAP models of one provider
+# in initial rating at once. A never-listed model's kept rating becomes public DELAY days
+# after its withdrawal or the listing of a model of its family. A listed score is provisional
+# until PROVISIONAL_VOTES counted votes were collected after listing. A listed model with at
+# least RETIRE_MIN_VOTES votes rated below the RETIRE_PERCENTILE-th percentile of listed models
+# of its access kind is a retirement candidate.
+ARENA_INITIAL_RATING_CAP = env_int("ARENA_INITIAL_RATING_CAP", 3)
+ARENA_RETRACTION_DELAY_DAYS = env_int("ARENA_RETRACTION_DELAY_DAYS", 30)
+ARENA_PROVISIONAL_VOTES = env_int("ARENA_PROVISIONAL_VOTES", 2000)
+ARENA_RETIRE_PERCENTILE = env_float("ARENA_RETIRE_PERCENTILE", 10.0)
+ARENA_RETIRE_MIN_VOTES = env_int("ARENA_RETIRE_MIN_VOTES", 3000)
+if ARENA_INITIAL_RATING_CAP < 1:
+    raise ImproperlyConfigured(f"ARENA_INITIAL_RATING_CAP must be 1 or more, got {ARENA_INITIAL_RATING_CAP}")
+for _name in ("ARENA_RETRACTION_DELAY_DAYS", "ARENA_PROVISIONAL_VOTES", "ARENA_RETIRE_MIN_VOTES"):
+    if globals()[_name] < 0:
+        raise ImproperlyConfigured(f"{_name} must be 0 or more, got {globals()[_name]}")
+if not (math.isfinite(ARENA_RETIRE_PERCENTILE) and 0 <= ARENA_RETIRE_PERCENTILE <= 100):
+    raise ImproperlyConfigured(f"ARENA_RETIRE_PERCENTILE must be from 0 to 100, got {ARENA_RETIRE_PERCENTILE!r}")
 
 # Pair sampling (battles/sampling.py). A model in initial rating is drawn BOOST times as
 # often as its weight says until it has BOOST_VOTES counted votes, so a new model gathers
@@ -293,6 +331,17 @@ if ARENA_VOTER_DAILY_VOTES < 0:
     raise ImproperlyConfigured(f"ARENA_VOTER_DAILY_VOTES must be 0 or more, got {ARENA_VOTER_DAILY_VOTES}")
 # Added to FastChat's word list (battles/identity.py DEFAULT_IDENTITY_WORDS).
 ARENA_IDENTITY_WORDS = env_list("ARENA_IDENTITY_WORDS")
+# Vote integrity (docs/integrity.md). NETWORK_DAILY_VOTES caps the votes of one /24 or /48
+# network per UTC day (`rate_limited`; 0: no limit). The anomalous-voter test flags a voter
+# whose running evidence reaches 1/ALPHA; ANOMALY_DETECTION runs it before every rating
+# recomputation. Defaults chosen from benchmarks/rigging.py.
+ARENA_NETWORK_DAILY_VOTES = env_int("ARENA_NETWORK_DAILY_VOTES", 1000)
+ARENA_ANOMALY_ALPHA = env_float("ARENA_ANOMALY_ALPHA", 0.02)
+ARENA_ANOMALY_DETECTION = env_bool("ARENA_ANOMALY_DETECTION", True)
+if ARENA_NETWORK_DAILY_VOTES < 0:
+    raise ImproperlyConfigured(f"ARENA_NETWORK_DAILY_VOTES must be 0 or more, got {ARENA_NETWORK_DAILY_VOTES}")
+if not 0 < ARENA_ANOMALY_ALPHA < 1:
+    raise ImproperlyConfigured(f"ARENA_ANOMALY_ALPHA must be between 0 and 1, got {ARENA_ANOMALY_ALPHA!r}")
 
 # Ratings
 ARENA_BOOTSTRAP_ROUNDS = env_int("ARENA_BOOTSTRAP_ROUNDS", 1000)
@@ -301,13 +350,15 @@ ARENA_RATING_ANCHOR_MODEL = env_str("ARENA_RATING_ANCHOR_MODEL")  # public name;
 ARENA_RATING_ANCHOR_RATING = env_float("ARENA_RATING_ANCHOR_RATING", 1000.0)
 ARENA_LONG_PROMPT_CHARS = env_int("ARENA_LONG_PROMPT_CHARS", 500)
 ARENA_LANGUAGE_CATEGORIES = env_list("ARENA_LANGUAGE_CATEGORIES", "English,Chinese")
-ARENA_PRELIMINARY_VOTES = env_int("ARENA_PRELIMINARY_VOTES", 500)
 # Categories beyond overall/multi-turn/long prompts/languages: at most N counted votes per
 # voter per day (0: no such category), style control where answers carry text, and on
 # request the votes with high-frequency duplicate prompts down-sampled.
 ARENA_JUDGE_DAILY_CAP = env_int("ARENA_JUDGE_DAILY_CAP", 20)
 ARENA_STYLE_CONTROL = env_bool("ARENA_STYLE_CONTROL", True)
 ARENA_DEDUP_PROMPTS = env_bool("ARENA_DEDUP_PROMPTS", False)
+# High-frequency duplicate prompts down-sampled in every category, as the arena does (then
+# the separate "deduplicated" category is not computed: it would equal the overall one).
+ARENA_DEDUP_EVERY_CATEGORY = env_bool("ARENA_DEDUP_EVERY_CATEGORY", True)
 ARENA_DEDUP_PERCENTILE = env_float("ARENA_DEDUP_PERCENTILE", 99.99)
 ARENA_ONLINE_ELO_K = env_float("ARENA_ONLINE_ELO_K", 4.0)
 
@@ -367,6 +418,56 @@ RELEASES_DIR = Path(env_str("RELEASES_DIR", str(VAR_DIR / "releases")))
 DATA_SHARING_TERMS_VERSION = env_str("DATA_SHARING_TERMS_VERSION", "2024-06")
 # The judge id stored with a vote is a salted hash of the voter's identity.
 JUDGE_SALT = env_str("JUDGE_SALT") or hashlib.sha256(f"judge:{SECRET_KEY}".encode()).hexdigest()
+
+# Security headers (docs/security.md). SecurityMiddleware sends nosniff, the referrer policy,
+# the opener policy and, over HTTPS, HSTS; XFrameOptionsMiddleware forbids framing; django-csp
+# sends the Content-Security-Policy below.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# HTTPS is on whenever DEBUG is off: redirect to https, Secure-only cookies, HSTS for a year.
+# HTTPS=0 turns it off for a server on plain HTTP (a load test on loopback). Behind a proxy that
+# ends TLS, SECURE_PROXY_SSL_HEADER=1 trusts its X-Forwarded-Proto (the proxy must overwrite it).
+HTTPS = env_bool("HTTPS", not DEBUG)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+if not SECURE_HSTS_PRELOAD:
+    # Preloading binds the whole domain and its subdomains to HTTPS in browsers for months and is
+    # slow to undo: each deployment opts in (SECURE_HSTS_PRELOAD=1), so the check's nudge is silenced.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+if env_bool("SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_HTTPONLY = True
+# No inline scripts anywhere (scripts are static files; data goes in json_script elements),
+# so script-src needs no nonce and no 'unsafe-inline'. Styles allow inline: plotly.js and
+# Swagger UI write style elements at run time, and CSS cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# The cache holds login-throttle counters and the cached leaderboard. One process's memory
+# by default; CACHE_URL=redis://... shares it between the web processes of a deployment, so
+# the login limits count across all of them.
+CACHE_URL = env_str("CACHE_URL")
+if CACHE_URL:
+    if not CACHE_URL.startswith(("redis://", "rediss://")):
+        raise ImproperlyConfigured(f"CACHE_URL must be a redis:// or rediss:// URL, got {CACHE_URL!r}")
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
 
 LOGGING = {
     "version": 1,

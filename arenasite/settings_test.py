@@ -7,6 +7,10 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("CELERY_BROKER_DIR", "test-broker")
+# The test client and the live server speak plain HTTP; production settings keep HTTPS on.
+os.environ.setdefault("HTTPS", "0")
+# The suite's chat-completions server listens on loopback (tests/support/openai_server.py).
+os.environ.setdefault("ARENA_ALLOW_PRIVATE_ENDPOINTS", "1")
 
 from .settings import *  # noqa: E402,F403
 from .settings import DATABASES, VAR_DIR  # noqa: E402
@@ -15,6 +19,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Test worlds put many models of one provider in initial rating at once; the admission cap's
+# own tests (tests/providers/test_rules_cap.py) set it back to the production default.
+ARENA_INITIAL_RATING_CAP = 50
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so a real worker process started by a test sees the same data.

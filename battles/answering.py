@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, transaction
 
 from arenasite import clock
 
@@ -95,8 +95,9 @@ def _answer_side_and_close(battle_id: int, side: str) -> None:
         except Exception:
             logger.exception("battle %s side %s: could not record the failure", battle_id, side)
     finally:
-        # A pool thread keeps its own connection; close it rather than hold one per thread.
-        connection.close()
+        # As at the end of a request: the thread's connection is kept for the next answer when
+        # DB_CONN_MAX_AGE allows it (a session costs the database a process start), else closed.
+        close_old_connections()
 
 
 def _answer_side(battle_id: int, side: str) -> tuple[str, str]:

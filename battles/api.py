@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from . import arena
 from .models import Battle, Winner
-from .voters import judge_for
+from .voters import judge_for, network_for
 
 
 class BattleMessageSerializer(serializers.Serializer):
@@ -183,7 +183,7 @@ class BattleVoteApi(APIView):
         try:
             judge = judge_for(request, create=False)
             battle = arena.battle_of(battle_id, judge)
-            vote, _ = arena.cast_vote(battle, form.validated_data["winner"], judge)
+            vote, _ = arena.cast_vote(battle, form.validated_data["winner"], judge, network_for(request))
         except arena.BattleRefused as exc:
             return refused(exc)
         return Response(vote_payload(battle, vote.winner))

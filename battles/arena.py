@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, time
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
 from arenasite import clock
@@ -21,8 +21,8 @@ from providers.models import ArenaModel
 
 from . import answering
 from .arena_pool import record_served, sample_pair, sampleable_models
-from .identity import DEFAULT_IDENTITY_WORDS, revealed_term
-from .models import Battle, ExclusionReason, Vote, Winner
+from .identity import DEFAULT_IDENTITY_WORDS, identity_probe, revealed_term
+from .models import Battle, ExclusionReason, FlaggedVoter, Vote, Winner
 from .sampling import NotEnoughModels
 
 
@@ -50,12 +50,24 @@ class ArenaClosed(BattleRefused):
     status_code = 503
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def clean_prompt(prompt: object) -> str:
     """The prompt as stored, or InvalidInput saying what is wrong with it."""
     if not isinstance(prompt, str):
         raise InvalidInput("The prompt must be text.")
     if "\x00" in prompt:
         raise InvalidInput("The prompt contains a NUL character.")
+    # A form body's invalid UTF-8 bytes arrive as U+FFFD (Django decodes with errors="replace");
+    # a JSON body can carry lone surrogates ("\ud800"), which no database can store.
+    if "\ufffd" in prompt or not _encodable(prompt):
+        raise InvalidInput("The prompt is not valid UTF-8 text.")
     if not prompt.strip():
         raise InvalidInput("Write a prompt first.")
     limit = settings.ARENA_MAX_PROMPT_CHARS
@@ -174,13 +186,14 @@ def add_turn(battle: Battle, prompt: str) -> Battle:
     return battle
 
 
-def cast_vote(battle: Battle, winner: object, judge: str) -> tuple[Vote, bool]:
+def cast_vote(battle: Battle, winner: object, judge: str, network: str = "") -> tuple[Vote, bool]:
     """Store the voter's one vote on the battle: (vote, created).
 
     The same vote again answers the stored one (created False), so a retried request is
     harmless; a different second vote, or a vote while answers are still arriving, is a
     BattleConflict. A vote on a battle that ended with a failed answer is stored but
-    excluded (`error`), like every vote that must not count.
+    excluded (`error`), like every vote that must not count. `network` is the client's
+    network id (battles/voters.py `network_for`), "" when unknown.
     """
     if winner not in Winner.values:
         raise InvalidInput(f"The vote must be one of {', '.join(repr(w) for w in Winner.values)}.")
@@ -192,6 +205,7 @@ def cast_vote(battle: Battle, winner: object, judge: str) -> tuple[Vote, bool]:
                 return _same_vote(existing, winner), False
             if locked.status == Battle.Status.ANSWERING:
                 raise BattleConflict("Wait until both answers are complete before voting.")
+            _lock_daily_counts(judge, network)
             vote = Vote.objects.create(
                 battle=locked,
                 model_a_id=locked.model_a_id,
@@ -199,7 +213,8 @@ def cast_vote(battle: Battle, winner: object, judge: str) -> tuple[Vote, bool]:
                 anony=locked.anony,
                 winner=winner,
                 judge=judge,
-                excluded_reason=exclusion_reason(locked, judge),
+                network=network,
+                excluded_reason=exclusion_reason(locked, judge, network),
                 created_at=clock.now(),
             )
     except IntegrityError:
@@ -214,17 +229,25 @@ def _same_vote(existing: Vote, winner: str) -> Vote:
     return existing
 
 
-def exclusion_reason(battle: Battle, judge: str) -> str:
+def exclusion_reason(battle: Battle, judge: str, network: str = "") -> str:
     """Why this vote must not count, or "" when it counts. The first reason found wins."""
     if battle.answers_cut_or_failed:
         return ExclusionReason.ERROR
     if revealed_term(_texts(battle), identity_terms()):
         return ExclusionReason.IDENTITY_REVEALED
+    if identity_probe(_prompts(battle)):
+        return ExclusionReason.IDENTITY_PROBE
     if battle.openai_moderation and battle.openai_moderation.get("flagged"):
         return ExclusionReason.MODERATION
-    if over_daily_limit(judge):
+    if FlaggedVoter.objects.filter(judge=judge, state=FlaggedVoter.State.BANNED).exists():
+        return ExclusionReason.FLAGGED_USER
+    if over_daily_limit(judge) or network_over_daily_limit(network):
         return ExclusionReason.RATE_LIMITED
     return ""
+
+
+def _prompts(battle: Battle) -> list[str]:
+    return [m["content"] for m in battle.conversation_a if m["role"] == "user"]
 
 
 def _texts(battle: Battle) -> list[str]:
@@ -249,9 +272,43 @@ def over_daily_limit(judge: str, now: datetime | None = None) -> bool:
     limit = settings.ARENA_VOTER_DAILY_VOTES
     if not limit:
         return False
+    return Vote.objects.filter(judge=judge, created_at__gte=_day_start(now)).count() >= limit
+
+
+def network_over_daily_limit(network: str, now: datetime | None = None) -> bool:
+    """Whether the voter's network (/24 or /48) has used up today's votes (UTC day). Many
+    voters share a network (an office, a campus, a mobile carrier's NAT), so this cap is
+    far above the per-voter one: it stops one machine posing as many voters."""
+    limit = settings.ARENA_NETWORK_DAILY_VOTES
+    if not limit or not network:
+        return False
+    return Vote.objects.filter(network=network, created_at__gte=_day_start(now)).count() >= limit
+
+
+def _day_start(now: datetime | None) -> datetime:
     now = now or clock.now()
-    day_start = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
-    return Vote.objects.filter(judge=judge, created_at__gte=day_start).count() >= limit
+    return datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
+
+
+# Namespaces of the advisory locks taken while a vote is counted against the caps.
+_JUDGE_LOCK, _NETWORK_LOCK = 7001, 7002
+
+
+def _lock_daily_counts(judge: str, network: str) -> None:
+    """Serialise the votes of one voter, and of one network, while each is counted and stored.
+
+    Without it two votes of the same voter on two battles (two tabs, or a script) would
+    both count the day's votes before either is stored, and both pass the cap. The battle
+    row lock does not help, since the battles differ. PostgreSQL: transaction-scoped
+    advisory locks, always taken in the same order (battle, voter, network), so two votes
+    cannot wait on each other. SQLite has one writer at a time and needs none.
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_JUDGE_LOCK, judge])
+        if network:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_NETWORK_LOCK, network])
 
 
 def revealed_names(battle: Battle) -> tuple[str, str]:

@@ -38,6 +38,7 @@ from django.conf import settings
 
 from arenasite import clock
 from providers import health
+from providers.endpoints import endpoint_refusal
 from providers.models import ArenaModel
 
 logger = logging.getLogger(__name__)
@@ -264,6 +265,10 @@ class OpenAIChatClient:
         return self._stream(body)
 
     def _stream(self, body: dict) -> Iterator[str]:
+        # Checked at each call, not only when the URL was saved: a name can be re-pointed.
+        refusal = endpoint_refusal(self.base_url)
+        if refusal:
+            raise self._failed(FailureKind.CONNECT, refusal)
         limits = self.limits
         slots = _endpoint_slots(self.base_url, limits.concurrency)
         # Waiting for a free slot counts as connecting.

@@ -72,3 +72,107 @@ def revealed_term(texts: Iterable[str], terms: Iterable[str]) -> str | None:
         if found:
             return found.group(0)
     return None
+
+
+# Prompts that ask the model who it is: a voter who asks learns (or guesses) the names,
+# so the vote is not blind any more, whatever the answers say (`identity_probe`). One
+# pattern per phrasing, per language; matched on the case-folded prompt, quoted text left out,
+# runs of white space made single. English phrases that end in "you" must end the sentence, so "who are
+# you going to call" or "what model are you using for the loss" are not probes.
+_END = r"(?=\s*(?:$|[?!.,;:…？！。，]))"
+_AI = r"(?:ai|llm|language model|model|chatbot|bot|assistant|version|system)"
+PROBE_PATTERNS: dict[str, tuple[str, ...]] = {
+    "en": (
+        rf"\bwho (?:exactly |really )?(?:are|r) (?:you|u)\b{_END}",
+        rf"\b(?:what|which) (?:kind of |type of |large )?{_AI} (?:are you|is this){_END}",
+        rf"\b(?:what|which) (?:kind of |type of |large )?{_AI} am i (?:talking|speaking|chatting) (?:to|with)\b",
+        r"\bare you (?:an? )?(?:gpt|claude|gemini|llama|bard|chatgpt|mistral|qwen|deepseek)\b",
+        r"\bwhat(?:'s| is) your (?:model )?(?:name|model|version|identity|model name)\b",
+        r"\bwho (?:made|created|built|trained|developed|designed|programmed) (?:you|this model|this ai)\b",
+        r"\b(?:what|which) company (?:made|created|built|trained|developed|owns|are you from)\b",
+        r"\b(?:tell me|say) (?:your|the) (?:model )?name\b",
+        r"\bidentify yourself\b",
+        r"\bwhat are you called\b",
+    ),
+    "zh": (
+        r"你是谁",
+        r"您是谁",
+        r"你(?:是|叫)(?:什么|哪个|哪一个|哪种)(?:模型|ai|大模型|语言模型|版本|名字)",
+        r"你叫什么",
+        r"你的名字(?:是|叫)",
+        r"(?:谁|哪家公司|哪个公司)(?:开发|创造|训练|制作|研发|创建)(?:了)?你",
+        r"你是(?:由)?(?:谁|哪家公司|哪个公司)(?:开发|创造|训练|制作|研发|创建)的",
+        r"介绍一下你自己",
+    ),
+    "es": (
+        r"¿?\bquién eres\b",
+        r"¿?\bquién es usted\b",
+        r"\bqué (?:modelo|ia|inteligencia artificial|versión) eres\b",
+        r"\bcuál es tu (?:nombre|modelo)\b",
+        r"\bcómo te llamas\b",
+        r"\bquién te (?:creó|entrenó|desarrolló|hizo|programó)\b",
+    ),
+    "fr": (
+        r"\bqui es[- ]tu\b",
+        r"\bqui êtes[- ]vous\b",
+        r"\bquel (?:modèle|llm|ia) (?:es[- ]tu|êtes[- ]vous)\b",
+        r"\bcomment (?:t'appelles[- ]tu|vous appelez[- ]vous)\b",
+        r"\bquel est ton (?:nom|modèle)\b",
+        r"\bqui t'a (?:créé|entraîné|développé|conçu)\b",
+    ),
+    "de": (
+        r"\bwer bist du\b",
+        r"\bwer sind sie\b",
+        r"\bwelches (?:sprachmodell|modell|ki-modell|llm) (?:bist du|sind sie)\b",
+        r"\bwas für ein (?:sprachmodell|modell|ki-modell) (?:bist du|sind sie)\b",
+        r"\bwie heißt du\b",
+        r"\bwer hat dich (?:erstellt|entwickelt|trainiert|gemacht|programmiert)\b",
+    ),
+    "ru": (
+        r"(?<!\w)кто ты(?!\w)",
+        r"(?<!\w)ты кто(?!\w)",
+        r"(?<!\w)кто вы(?:\s+такие|\s+такой)?\s*[?]",
+        r"(?<!\w)как(?:ая|ой) (?:ты|вы) (?:модель|нейросеть|ии)(?!\w)",
+        r"(?<!\w)как тебя зовут(?!\w)",
+        r"(?<!\w)кто тебя (?:создал|обучил|разработал|сделал)(?!\w)",
+    ),
+    "ja": (
+        r"(?:あなた|君|きみ|お前)は(?:誰|だれ)",
+        r"(?:あなた|君|きみ)は(?:何|なん|どの|どんな)の?(?:モデル|ai|aI|llm)",
+        r"(?:あなた|君|きみ)の名前は",
+        r"(?:誰|だれ|どこ)が(?:あなた|君|きみ)を(?:作|開発|訓練|学習)",
+    ),
+    "pt": (
+        r"\bquem (?:é você|és tu|e voce|é vc)\b",
+        r"\b(?:qual|que) modelo (?:é você|você é|és tu)\b",
+        r"\bqual é o seu nome\b",
+        r"\bcomo você se chama\b",
+        r"\bquem te (?:criou|treinou|desenvolveu|fez)\b",
+    ),
+    "ko": (
+        r"(?:너는|넌|당신은|너) 누구",
+        r"누가 (?:너를|당신을|널) (?:만들|개발|훈련)",
+        r"(?:무슨|어떤|어느) (?:모델|ai|언어 모델)(?:이야|이에요|인가요|입니까|이니)",
+        r"(?:너의|당신의|네) 이름(?:은|이) (?:뭐|무엇)",
+    ),
+}
+
+
+# Quoted text is text to work on, not a question to the model ("Translate: 'Who are you?'").
+# A single quote counts only where it is not inside a word, so "what's" stays whole.
+_QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”|«[^»]*»|「[^」]*」|『[^』]*』|(?<!\w)'[^']*'(?!\w)")
+
+
+@functools.lru_cache(maxsize=1)
+def _probe_pattern() -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for patterns in PROBE_PATTERNS.values() for p in patterns))
+
+
+def identity_probe(prompts: Iterable[str]) -> str | None:
+    """The first prompt text that asks the model who it is (as matched), or None."""
+    pattern = _probe_pattern()
+    for prompt in prompts:
+        found = pattern.search(" ".join(_QUOTED.sub(" ", prompt.casefold()).split()))
+        if found:
+            return found.group(0)
+    return None

@@ -168,6 +168,12 @@ class Vote(models.Model):
     anony = models.BooleanField(default=True)
     winner = models.CharField(max_length=16, choices=Winner)
     judge = models.CharField(max_length=64, db_index=True, help_text="A salted hash, never a raw address.")
+    network = models.CharField(
+        max_length=32,
+        blank=True,
+        db_default="",
+        help_text="The client's network (/24 or /48) as a salted hash, for the per-network daily cap.",
+    )
     excluded_reason = models.CharField(max_length=24, choices=ExclusionReason, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -182,6 +188,8 @@ class Vote(models.Model):
                 name="vote_counted_pairs",
                 condition=Q(anony=True, excluded_reason=""),
             ),
+            # The per-network daily cap counts a network's votes of the day as each vote arrives.
+            models.Index(fields=["network", "created_at"], name="vote_network_day", condition=~Q(network="")),
         ]
 
     def __str__(self) -> str:
@@ -211,3 +219,70 @@ class SamplingShare(models.Model):
 
     def __str__(self) -> str:
         return f"{self.arena_model_id} on {self.day}: {self.battles} battle(s)"
+
+
+class VoterState(models.TextChoices):
+    FLAGGED = "flagged", "Flagged, awaiting review"
+    CONFIRMED = "confirmed", "Confirmed: votes stay excluded"
+    CLEARED = "cleared", "Cleared: votes restored"
+    BANNED = "banned", "Banned: votes excluded, later ones as they arrive"
+
+
+class FlaggedVoter(models.Model):
+    """A voter the sequential test (battles/integrity.py) flagged, and what staff decided.
+
+    While flagged, confirmed or banned, every counted vote of the voter is excluded with
+    `flagged_user` (each detection run excludes the votes cast since; a banned voter's
+    votes are excluded as they arrive). A cleared voter's votes count again, and the test
+    does not flag them again: the review overrides the test. The state changes only
+    through battles/anomalies.py `flagged_voter_decide`, which logs a VoterDecision.
+    """
+
+    State = VoterState
+    # States in which the voter's votes do not count.
+    EXCLUDING = (VoterState.FLAGGED, VoterState.CONFIRMED, VoterState.BANNED)
+
+    judge = models.CharField(max_length=64, unique=True)
+    state = models.CharField(max_length=10, choices=VoterState, default=VoterState.FLAGGED, db_index=True)
+    votes_tested = models.PositiveIntegerField(help_text="Votes the test read (the voter's first 100).")
+    statistic = models.FloatField(help_text="The largest running product of evidence reached; flagged at 1/alpha.")
+    direction = models.CharField(
+        max_length=8, help_text="'against': sides with the less preferred model; 'with': with the crowd, too often."
+    )
+    alpha = models.FloatField()
+    flagged_at = models.DateTimeField(default=timezone.now)
+    tested_at = models.DateTimeField(default=timezone.now, help_text="The latest detection run that tested the voter.")
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(state__in=VoterState.values), name="flaggedvoter_state_valid"),
+        ]
+        permissions = [("review_flaggedvoter", "Can confirm, clear or ban flagged voters")]
+
+    def __str__(self) -> str:
+        return f"voter {self.judge[:12]}… ({self.state})"
+
+
+class VoterDecision(models.Model):
+    """Append-only log of review decisions on flagged voters: who, when, why, and what changed."""
+
+    class Decision(models.TextChoices):
+        CONFIRM = "confirm", "Confirm"
+        CLEAR = "clear", "Clear"
+        BAN = "ban", "Ban"
+
+    voter = models.ForeignKey(FlaggedVoter, models.CASCADE, related_name="decisions")
+    decision = models.CharField(max_length=8, choices=Decision)
+    from_state = models.CharField(max_length=10, choices=VoterState)
+    to_state = models.CharField(max_length=10, choices=VoterState)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+")
+    reason = models.TextField()
+    votes_changed = models.PositiveIntegerField(default=0, help_text="Votes excluded or restored by the decision.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.decision} {self.voter_id} by {self.actor_id}"

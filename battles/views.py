@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from . import arena
 from .models import Battle, Winner
-from .voters import judge_for
+from .voters import judge_for, network_for
 
 # How often the battle fragment asks for the answers so far while they stream in.
 POLL_MILLISECONDS = 400
@@ -157,7 +157,7 @@ def battle_vote(request, battle_id: str):
     judge = judge_for(request, create=False)
     battle = _battle_or_404(request, battle_id)
     try:
-        arena.cast_vote(battle, request.POST.get("winner"), judge)
+        arena.cast_vote(battle, request.POST.get("winner"), judge, network_for(request))
     except arena.BattleRefused as exc:
         context = _battle_context(battle, vote_error=exc.message)
         return render(request, "battles/battle.html", context, status=exc.status_code)

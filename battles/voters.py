@@ -5,12 +5,18 @@ session (a cookie), made on the first battle; a logged-in voter (allauth) is the
 account. Either way what is stored is an HMAC of that identity with JUDGE_SALT, so a
 stored judge id cannot be traced back to an account or a session without the salt, and
 no IP address is ever part of it.
+
+The per-network daily cap needs to know which votes come from one network. The client's
+address is cut to its network prefix (/24 for IPv4, /48 for IPv6: what one household,
+office or server usually holds) and only an HMAC of that prefix is stored, never the
+address nor the prefix itself.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import uuid
 
 from django.conf import settings
@@ -40,3 +46,52 @@ def judge_for(request: HttpRequest, *, create: bool = True) -> str | None:
         voter = uuid.uuid4().hex
         request.session[SESSION_KEY] = voter
     return judge_id(f"session:{voter}")
+
+
+IPV4_PREFIX = 24
+IPV6_PREFIX = 48
+
+
+def network_prefix(address: str) -> str | None:
+    """The /24 (IPv4) or /48 (IPv6) network of an address, as text; None when it is not an address.
+
+    An IPv4 address written as IPv6 (::ffff:192.0.2.1) is the IPv4 one, so a dual-stack
+    proxy does not give one network two names.
+    """
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = IPV4_PREFIX if ip.version == 4 else IPV6_PREFIX
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+# Addresses that name no client network: loopback and the private ranges. A vote from one
+# means the site sits behind a proxy that did not pass the client's address on, or on an
+# internal network; counting all of them as one network would cap everybody together.
+_NO_CLIENT_NETWORK = [
+    ipaddress.ip_network(n)
+    for n in ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7", "fe80::/10")
+]
+
+
+def network_id(address: str) -> str:
+    """The stored form of the client's network: 32 hex characters of HMAC-SHA256, or "" when
+    unknown (not an address, or a loopback or private one)."""
+    prefix = network_prefix(address)
+    if prefix is None or not _names_a_client_network(ipaddress.ip_network(prefix)):
+        return ""
+    return hmac.new(settings.JUDGE_SALT.encode(), f"network:{prefix}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def network_for(request: HttpRequest) -> str:
+    """The request's network id. REMOTE_ADDR is the address of whoever connected: behind a
+    proxy the deployment must set it to the client's (as the proxy reports it); a forwarded
+    header is never read here, since any client can write one."""
+    return network_id(request.META.get("REMOTE_ADDR", ""))
+
+
+def _names_a_client_network(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    return not any(network.version == n.version and network.overlaps(n) for n in _NO_CLIENT_NETWORK)

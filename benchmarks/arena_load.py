@@ -90,12 +90,14 @@ def server_environment(args) -> dict:
         DJANGO_SETTINGS_MODULE="arenasite.settings",
         DATABASE_URL=args.database_url,
         DEBUG="0",
+        HTTPS="0",  # plain HTTP on loopback: no redirect to https, cookies not Secure-only
         SECRET_KEY=env.get("SECRET_KEY") or "benchmark-only-secret-key",
         ALLOWED_HOSTS="127.0.0.1,localhost",
         CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
         ARENA_DEMO_CHUNK_DELAY="0",
         ARENA_ANSWER_SAVE_INTERVAL="0.25",
         ARENA_VOTER_DAILY_VOTES="0",
+        ARENA_NETWORK_DAILY_VOTES="0",
         DB_CONN_MAX_AGE=str(args.conn_max_age),
         LOG_LEVEL="WARNING",
     )

@@ -473,9 +473,9 @@ def worker_recompute(args) -> dict:
 
         setattr(module, name, wrapper)
 
-    timed(services, "pair_counts_by_condition", "sql: plain categories, one pass")
-    timed(services, "pair_counts", "sql: votes over a cap")
-    timed(services, "style_rows", "sql: style rows")
+    timed(services, "vote_columns", "sql: counted votes, one pass")
+    timed(services, "over_prompt_limit", "sql: duplicate prompts")
+    timed(services, "over_daily_cap_mask", "per-voter cap")
     timed(services, "_online_elo", "online Elo (sql + replay)")
     timed(ratings, "compute_ratings", "engine: Bradley-Terry")
     timed(style_control, "compute_style_controlled", "engine: style control")
@@ -888,7 +888,8 @@ def benchmark_size(votes: int, args, peers: Path | None, rows: list, findings: l
         steps = ", ".join(f"{step} {seconds:.2f}" for step, seconds in sorted(run["steps"].items()))
         findings.append(
             f"{label} recompute, {run['label']}: {run['wall']:.2f} s ({', '.join(run['categories'])}); steps (s): "
-            f"{steps} (the style fit's warm start is a plain fit, counted under Bradley-Terry as well)"
+            f"{steps} (the style fit's warm start is a plain fit, counted under Bradley-Terry as well; the style "
+            "fit runs beside the bootstraps, so their times overlap)"
         )
         if run["label"] in ("warm", "overall only"):
             verdict = "met" if run["wall"] < 5 else "NOT met"

@@ -11,13 +11,25 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from providers.models import ArenaModel
+from providers.models import ArenaModel, sees_every_model
 
 from .models import RatingRun
 from .selectors import board
 
-CSV_FIELDS = ["rank", "model", "rating", "ci_lower", "ci_upper", "votes", "online_elo", "state", "provider",
-              "licence", "knowledge_cutoff", "preliminary"]
+CSV_FIELDS = [
+    "rank",
+    "model",
+    "rating",
+    "ci_lower",
+    "ci_upper",
+    "votes",
+    "online_elo",
+    "state",
+    "provider",
+    "licence",
+    "knowledge_cutoff",
+    "provisional",
+]
 
 
 class LeaderboardCSVRenderer(renderers.BaseRenderer):
@@ -51,7 +63,7 @@ RowSerializer = inline_serializer(
         "provider": serializers.CharField(),
         "licence": serializers.CharField(),
         "knowledge_cutoff": serializers.DateField(allow_null=True),
-        "preliminary": serializers.BooleanField(),
+        "provisional": serializers.BooleanField(),
     },
 )
 
@@ -146,7 +158,7 @@ class ModelRatingApi(APIView):
     def get(self, request, pk: int):
         model = ArenaModel.objects.filter(pk=pk).first()
         is_member = model is not None and model.provider.memberships.filter(user=request.user).exists()
-        if model is None or not (request.user.is_staff or is_member):
+        if model is None or not (sees_every_model(request.user) or is_member):
             raise NotFound("Not found.")
         run = RatingRun.objects.latest_published()
         ratings = []

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.utils import timezone
+
+from providers.models import ArenaModel
 
 
 class RatingRunQuerySet(models.QuerySet):
@@ -88,3 +91,71 @@ class PairCounts(models.Model):
 
     def __str__(self) -> str:
         return f"pair counts of {self.category} in run {self.run_id}"
+
+
+class KeptRatingQuerySet(models.QuerySet):
+    # Kept ratings are the record the no-retraction rule rests on; bulk changes are refused too.
+    def update(self, **kwargs):
+        raise PermissionDenied("Kept ratings cannot be changed.")
+
+    def delete(self):
+        raise PermissionDenied("Kept ratings cannot be deleted.")
+
+
+class KeptRating(models.Model):
+    """The rating a model had when it left initial rating (listed or withdrawn). Append-only.
+
+    Written in the transaction of the transition itself (leaderboard/fairness.py reacts to
+    providers' transition_done signal), so a model cannot leave initial rating without it, and
+    nothing the provider does afterwards (withdrawing, asking again) changes or removes it.
+    The public registry shows it; for a model never listed only once its delay has passed.
+    """
+
+    arena_model = models.OneToOneField(
+        "providers.ArenaModel", models.PROTECT, primary_key=True, related_name="kept_rating"
+    )
+    left_at = models.DateTimeField(help_text="When the model left initial rating.")
+    left_to = models.CharField(max_length=16, help_text="listed or withdrawn")
+    run = models.ForeignKey(
+        RatingRun,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The published run the rating comes from; empty when the model was never rated.",
+    )
+    rating = models.FloatField(null=True, blank=True, help_text="Overall rating in that run.")
+    ci_lower = models.FloatField(null=True, blank=True)
+    ci_upper = models.FloatField(null=True, blank=True)
+    rated_votes = models.PositiveIntegerField(null=True, blank=True, help_text="Votes behind the rating.")
+    votes_before = models.PositiveIntegerField(
+        default=0,
+        help_text="Counted votes cast up to the moment it left; votes after listing are counted from here.",
+    )
+
+    objects = KeptRatingQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-left_at"]
+
+    def __str__(self) -> str:
+        rating = "not rated" if self.rating is None else f"{self.rating:.0f}"
+        return f"{self.arena_model_id} left initial rating for {self.left_to}: {rating}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionDenied("A kept rating cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionDenied("A kept rating cannot be deleted.")
+
+
+class RetirementCandidate(ArenaModel):
+    """Listed models that meet a retirement rule (leaderboard/fairness.py), listed for staff in admin.
+
+    A proxy: the rating rule needs the ratings, which the providers app cannot read."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "retirement candidate"

@@ -18,7 +18,8 @@ gradient is below 1e-10 times its Fisher information: the gradient test made sca
 bare gradient norm is in vote units, and 1e-10 is below its rounding error on a million
 votes). Newton converges quadratically, so the ratings are then at the optimum to far
 better than 1e-6 Elo. Bootstrap resamples start from the full fit and take chord steps
-(the full fit's Hessian, kept fixed) to the same test, falling back to Newton (see _refit).
+(the full fit's Hessian, rescaled per round) to the same test, falling back to Newton (see
+_refit).
 
 When the maximum-likelihood estimate does not exist. The MLE is finite exactly when the
 "scored against" graph (an edge i -> j when i has won or tied at least once against j) is
@@ -35,11 +36,12 @@ corrected in the main fit are listed in ``parameters["corrected_pairs"]``.
 
 Confidence intervals, both 95%:
 
-* bootstrap: the counts table is resampled multinomially (same total), each resample is
-  refitted (batched, warm-started from the full fit) and the 2.5/97.5 percentiles of each
-  model's rating are taken. Rows that describe the same event, e.g. (A, B, model_a) and
-  (B, A, model_b), or "tie" and "tie (bothbad)" for the same pair, are merged first: a
-  multinomial's merged cells are again multinomial, so this changes no distribution.
+* bootstrap: the counts table is resampled multinomially (same total; drawn through Poisson
+  counts, see _Resampler), each resample is refitted (batched, warm-started from the full
+  fit) and the 2.5/97.5 percentiles of each model's rating are taken. Rows that describe
+  the same event, e.g. (A, B, model_a) and (B, A, model_b), or "tie" and "tie (bothbad)"
+  for the same pair, are merged first: a multinomial's merged cells are again multinomial,
+  so this changes no distribution.
 * sandwich (Huber-White): Cov(theta) = L+ M L+, where L is the Fisher information, L+ its
   pseudo-inverse (which puts the covariance in the sum-zero gauge) and M the sum over votes
   of the outer products of each vote's score, computed per pair from the outcome counts. It
@@ -53,15 +55,18 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
-from scipy.special import expit, log_expit
+from scipy.special import expit, gammaln, log_expit
+from threadpoolctl import threadpool_limits
 
 # The score of model_a for each winner value.
 SCORES: dict[str, float] = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}
@@ -73,13 +78,23 @@ TOLERANCE = 1e-10
 MAX_ITERATIONS = 200
 CHORD_ITERATIONS = 60
 Z95 = 1.959963984540054  # the 97.5% normal quantile
-# Bootstrap rounds are fitted in batches; a batch holds one m x m Hessian per round, so
-# this caps the batch's Hessians at about 32 MB whatever the number of models.
+# Bootstrap rounds are fitted in batches of about this many (pair, round) values, so a batch's
+# arrays stay within the processor's caches.
+BATCH_PAIR_ROUNDS = 400_000
+# _fit's rounds, which hold one m x m Hessian each, are capped at about 32 MB per batch.
 BATCH_HESSIAN_CELLS = 4_000_000
 # aggregate() counts in a dense array up to this many (model A, model B, winner) combinations.
 DENSE_COUNT_LIMIT = 50_000_000
 # Bootstrap batches run on this many threads at most: one per core, since they compute.
 BOOTSTRAP_THREADS = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
+# The resampler (_Resampler) draws Poisson counts whose total falls short of the votes by
+# this many standard deviations, so that a round overshoots (and is drawn again) about once in
+# 740, and tops the rest up vote by vote; its tables leave out Poisson tails of less than
+# e^-37.5 (5e-17), below the resolution of a double-precision uniform (2^-53, 1.1e-16).
+POISSON_SHORTFALL_SD = 3.0
+POISSON_TAIL_LOG = 37.5
+# Guide-table bins per standard deviation of each cell's Poisson count.
+GUIDE_BINS_PER_SD = 16
 
 
 class DisconnectedComparisons(ValueError):
@@ -141,10 +156,13 @@ def compute_ratings(
     scale: float = 400,
     base: float = 10,
     init: float = 1000,
+    threads: int | None = None,
 ) -> RatingTable:
     """counts: columns model_a, model_b (str), winner in {"model_a","model_b","tie","tie (bothbad)"}, n (int >= 0).
 
-    Deterministic for given inputs: the same counts, seed and options give the same table.
+    Deterministic for given inputs: the same counts, seed and options give the same table,
+    whatever `threads` (how many threads the bootstrap's batches run on; default one per
+    core, BOOTSTRAP_THREADS; 1 when the caller runs several fits at once).
     With ``bootstrap_rounds=0`` the bootstrap columns are NaN and rank uses the sandwich
     interval instead (recorded as ``parameters["rank_interval"]``).
     """
@@ -196,7 +214,8 @@ def compute_ratings(
     # Bootstrap.
     corrected_rounds = 0
     if bootstrap_rounds:
-        samples, corrected_rounds = _bootstrap(table, theta, inverse, bootstrap_rounds, seed)
+        threads = BOOTSTRAP_THREADS if threads is None else max(1, threads)
+        samples, corrected_rounds = _bootstrap(table, theta, inverse, bootstrap_rounds, seed, threads)
         ci_lower, ci_upper = np.percentile(to_elo(samples), [2.5, 97.5], axis=0)
     else:
         ci_lower = ci_upper = np.full(m, np.nan)
@@ -304,6 +323,16 @@ class _Table:
         self.diagonal = np.arange(m) * (m + 1)
         n_pair = np.bincount(self.cell_pair, weights=self.cell_n, minlength=p)
         self.votes = (np.bincount(pair_i, n_pair, m) + np.bincount(pair_j, n_pair, m)).astype(np.int64)
+        # Sparse maps for the bootstrap, which holds a batch of rounds as columns: cells -> each
+        # pair's votes and score, and pairs -> each model's gradient (B') and information (|B|').
+        cells = np.arange(len(self.cell_n))
+        self.cell_to_votes = csr_matrix((np.ones(len(cells)), (self.cell_pair, cells)), shape=(p, len(cells)))
+        score = np.array([1.0, 0.5, 0.0])[self.cell_outcome]
+        self.cell_to_score = csr_matrix((score, (self.cell_pair, cells)), shape=(p, len(cells)))
+        rows, columns = np.concatenate([pair_i, pair_j]), np.concatenate([np.arange(p), np.arange(p)])
+        self.incidence = csr_matrix((np.repeat([1.0, -1.0], p), (rows, columns)), shape=(m, p))
+        self.incidence_abs = csr_matrix((np.ones(2 * p), (rows, columns)), shape=(m, p))
+        self._spanning_pairs: np.ndarray | None = None
 
     @classmethod
     def from_counts(cls, counts: pd.DataFrame) -> _Table:
@@ -350,6 +379,9 @@ class _Table:
             groups.sort(key=lambda names: (-len(names), names))
             raise DisconnectedComparisons(groups)
 
+    def votes_per_pair(self) -> np.ndarray:
+        return np.bincount(self.cell_pair, weights=self.cell_n, minlength=len(self.pair_i))
+
     def pair_totals(self, cell_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Votes n and score s of the lower-index model per pair, for a batch of cell counts (rounds x cells)."""
         rounds, p = cell_n.shape[0], len(self.pair_i)
@@ -358,6 +390,35 @@ class _Table:
         score = np.array([1.0, 0.5, 0.0])[self.cell_outcome]
         s = np.bincount(index, (cell_n * score[None, :]).ravel(), rounds * p).reshape(rounds, p)
         return n, s
+
+    def spanning_pairs(self) -> np.ndarray:
+        """Pairs forming a spanning tree of the comparison graph, chosen so that each was
+        scored as much as possible both ways (a maximum spanning tree on the smaller of the
+        two scores). A round in which every one of them was scored both ways is strongly
+        connected, which the bootstrap tests for all its rounds at once."""
+        if self._spanning_pairs is None:
+            from scipy.sparse.csgraph import minimum_spanning_tree
+
+            n, s = self.pair_totals(self.cell_n[None, :])
+            weakest = np.minimum(s[0], n[0] - s[0])
+            # Weights must be positive to count as edges: the tree maximises the weaker score.
+            weight = 1.0 / (1.0 + weakest)
+            tree = minimum_spanning_tree(csr_matrix((weight, (self.pair_i, self.pair_j)), shape=(self.m, self.m)))
+            tree = tree.tocoo()
+            lo, hi = np.minimum(tree.row, tree.col), np.maximum(tree.row, tree.col)
+            self._spanning_pairs = np.searchsorted(self.pair_i * self.m + self.pair_j, lo * self.m + hi)
+        return self._spanning_pairs
+
+    def virtual_ties_columns(self, n: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """virtual_ties for a batch held as columns (pairs x rounds). Most rounds are shown to
+        be strongly connected by the spanning pairs alone; only the others are searched."""
+        tree = self.spanning_pairs()
+        both_ways = (s[tree] > 0) & (n[tree] - s[tree] > 0)
+        doubtful = np.flatnonzero(~both_ways.all(axis=0))
+        virtual = np.zeros(n.shape)
+        if len(doubtful):
+            virtual[:, doubtful] = self.virtual_ties(n[:, doubtful].T, s[:, doubtful].T).T
+        return virtual
 
     def virtual_ties(self, n: np.ndarray, s: np.ndarray) -> np.ndarray:
         """Virtual ties per pair (rounds x pairs): VIRTUAL_TIES on every compared pair whose
@@ -457,50 +518,76 @@ def _scatter(values: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:
 
 
 def _refit(table: _Table, n: np.ndarray, s: np.ndarray, theta: np.ndarray, inverse: np.ndarray) -> np.ndarray:
-    """Fit rounds (n, s: rounds x pairs) whose optimum is near theta, e.g. bootstrap
-    resamples of the data theta was fitted to; `inverse` is that fit's inverse information.
+    """Fit rounds held as columns (n, s: pairs x rounds) whose optimum is near theta, e.g.
+    bootstrap resamples of the data theta was fitted to; `inverse` is that fit's inverse
+    information. Returns theta per round as columns (models x rounds).
 
     Chord steps: Newton steps that keep the starting point's Hessian instead of building and
-    solving one per round and step. A step is then one matrix product for the whole batch,
-    where a Newton step is a batched LAPACK solve, which is slower and, when the worker
-    shares its cores with other processes, slowed down many times over by BLAS threads
-    waiting on each other. A round stops at the same tolerance as in _fit, so it reaches the
-    same maximum. The rate is set by how far the round's information is from the full
-    data's, which is small except for models with a handful of votes; a round whose steps do
-    not at least halve each time is handed to _fit, from the starting point, instead.
+    solving one per round and step, so a step is one matrix product for the whole batch. The
+    Hessian is rescaled per round by each model's information in that round (the diagonal of
+    D^(1/2) H D^(1/2)), which follows most of a resample's change, the count of a model's votes,
+    and so saves steps. A round stops at the same scale-free test as _fit, each model's
+    gradient within TOLERANCE of its information, taken here at the starting point: it lands
+    on the same maximum. A round whose steps do not at least halve each time is handed to
+    _fit, from the starting point, instead.
     """
     i, j, m = table.pair_i, table.pair_j, table.m
-    rounds = n.shape[0]
-    current = np.repeat(theta[None, :], rounds, 0)
+    rounds = n.shape[1]
+    out = np.empty((m, rounds))
+    n_all, s_all = n, s
+    start_p = expit(theta[i] - theta[j])
+    start_w = start_p * (1 - start_p)
+    degree = table.incidence_abs @ (n * start_w[:, None])
+    full = table.incidence_abs @ (table.votes_per_pair() * start_w)
+    # A model without votes in a round keeps a scale of 1; _fit handles such rounds if they stall.
+    root = np.sqrt(np.where(degree > 0, degree / full[:, None], 1.0))
+    current = np.repeat(theta[:, None], rounds, axis=1)
     previous = np.full(rounds, np.inf)
     active = np.arange(rounds)
     stalled: list[np.ndarray] = []
     for _ in range(CHORD_ITERATIONS):
-        th, nn, ss = current[active], n[active], s[active]
-        p = expit(th[:, i] - th[:, j])
-        residual = ss - nn * p
-        gradient = _scatter(residual, i, m) - _scatter(residual, j, m)
-        weight = nn * p * (1 - p)
-        degree = _scatter(weight, i, m) + _scatter(weight, j, m)
-        going = ~(np.abs(gradient) <= TOLERANCE * degree).all(axis=1)
-        # The gradient sums to zero and the inverse maps onto the sum-zero plane, so theta
-        # stays centred.
-        step = gradient[going] @ inverse
-        size = np.abs(step).max(axis=1)
-        active, th = active[going], th[going]
+        d = current[i] - current[j]
+        # p = 1 / (1 + e^-d) and the residual s - n p, in place: these are the batch's largest arrays.
+        np.negative(d, out=d)
+        np.exp(d, out=d)
+        d += 1.0
+        np.reciprocal(d, out=d)
+        d *= n
+        np.subtract(s, d, out=d)
+        gradient = table.incidence @ d
+        going = ~(np.abs(gradient) <= TOLERANCE * degree).all(axis=0)
+        if not going.all():
+            out[:, active[~going]] = current[:, ~going]
+            keep = np.flatnonzero(going)
+            active, current, gradient = active[keep], current[:, keep], gradient[:, keep]
+            n, s, degree, root = n[:, keep], s[:, keep], degree[:, keep], root[:, keep]
+        if not len(active):
+            break
+        # The gradient sums to zero and the inverse maps onto the sum-zero plane; the rescaling
+        # moves the sum a little, so the step is centred again.
+        step = (inverse @ (gradient / root)) / root
+        step -= step.mean(axis=0, keepdims=True)
+        size = np.abs(step).max(axis=0)
         # A step above 0.25 is where _fit starts to check the log-likelihood: leave it to _fit.
         contracting = (size <= 0.5 * previous[active]) & (size <= 0.25)
-        stalled.append(active[~contracting])
-        active, th, step = active[contracting], th[contracting], step[contracting]
-        previous[active] = size[contracting]
-        current[active] = th + step
+        if not contracting.all():
+            stalled.append(active[~contracting])
+            keep = np.flatnonzero(contracting)
+            active, current, step, size = active[keep], current[:, keep], step[:, keep], size[keep]
+            n, s, degree, root = n[:, keep], s[:, keep], degree[:, keep], root[:, keep]
+        previous[active] = size
+        current += step
         if not len(active):
             break
     stalled.append(active)
     redo = np.concatenate(stalled)
-    if len(redo):
-        current[redo] = _fit(table, n[redo], s[redo], np.repeat(theta[None, :], len(redo), 0))
-    return current
+    # _fit holds an m x m Hessian per round: a few rounds at a time when the models are many.
+    chunk = max(1, BATCH_HESSIAN_CELLS // (m * m))
+    for begin in range(0, len(redo), chunk):
+        part = redo[begin : begin + chunk]
+        start = np.repeat(theta[None, :], len(part), 0)
+        out[:, part] = _fit(table, n_all[:, part].T, s_all[:, part].T, start).T
+    return out
 
 
 def _sandwich(
@@ -521,37 +608,220 @@ def _sandwich(
     return inverse @ meat @ inverse
 
 
-def _bootstrap(table: _Table, theta: np.ndarray, inverse: np.ndarray, rounds: int, seed: int) -> tuple[np.ndarray, int]:
+def _bootstrap(
+    table: _Table, theta: np.ndarray, inverse: np.ndarray, rounds: int, seed: int, threads: int
+) -> tuple[np.ndarray, int]:
     """Refit `rounds` multinomial resamples of the cells; returns thetas (rounds x models)
     and how many rounds needed virtual ties.
 
-    Rounds go in batches, which bound the memory of the rounds x pairs arrays and of _fit's
-    per-round Hessians. Each batch draws from its own generator, spawned from the seed, so
-    the batches can run on several threads (numpy's sampling and array arithmetic release
+    Rounds go in batches, held as columns (pairs x rounds), which bound the memory and keep
+    each batch's arrays in cache. Each batch draws from its own generator, spawned from the
+    seed, so the batches can run on several threads (numpy's and scipy's array work releases
     the GIL) and the result does not depend on how many there are or which ran first.
     """
-    total = int(table.cell_n.sum())
-    probabilities = table.cell_n / total
-    batch = max(1, min(rounds, BATCH_HESSIAN_CELLS // (table.m * table.m)))
+    resampler = _Resampler(table.cell_n)
+    batch = max(1, min(rounds, BATCH_PAIR_ROUNDS // max(1, len(table.pair_i))))
     starts = list(range(0, rounds, batch))
     generators = [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(len(starts))]
     samples = np.empty((rounds, table.m))
 
     def run(start: int, rng: np.random.Generator) -> int:
         size = min(batch, rounds - start)
-        cell_n = rng.multinomial(total, probabilities, size=size)
-        n, s = table.pair_totals(cell_n)
-        virtual = table.virtual_ties(n, s)
-        samples[start : start + size] = _refit(table, n + virtual, s + virtual / 2, theta, inverse)
-        return int(virtual.any(axis=1).sum())
+        cell_n = resampler.draw(rng, size)
+        n = table.cell_to_votes @ cell_n
+        s = table.cell_to_score @ cell_n
+        virtual = table.virtual_ties_columns(n, s)
+        corrected = virtual.any(axis=0)
+        if corrected.any():
+            n, s = n + virtual, s + virtual / 2
+        samples[start : start + size] = _refit(table, n, s, theta, inverse).T
+        return int(corrected.sum())
 
-    workers = min(len(starts), BOOTSTRAP_THREADS)
-    if workers <= 1:
-        corrected = sum(run(start, rng) for start, rng in zip(starts, generators, strict=True))
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            corrected = sum(pool.map(run, starts, generators))
+    workers = min(len(starts), threads)
+    with single_threaded_blas():
+        if workers <= 1:
+            corrected = sum(run(start, rng) for start, rng in zip(starts, generators, strict=True))
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                corrected = sum(pool.map(run, starts, generators))
     return samples, corrected
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limits: threadpool_limits | None = None
+
+
+@contextmanager
+def single_threaded_blas():
+    """BLAS on one thread while any caller is inside, safe to enter from several threads.
+
+    The bootstrap's matrix products are small (models x models by a batch): BLAS threads
+    would only add waiting, and spin on the cores the batches need. threadpoolctl's limit is
+    process-wide, so it is set by the first thread in and restored by the last one out."""
+    global _blas_users, _blas_limits
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limits = threadpool_limits(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0 and _blas_limits is not None:
+                _blas_limits.restore_original_limits()
+                _blas_limits = None
+
+
+class _Resampler:
+    """Draws multinomial resamples of the cell counts (N votes, cell c with probability
+    n_c / N), many rounds at once, several times faster than numpy's
+    multinomial, which draws one binomial per cell and round.
+
+    The draw rests on a Poisson identity: independent Poisson counts with means lambda * p_c,
+    given that they total s, are multinomial(s, p). So each round draws Poisson counts at a
+    total lambda a few standard deviations short of N; a round that overshoots N is drawn
+    again (which leaves the others' distribution as it was, since the test looks only at the
+    total), and the N - s votes still missing are drawn one at a time from p (alias method)
+    and added: multinomial(s, p) plus multinomial(N - s, p) is multinomial(N, p).
+
+    The Poisson counts are drawn by inversion, one uniform per cell and round, through each
+    cell's cumulative distribution and a guide table of equal-probability bins that points at
+    the first value of each bin; the cells' means do not change between rounds, so the tables
+    are built once. Both stop at tails of probability e^-POISSON_TAIL_LOG. The probabilities
+    are exact to about 1e-12 (for the largest cells, the rounding of log-probabilities of
+    several hundred thousand), so a draw differs from exact inversion with probability of that
+    order: nothing a bootstrap of 1000 rounds can show.
+    """
+
+    def __init__(self, cell_n: np.ndarray):
+        counts = np.asarray(cell_n, dtype=float)
+        self.total = int(round(counts.sum()))
+        self.cells = len(counts)
+        shortfall = POISSON_SHORTFALL_SD * math.sqrt(self.total)
+        mu = counts * (max(self.total - shortfall, 0.0) / self.total)
+        self._build_tables(mu)
+        self._build_alias(counts / counts.sum())
+
+    def _build_tables(self, mu: np.ndarray) -> None:
+        cells, tail = len(mu), POISSON_TAIL_LOG
+        # Chernoff/Bernstein bounds: P(X <= mu - t) <= exp(-t^2 / 2 mu), P(X >= mu + t) <= exp(-t^2 / 2 (mu + t/3)).
+        low = np.maximum(0, np.floor(mu - np.sqrt(2 * tail * mu))).astype(np.int64)
+        high = np.ceil(mu + tail / 3 + np.sqrt((tail / 3) ** 2 + 2 * tail * mu)).astype(np.int64)
+        width = high - low + 1
+        first = np.zeros(cells, np.int64)
+        np.cumsum(width[:-1], out=first[1:])
+        last = first + width - 1
+        value = np.arange(int(width.sum())) - np.repeat(first - low, width)
+        with np.errstate(divide="ignore"):
+            log_mu = np.where(mu > 0, np.log(mu), 0.0)
+        # log pmf = value log mu - mu - log(value!), with log(value!) looked up.
+        log_factorial = gammaln(np.arange(int(high.max()) + 1) + 1.0)
+        pmf = value * np.repeat(log_mu, width)
+        pmf -= np.repeat(mu, width)
+        pmf -= np.take(log_factorial, value)
+        np.exp(pmf, out=pmf)
+        # Cumulative sums restarting at each cell: one running sum, with each cell's first term
+        # lowered by the sum of the cell before, so it restarts from (almost exactly) zero; the
+        # leftover rounding stays near 1e-14 instead of growing with the cells before.
+        sums = np.add.reduceat(pmf, first)
+        pmf[first[1:]] -= sums[:-1]
+        cdf = np.clip(np.cumsum(pmf), 0.0, 1.0)
+        cdf[last] = 1.0  # the far tail, below the resolution of a uniform, goes to the last value
+        # Guide table: bin b of a cell covers [b / L, (b + 1) / L) and points at the first value
+        # whose cdf reaches b / L; every cell gets one closing entry, its last value.
+        bins = np.ceil(GUIDE_BINS_PER_SD * np.sqrt(mu)).astype(np.int64) + GUIDE_BINS_PER_SD
+        before = np.concatenate([[0.0], cdf[:-1]])
+        before[first] = 0.0
+        per_value = np.repeat(bins, width)
+        begins = np.ceil(before * per_value).astype(np.int64)
+        begins[first] = 0
+        ends_at = np.minimum(np.ceil(cdf * per_value).astype(np.int64), per_value)
+        entries = np.maximum(ends_at - begins, 0)
+        entries[last] += 1
+        self.guide = np.repeat(np.arange(len(cdf)), entries)
+        self.guide_first = np.zeros(cells, np.int64)
+        np.cumsum(bins[:-1] + 1, out=self.guide_first[1:])
+        # Most bins hold at most one jump of the cdf: the answer is then the bin's first value,
+        # or the next one if u is above that value's cdf, which is stored per bin. Bins that
+        # hold more (in the tails, where values are unlikely) store NaN and are searched.
+        per_entry = np.repeat(bins, bins + 1)
+        bin_index = np.arange(len(self.guide)) - np.repeat(self.guide_first, bins + 1)
+        upper = (bin_index + 1) / per_entry
+        after = np.take(cdf, np.minimum(self.guide + 1, len(cdf) - 1))
+        is_last = np.zeros(len(cdf), dtype=bool)
+        is_last[last] = True
+        after[is_last[self.guide]] = 2.0  # a cell's last value ends the cell: nothing follows
+        self.threshold = np.where(after >= upper, np.take(cdf, self.guide), np.nan)
+        self.bins = bins.astype(float)
+        self.cdf = cdf
+        self.offset = first - low
+
+    def _build_alias(self, p: np.ndarray) -> None:
+        # Vose's alias method: cell k is drawn with probability (prob[k] + sum of (1 - prob[j])
+        # over j aliased to k) / K.
+        k = len(p)
+        prob = p * k
+        alias = np.arange(k)
+        small = list(np.flatnonzero(prob < 1.0))
+        large = list(np.flatnonzero(prob >= 1.0))
+        while small and large:
+            less, more = small.pop(), large.pop()
+            alias[less] = more
+            prob[more] -= 1.0 - prob[less]
+            (small if prob[more] < 1.0 else large).append(more)
+        prob[small + large] = 1.0
+        self.alias_prob, self.alias = prob, alias
+
+    def draw(self, rng: np.random.Generator, rounds: int) -> np.ndarray:
+        """Counts per cell (cells x rounds, float), each column summing to the total."""
+        out = np.empty((self.cells, rounds))
+        filled = 0
+        while filled < rounds:
+            counts = self._poisson(rng.random((self.cells, rounds - filled)))
+            totals = counts.sum(axis=0)
+            fits = totals <= self.total
+            if not fits.all():
+                counts, totals = counts[:, fits], totals[fits]
+            missing = (self.total - totals).astype(np.int64)
+            if missing.any():
+                x = rng.random(int(missing.sum())) * self.cells
+                k = x.astype(np.int64)
+                cell = np.where(x - k < self.alias_prob[k], k, self.alias[k])
+                column = np.repeat(np.arange(counts.shape[1]), missing)
+                counts += np.bincount(cell * counts.shape[1] + column, minlength=counts.size).reshape(counts.shape)
+            out[:, filled : filled + counts.shape[1]] = counts
+            filled += counts.shape[1]
+        return out
+
+    def _poisson(self, u: np.ndarray) -> np.ndarray:
+        """Inverse Poisson cdf of each cell (rows) at the uniforms u (cells x rounds): the
+        smallest value whose cdf reaches u. Rows are cells, so the rounds of a cell read the
+        same short stretch of the tables."""
+        index = (u * self.bins[:, None]).astype(np.int64)
+        index += self.guide_first[:, None]
+        value = np.take(self.guide, index)
+        threshold = np.take(self.threshold, index)
+        value += u > threshold  # NaN (a bin with several jumps) compares False
+        searched = np.flatnonzero(np.isnan(threshold))
+        if len(searched):
+            # Binary search between the bin's first value and the next bin's.
+            flat = value.reshape(-1)
+            target = u.reshape(-1)[searched]
+            low = flat[searched]
+            high = np.take(self.guide, index.reshape(-1)[searched] + 1)
+            while len(searched):
+                middle = (low + high) >> 1
+                above = np.take(self.cdf, middle) >= target
+                high = np.where(above, middle, high)
+                low = np.where(above, low, middle + 1)
+                done = low >= high
+                flat[searched[done]] = low[done]
+                keep = ~done
+                searched, target, low, high = searched[keep], target[keep], low[keep], high[keep]
+        value -= self.offset[:, None]
+        return value.astype(float)
 
 
 def _check_columns(frame: pd.DataFrame, columns: list[str]) -> None:

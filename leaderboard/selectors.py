@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from django.conf import settings
-
 from providers.models import ArenaModel
 
+from . import fairness
 from .models import ModelRating, PairCounts, RatingRun
 
 PUBLIC_STATES = {
@@ -20,11 +19,11 @@ def board(run: RatingRun, category: str = "overall", *, include_retired: bool = 
     Ranks are recomputed within what is shown, so a hidden model (in initial rating) leaves
     no gap that would give it away.
     """
-    ratings = ModelRating.objects.filter(run=run, category=category).select_related("arena_model__provider")
+    ratings = ModelRating.objects.filter(run=run, category=category).select_related(
+        "arena_model__provider", "arena_model__kept_rating"
+    )
     if not all_models:
-        ratings = ratings.filter(
-            arena_model__status__in=PUBLIC_STATES["with_retired" if include_retired else "listed"]
-        )
+        ratings = ratings.filter(arena_model__status__in=PUBLIC_STATES["with_retired" if include_retired else "listed"])
     rows = [_row(rating) for rating in ratings.order_by("-rating")]
     for row in rows:
         row["rank"] = 1 + sum(other["ci_lower"] > row["ci_upper"] for other in rows)
@@ -50,7 +49,8 @@ def _row(rating: ModelRating) -> dict:
         "provider": model.provider.name,
         "licence": model.licence,
         "knowledge_cutoff": model.knowledge_cutoff.isoformat() if model.knowledge_cutoff else None,
-        "preliminary": rating.votes < settings.ARENA_PRELIMINARY_VOTES,
+        # Provisional until enough votes were collected after listing (fairness.is_provisional).
+        "provisional": fairness.is_provisional(model),
     }
 
 

@@ -25,6 +25,7 @@ Pure numpy/pandas, no Django.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -48,67 +49,144 @@ RIDGE = 1e-4
 def style_features(battles: pd.DataFrame) -> pd.DataFrame:
     """Per vote, the normalised a-minus-b difference of each style feature, before standardising."""
     ratings._check_columns(battles, STYLE_COLUMNS)
-    columns = {}
-    for feature in FEATURES:
-        a = battles[f"{feature}_a"].to_numpy(dtype=float)
-        b = battles[f"{feature}_b"].to_numpy(dtype=float)
+    matrix = _feature_matrix({c: battles[c].to_numpy() for c in STYLE_COLUMNS})
+    return pd.DataFrame(matrix, columns=list(FEATURES), index=battles.index)
+
+
+def _feature_matrix(style: dict[str, np.ndarray]) -> np.ndarray:
+    # Column-major: the fit reads the features a column at a time.
+    matrix = np.empty((len(style[STYLE_COLUMNS[0]]), len(FEATURES)), order="F")
+    for k, feature in enumerate(FEATURES):
+        a = np.asarray(style[f"{feature}_a"], dtype=float)
+        b = np.asarray(style[f"{feature}_b"], dtype=float)
         if feature == "tokens":
-            columns[feature] = np.divide(a - b, a + b, out=np.zeros_like(a), where=(a + b) > 0)
+            matrix[:, k] = np.divide(a - b, a + b, out=np.zeros_like(a), where=(a + b) > 0)
         else:
-            columns[feature] = (a - b) / (a + b + 1)
-    return pd.DataFrame(columns, index=battles.index)
+            matrix[:, k] = (a - b) / (a + b + 1)
+    return matrix
+
+
+@dataclass(frozen=True)
+class StyleVotes:
+    """Votes for the style-controlled fit as coded arrays: `models` (names), a and b (indices
+    into models), winner (index into WINNERS) and the STYLE_COLUMNS counts, one entry per vote.
+    The leaderboard builds it straight from the counted votes' columns; millions of name
+    strings would cost more than the fit."""
+
+    models: list[str]
+    a: np.ndarray
+    b: np.ndarray
+    winner: np.ndarray
+    style: dict[str, np.ndarray]
+
+    @classmethod
+    def from_frame(cls, battles: pd.DataFrame) -> StyleVotes:
+        ratings._check_columns(battles, ["model_a", "model_b", "winner", *STYLE_COLUMNS])
+        ratings._check_winners(battles["winner"])
+        codes, models = pd.factorize(
+            np.concatenate([battles["model_a"].to_numpy(dtype=object), battles["model_b"].to_numpy(dtype=object)])
+        )
+        half = len(battles)
+        winner = pd.Index(WINNERS).get_indexer(battles["winner"].to_numpy(dtype=object))
+        style = {c: battles[c].to_numpy() for c in STYLE_COLUMNS}
+        return cls([str(m) for m in models], codes[:half], codes[half:], winner, style)
+
+    def subset(self, keep: np.ndarray) -> StyleVotes:
+        return StyleVotes(
+            self.models, self.a[keep], self.b[keep], self.winner[keep], {c: v[keep] for c, v in self.style.items()}
+        )
+
+    def counts(self) -> pd.DataFrame:
+        """The plain fit's counts frame of these votes."""
+        m, w = len(self.models), len(WINNERS)
+        key, n = _count((self.a.astype(np.int64) * m + self.b) * w + self.winner, m * m * w)
+        names = np.asarray(self.models, dtype=object)
+        return pd.DataFrame(
+            {
+                "model_a": names[key // (w * m)],
+                "model_b": names[(key // w) % m],
+                "winner": np.asarray(WINNERS, dtype=object)[key % w],
+                "n": n.astype(np.int64),
+            }
+        )
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+
+WINNERS = list(ratings.SCORES)
+
+
+def _count(key: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct keys in order, their counts), by a dense count when the key space is small
+    enough: a sort of millions of keys costs far more."""
+    if size <= ratings.DENSE_COUNT_LIMIT:
+        n = np.bincount(key, minlength=size)
+        keys = np.flatnonzero(n)
+        return keys, n[keys]
+    return np.unique(key, return_counts=True)
 
 
 def compute_style_controlled(
-    battles: pd.DataFrame,
+    battles: pd.DataFrame | StyleVotes,
     *,
     anchor: tuple[str, float] | None = None,
     scale: float = 400,
     base: float = 10,
     init: float = 1000,
 ) -> ratings.RatingTable:
-    """battles: one row per vote with model_a, model_b, winner and the STYLE_COLUMNS.
+    """battles: one row per vote with model_a, model_b, winner and the STYLE_COLUMNS, or the
+    same as StyleVotes.
 
     Returns a RatingTable like ratings.compute_ratings with the sandwich interval in both
     interval columns (``parameters["rank_interval"] == "sandwich"``), and the fitted style
     coefficients, per standard deviation of each feature, in ``parameters["style_coefficients"]``.
     Raises DisconnectedComparisons like the plain fit.
     """
-    ratings._check_columns(battles, ["model_a", "model_b", "winner"])
-    ratings._check_winners(battles["winner"])
-    if battles.empty:
+    if not isinstance(battles, StyleVotes):
+        ratings._check_columns(battles, ["model_a", "model_b", "winner"])
+        ratings._check_winners(battles["winner"])
+        if battles.empty:
+            raise ValueError("No votes to rate: the battles table is empty")
+        battles = StyleVotes.from_frame(battles)
+    votes = battles
+    if not len(votes):
         raise ValueError("No votes to rate: the battles table is empty")
     # The plain fit checks the comparison graph, orders the models, finds the pairs that need
     # virtual ties and gives the warm start.
-    plain = ratings.compute_ratings(ratings.aggregate(battles), bootstrap_rounds=0)
+    plain = ratings.compute_ratings(votes.counts(), bootstrap_rounds=0)
     models = sorted(plain.ratings.index)
     code = {name: index for index, name in enumerate(models)}
     m = len(models)
 
-    a = pd.Index(models).get_indexer(battles["model_a"].astype(str))
-    b = pd.Index(models).get_indexer(battles["model_b"].astype(str))
-    y = battles["winner"].map(ratings.SCORES).to_numpy(dtype=float)
-    raw = style_features(battles)
-    mean, std = raw.mean().to_numpy(), raw.std(ddof=0).to_numpy()
+    recode = pd.Index(models).get_indexer(pd.Index(votes.models))
+    a, b = recode[votes.a], recode[votes.b]
+    y = np.array([ratings.SCORES[w] for w in WINNERS])[votes.winner]
+    x = _feature_matrix(votes.style)
+    mean, std = x.mean(axis=0), x.std(axis=0)
     used = std > 0  # a feature that never varies carries no information and would make H singular
-    x = ((raw.to_numpy() - mean) / np.where(used, std, 1.0))[:, used]
-    weight = np.ones(len(y))
+    x -= mean
+    x /= np.where(used, std, 1.0)
+    if not used.all():
+        x = np.asfortranarray(x[:, used])
+    weight = None
 
     corrected = plain.parameters["corrected_pairs"]
     if corrected:
         a = np.concatenate([a, [code[i] for i, _ in corrected]])
         b = np.concatenate([b, [code[j] for _, j in corrected]])
         y = np.concatenate([y, np.full(len(corrected), 0.5)])
-        x = np.vstack([x, np.zeros((len(corrected), x.shape[1]))])
-        weight = np.concatenate([weight, np.full(len(corrected), ratings.VIRTUAL_TIES)])
+        x = np.asfortranarray(np.vstack([x, np.zeros((len(corrected), x.shape[1]))]))
+        weight = np.concatenate([np.ones(len(votes)), np.full(len(corrected), ratings.VIRTUAL_TIES)])
 
     factor = scale / math.log(base)
     theta0 = (plain.ratings["rating"].reindex(models).to_numpy() - init) / factor
     theta0 -= theta0.mean()
-    ridge = RIDGE * len(battles)
+    ridge = RIDGE * len(votes)
     start = np.concatenate([theta0, np.zeros(x.shape[1])])
-    params, information, iterations = _fit(a, b, y, x, weight, m, start, ridge)
-    covariance = _sandwich(a, b, y, x, weight, m, params, information)
+    design = _Design(a, b, x, weight, m)
+    params, information, iterations = _fit(design, y, start, ridge)
+    covariance = _sandwich(design, y, params, information)
 
     theta = params[:m]
     if anchor is None:
@@ -162,71 +240,123 @@ def compute_style_controlled(
         "iterations": iterations,
         "style_ridge": RIDGE,
     }
-    return ratings.RatingTable(ratings=frame, total_votes=len(battles), parameters=parameters)
+    return ratings.RatingTable(ratings=frame, total_votes=len(votes), parameters=parameters)
 
 
-def _fit(a, b, y, x, weight, m, params, ridge):
+class _Design:
+    """The votes' design: v_r = (e_a - e_b, x_r), weights w_r (1, or VIRTUAL_TIES for virtual ties).
+
+    Sums over votes of the model part go through each vote's pair (a, b), counted once in a
+    bincount over pairs and then spread to the two models: the pairs are few, the votes many."""
+
+    def __init__(self, a: np.ndarray, b: np.ndarray, x: np.ndarray, weight: np.ndarray | None, m: int):
+        self.a, self.b, self.x, self.weight, self.m = a, b, x, weight, m
+        key = a.astype(np.int64) * m + b
+        keys, _ = _count(key, m * m)
+        if m * m <= ratings.DENSE_COUNT_LIMIT:
+            lookup = np.zeros(m * m, dtype=np.int64)
+            lookup[keys] = np.arange(len(keys))
+            self.pair = lookup[key]
+        else:
+            self.pair = np.searchsorted(keys, key)
+        self.pair_a, self.pair_b = keys // m, keys % m
+        self.pairs = len(keys)
+        self.x_max = np.abs(x).max(axis=0) if len(x) else np.zeros(x.shape[1])
+
+    def logits(self, params: np.ndarray) -> np.ndarray:
+        m = self.m
+        theta = params[:m]
+        z = (theta[self.pair_a] - theta[self.pair_b])[self.pair]
+        if self.x.shape[1]:
+            z += self.x @ params[m:]
+        return z
+
+    def gradient(self, residual: np.ndarray) -> np.ndarray:
+        """sum_r residual_r v_r."""
+        per_pair = np.bincount(self.pair, residual, self.pairs)
+        model = np.bincount(self.pair_a, per_pair, self.m) - np.bincount(self.pair_b, per_pair, self.m)
+        return np.concatenate([model, self.x.T @ residual])
+
+    def information(self, w: np.ndarray) -> np.ndarray:
+        """sum_r w_r v_r v_r': the Laplacian of the pairs, the features' weighted Gram matrix,
+        and the cross block between them."""
+        m, f = self.m, self.x.shape[1]
+        info = np.zeros((m + f, m + f))
+        per_pair = np.bincount(self.pair, w, self.pairs)
+        np.add.at(info, (self.pair_a, self.pair_b), -per_pair)
+        np.add.at(info, (self.pair_b, self.pair_a), -per_pair)
+        info[np.arange(m), np.arange(m)] += np.bincount(self.pair_a, per_pair, m) + np.bincount(
+            self.pair_b, per_pair, m
+        )
+        wx = np.multiply(self.x, w[:, None], out=np.empty_like(self.x))  # column-major, as x
+        for k in range(f):
+            cross_pair = np.bincount(self.pair, wx[:, k], self.pairs)
+            cross = np.bincount(self.pair_a, cross_pair, m) - np.bincount(self.pair_b, cross_pair, m)
+            info[:m, m + k] = info[m + k, :m] = cross
+        info[m:, m:] = wx.T @ self.x
+        return info
+
+    def weighted(self, values: np.ndarray) -> np.ndarray:
+        return values if self.weight is None else values * self.weight
+
+
+def _fit(design: _Design, y: np.ndarray, params: np.ndarray, ridge: float):
     """Damped Newton on the weighted log-likelihood less the ridge; theta kept at sum zero.
 
     Stops when every parameter's gradient is below TOLERANCE times its Fisher information,
-    the same scale-free test as the plain fit. Returns the parameters, the information (the
-    ridge included: the sandwich's bread) and the number of steps."""
-    f = x.shape[1]
+    the same scale-free test as the plain fit. A step that moves no vote's logit by more than
+    0.5 is taken whole: it changes each vote's curvature p(1 - p) by less than a factor e^0.5,
+    and a Newton step on a concave function cannot lower it then (the plain fit's argument).
+    Larger steps are halved until the objective does not fall. Returns the parameters, the
+    information (the ridge included: the sandwich's bread) and the number of steps."""
+    m, f = design.m, design.x.shape[1]
     gauge = np.zeros((m + f, m + f))
     gauge[:m, :m] = 1.0 / m
     penalty = np.zeros((m + f, m + f))
     penalty[m:, m:] = ridge * np.eye(f)
-    objective = _objective(a, b, y, x, weight, params, ridge)
+    objective = None
     for iteration in range(1, MAX_ITERATIONS + 1):
-        z = params[a] - params[b] + x @ params[m:]
-        p = expit(z)
-        residual = weight * (y - p)
-        gradient = np.concatenate(
-            [np.bincount(a, residual, m) - np.bincount(b, residual, m), x.T @ residual - ridge * params[m:]]
-        )
-        information = _information(a, b, x, weight * p * (1 - p), m) + penalty
+        p = expit(design.logits(params))
+        residual = design.weighted(y - p)
+        gradient = design.gradient(residual)
+        gradient[m:] -= ridge * params[m:]
+        information = design.information(design.weighted(p * (1 - p))) + penalty
         if np.all(np.abs(gradient) <= TOLERANCE * np.maximum(np.diag(information), 1e-300)):
             return params, information, iteration - 1
         step = np.linalg.solve(information + gauge, gradient)
-        # Halve the step until the objective does not fall: Newton overshoots only far from the optimum.
-        for _ in range(50):
-            candidate = params + step
-            candidate[:m] -= candidate[:m].mean()
-            new_objective = _objective(a, b, y, x, weight, candidate, ridge)
-            if new_objective >= objective - 1e-12 * abs(objective):
-                break
-            step /= 2
-        params, objective = candidate, new_objective
+        # The largest change of any vote's logit: at most twice the largest rating step plus
+        # the features' largest values times their coefficients' steps.
+        reach = 2 * np.abs(step[:m]).max() + float(design.x_max @ np.abs(step[m:]))
+        candidate = params + step
+        candidate[:m] -= candidate[:m].mean()
+        if reach > 0.5:
+            if objective is None:
+                objective = _objective(design, y, params, ridge)
+            for _ in range(50):
+                new_objective = _objective(design, y, candidate, ridge)
+                if new_objective >= objective - 1e-12 * abs(objective):
+                    break
+                step /= 2
+                candidate = params + step
+                candidate[:m] -= candidate[:m].mean()
+            objective = new_objective
+        else:
+            objective = None  # not evaluated: the next large step evaluates it afresh
+        params = candidate
     raise ArithmeticError(f"style-controlled fit did not converge in {MAX_ITERATIONS} Newton steps")
 
 
-def _objective(a, b, y, x, weight, params, ridge) -> float:
-    m = len(params) - x.shape[1]
-    z = params[a] - params[b] + x @ params[m:]
+def _objective(design: _Design, y: np.ndarray, params: np.ndarray, ridge: float) -> float:
+    z = design.logits(params)
     # y*log(p) + (1-y)*log(1-p), written with log_expit so large |z| stays exact.
-    loglik = np.sum(weight * (y * log_expit(z) + (1 - y) * log_expit(-z)))
-    return float(loglik - 0.5 * ridge * np.sum(params[m:] ** 2))
+    loglik = np.sum(design.weighted(y * log_expit(z) + (1 - y) * log_expit(-z)))
+    return float(loglik - 0.5 * ridge * np.sum(params[design.m :] ** 2))
 
 
-def _information(a, b, x, w, m) -> np.ndarray:
-    """sum_r w_r v_r v_r' with v_r = (e_a - e_b, x_r): the Laplacian of the pairs, the features'
-    weighted Gram matrix, and the cross block between them."""
-    f = x.shape[1]
-    info = np.zeros((m + f, m + f))
-    diagonal = np.bincount(a, w, m) + np.bincount(b, w, m)
-    off = np.bincount(a * m + b, w, m * m).reshape(m, m)
-    info[:m, :m] = np.diag(diagonal) - off - off.T
-    for k in range(f):
-        cross = np.bincount(a, w * x[:, k], m) - np.bincount(b, w * x[:, k], m)
-        info[:m, m + k] = info[m + k, :m] = cross
-    info[m:, m:] = (x * w[:, None]).T @ x
-    return info
-
-
-def _sandwich(a, b, y, x, weight, m, params, information) -> np.ndarray:
+def _sandwich(design: _Design, y: np.ndarray, params: np.ndarray, information: np.ndarray) -> np.ndarray:
     """Cov = H+ M H+, with M the sum of the outer products of each vote's score."""
-    z = params[a] - params[b] + x @ params[m:]
-    residual = y - expit(z)
-    meat = _information(a, b, x, weight * residual**2, m)
+    residual = y - expit(design.logits(params))
+    weight = residual**2 if design.weight is None else design.weight * residual**2
+    meat = design.information(weight)
     bread = np.linalg.pinv(information, hermitian=True)
     return bread @ meat @ bread

@@ -1,13 +1,16 @@
 import re
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.http import FileResponse, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.views.decorators.http import require_safe
 
+from arenasite import clock
+
+from . import fairness, plots, registry, selectors
 from . import plotly_js as plotly_bundle
-from . import plots, selectors
 from .models import RatingRun
 from .services import category_labels
 
@@ -63,6 +66,7 @@ def _board_context(request) -> dict:
         "category": category,
         "categories": categories,
         "include_retired": include_retired,
+        "provisional_votes": settings.ARENA_PROVISIONAL_VOTES,
         # Carries the filters across the Table and Plots links.
         "filters_query": urlencode({"category": category, **({"retired": "1"} if include_retired else {})}),
     }
@@ -89,3 +93,21 @@ def plotly_js(request, fingerprint: str):
     response["Cache-Control"] = PLOTLY_JS_CACHE_CONTROL
     patch_vary_headers(response, ["Accept-Encoding"])
     return response
+
+
+def model_registry(request):
+    """Every model that entered the arena and is public: lifecycle, votes, kept rating, why it left."""
+    now = clock.now()
+    thresholds, _ = fairness.percentile_rule(now=now)
+    context = {
+        "rows": registry.registry_rows(now),
+        "thresholds": sorted(thresholds.values(), key=lambda t: t.access_kind),
+        "delay_days": settings.ARENA_RETRACTION_DELAY_DAYS,
+        "cap": settings.ARENA_INITIAL_RATING_CAP,
+        "provisional_votes": settings.ARENA_PROVISIONAL_VOTES,
+        "retire_percentile": settings.ARENA_RETIRE_PERCENTILE,
+        "retire_min_votes": settings.ARENA_RETIRE_MIN_VOTES,
+        "offline_days": settings.ARENA_OFFLINE_RETIREMENT_DAYS,
+        "min_listed_days": settings.ARENA_MIN_LISTED_DAYS,
+    }
+    return render(request, "leaderboard/registry.html", context)

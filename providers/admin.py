@@ -15,9 +15,18 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from arenasite import clock
+from arenasite.admin_mixins import ReadOnlyAdminMixin
 
-from .lifecycle import MOVES, REASON_MAX_LENGTH, REASON_REQUIRED, Action, TransitionRefused, transition
-from .models import ApiToken, ArenaModel, LifecycleEvent, Membership, Provider
+from .lifecycle import (
+    MOVES,
+    REASON_MAX_LENGTH,
+    REASON_REQUIRED,
+    STAFF_RETIREMENT_RULES,
+    Action,
+    TransitionRefused,
+    transition,
+)
+from .models import ApiToken, ArenaModel, LifecycleEvent, Membership, Provider, RetirementRule
 
 Status = ArenaModel.Status
 
@@ -45,8 +54,10 @@ class ProviderAdmin(admin.ModelAdmin):
     formfield_overrides = _URL_FIELDS
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            _members=Count("memberships", distinct=True), _models=Count("models", distinct=True)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(_members=Count("memberships", distinct=True), _models=Count("models", distinct=True))
         )
 
     @admin.display(description="members", ordering="_members")
@@ -58,11 +69,11 @@ class ProviderAdmin(admin.ModelAdmin):
         return obj._models
 
 
-class LifecycleEventInline(admin.TabularInline):
+class LifecycleEventInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = LifecycleEvent
     extra = 0
     can_delete = False
-    fields = ["created_at", "action", "kind", "from_status", "to_status", "effective_at", "actor", "reason"]
+    fields = ["created_at", "action", "kind", "from_status", "to_status", "effective_at", "actor", "rule", "reason"]
     readonly_fields = fields
     ordering = ["created_at", "id"]
 
@@ -74,15 +85,6 @@ class LifecycleEventInline(admin.TabularInline):
         return request.user.has_perm("providers.view_arenamodel") or request.user.has_perm(
             "providers.change_arenamodel"
         )
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class HealthFilter(admin.SimpleListFilter):
@@ -139,9 +141,20 @@ class ArenaModelForm(forms.ModelForm):
     class Meta:
         model = ArenaModel
         fields = [
-            "provider", "name", "access_kind", "licence", "description", "knowledge_cutoff",
-            "heads_up_requested", "is_demo", "endpoint_base_url", "endpoint_model_id", "endpoint_api_key",
-            "sampling_weight", "battle_targets",
+            "provider",
+            "name",
+            "family",
+            "access_kind",
+            "licence",
+            "description",
+            "knowledge_cutoff",
+            "heads_up_requested",
+            "is_demo",
+            "endpoint_base_url",
+            "endpoint_model_id",
+            "endpoint_api_key",
+            "sampling_weight",
+            "battle_targets",
         ]
         formfield_callback = _https_formfield
 
@@ -177,10 +190,19 @@ class ReasonForm(forms.Form):
         required=False,
         help_text="Kept in the model's lifecycle log.",
     )
+    rule = forms.ChoiceField(
+        choices=[(rule.value, rule.label) for rule in RetirementRule if rule in STAFF_RETIREMENT_RULES],
+        initial=RetirementRule.STAFF_DECISION,
+        required=False,
+        help_text="The retirement rule applied; shown publicly in the model registry. A rule other than a staff "
+        "decision is checked: the model must meet it.",
+    )
 
-    def __init__(self, *args, required: bool, **kwargs):
+    def __init__(self, *args, required: bool, with_rule: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["reason"].required = required
+        if not with_rule:
+            del self.fields["rule"]
 
 
 # Models waiting for a decision come first, then the blind test, then the rest.
@@ -222,7 +244,7 @@ class ArenaModelAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "provider", "access_kind", HealthFilter, ScheduledFilter, "is_demo"]
     list_select_related = ["provider"]
-    search_fields = ["name", "codename", "provider__name", "endpoint_model_id"]
+    search_fields = ["name", "codename", "family", "provider__name", "endpoint_model_id"]
     # First come, first served within each group of the queue.
     ordering = [_QUEUE_ORDER.asc(), "submitted_at", "name"]
     autocomplete_fields = ["provider", "battle_targets"]
@@ -241,6 +263,7 @@ class ArenaModelAdmin(admin.ModelAdmin):
         "listing_window_ends",
         "retire_after",
         "retired_at",
+        "withdrawn_at",
         "api_key_state",
         "endpoint_last_checked_at",
         "endpoint_last_ok_at",
@@ -249,16 +272,67 @@ class ArenaModelAdmin(admin.ModelAdmin):
         "retirement_candidate_since",
     ]
     fieldsets = [
-        (None, {"fields": ["provider", "name", "codename", "access_kind", "licence", "description",
-                           "knowledge_cutoff", "heads_up_requested", "is_demo"]}),
-        ("Lifecycle", {"fields": ["status", "status_changed_at", "votes_counted", "created_at", "submitted_at",
-                                  "admitted_at", "list_after", "listed_at", "listing_window_ends",
-                                  "retire_after", "retired_at"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "provider",
+                    "name",
+                    "codename",
+                    "family",
+                    "access_kind",
+                    "licence",
+                    "description",
+                    "knowledge_cutoff",
+                    "heads_up_requested",
+                    "is_demo",
+                ]
+            },
+        ),
+        (
+            "Lifecycle",
+            {
+                "fields": [
+                    "status",
+                    "status_changed_at",
+                    "votes_counted",
+                    "created_at",
+                    "submitted_at",
+                    "admitted_at",
+                    "list_after",
+                    "listed_at",
+                    "listing_window_ends",
+                    "retire_after",
+                    "retired_at",
+                    "withdrawn_at",
+                ]
+            },
+        ),
         ("Sampling", {"fields": ["sampling_weight", "battle_targets"]}),
-        ("Endpoint", {"fields": ["endpoint_base_url", "endpoint_model_id", "api_key_state", "endpoint_api_key",
-                                 "clear_endpoint_api_key"]}),
-        ("Health", {"fields": ["endpoint_last_checked_at", "endpoint_last_ok_at", "endpoint_offline_since",
-                               "endpoint_last_error", "retirement_candidate_since"]}),
+        (
+            "Endpoint",
+            {
+                "fields": [
+                    "endpoint_base_url",
+                    "endpoint_model_id",
+                    "api_key_state",
+                    "endpoint_api_key",
+                    "clear_endpoint_api_key",
+                ]
+            },
+        ),
+        (
+            "Health",
+            {
+                "fields": [
+                    "endpoint_last_checked_at",
+                    "endpoint_last_ok_at",
+                    "endpoint_offline_since",
+                    "endpoint_last_error",
+                    "retirement_candidate_since",
+                ]
+            },
+        ),
     ]
     actions = [_changelist_action(action) for action in Action]
     change_form_template = "admin/providers/arenamodel/change_form.html"
@@ -331,8 +405,9 @@ class ArenaModelAdmin(admin.ModelAdmin):
             self.message_user(request, f"Unknown action {action!r}.", messages.ERROR)
             return HttpResponseRedirect(reverse("admin:providers_arenamodel_changelist"))
         if not self.has_transition_permission(request):
-            self.message_user(request, "You lack the permission to move models through their lifecycle.",
-                              messages.ERROR)
+            self.message_user(
+                request, "You lack the permission to move models through their lifecycle.", messages.ERROR
+            )
             return HttpResponseRedirect(reverse("admin:providers_arenamodel_change", args=[object_id]))
         model = get_object_or_404(ArenaModel, pk=object_id)
         if not self.has_view_or_change_permission(request, model):
@@ -344,10 +419,13 @@ class ArenaModelAdmin(admin.ModelAdmin):
         return response or HttpResponseRedirect(change_url)
 
     def _confirm_or_apply(self, request, queryset, action: Action, cancel_url: str = ""):
-        form = ReasonForm(request.POST if "confirm" in request.POST else None,
-                          required=action in REASON_REQUIRED)
+        form = ReasonForm(
+            request.POST if "confirm" in request.POST else None,
+            required=action in REASON_REQUIRED,
+            with_rule=action == Action.RETIRE,
+        )
         if form.is_bound and form.is_valid():
-            self._apply(request, queryset, action, form.cleaned_data["reason"])
+            self._apply(request, queryset, action, form.cleaned_data["reason"], form.cleaned_data.get("rule", ""))
             return None
         from_changelist = request.resolver_match.url_name == "providers_arenamodel_changelist"
         context = {
@@ -366,10 +444,10 @@ class ArenaModelAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/providers/arenamodel/transition_confirm.html", context)
 
-    def _apply(self, request, queryset, action: Action, reason: str) -> None:
+    def _apply(self, request, queryset, action: Action, reason: str, rule: str = "") -> None:
         for model in queryset:
             try:
-                outcome = transition(model_id=model.pk, action=action, actor=request.user, reason=reason)
+                outcome = transition(model_id=model.pk, action=action, actor=request.user, reason=reason, rule=rule)
             except TransitionRefused as exc:
                 self.message_user(request, f"{model.name}: refused ({exc.rule}): {exc.detail}", messages.ERROR)
                 continue
@@ -387,13 +465,22 @@ class ArenaModelAdmin(admin.ModelAdmin):
 def _rule_notes(action: Action) -> list[str]:
     days = settings.ARENA_MIN_LISTED_DAYS
     notes = {
-        Action.ADMIT: ["Private models are refused: only models third parties can reach may be admitted."],
+        Action.ADMIT: [
+            "Private models are refused: only models third parties can reach may be admitted.",
+            f"A provider may have at most {settings.ARENA_INITIAL_RATING_CAP} models in initial rating at once.",
+            "Set the model's family first if it is a variant of another model: the family decides when its "
+            "rating becomes public if it is never listed.",
+        ],
         Action.PUBLISH: [
             f"Listing needs at least {settings.ARENA_LISTING_MIN_VOTES} counted votes.",
             f"A model whose provider asked for a heads-up is listed {settings.ARENA_HEADS_UP_DAYS} day(s) "
             "after this decision.",
         ],
-        Action.RETIRE: [f"A model listed less than {days} days ago is scheduled to retire when the window ends."],
+        Action.RETIRE: [
+            f"A model listed less than {days} days ago is scheduled to retire when the window ends.",
+            "The rule is recorded and public. Offline and below-percentile retirements are checked against the "
+            "rule; the candidates are listed under Leaderboard › Retirement candidates.",
+        ],
         Action.REQUEST_RETIREMENT: [f"A model listed less than {days} days ago is scheduled, not retired early."],
         Action.WITHDRAW: ["Only models in initial rating can be withdrawn; listed models can only be retired."],
     }
@@ -401,12 +488,22 @@ def _rule_notes(action: Action) -> list[str]:
 
 
 @admin.register(LifecycleEvent)
-class LifecycleEventAdmin(admin.ModelAdmin):
+class LifecycleEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The append-only log: readable by staff, changeable by no one."""
 
-    list_display = ["created_at", "arena_model", "action", "kind", "from_status", "to_status", "effective_at",
-                    "actor", "short_reason"]
-    list_filter = ["action", "kind", "to_status"]
+    list_display = [
+        "created_at",
+        "arena_model",
+        "action",
+        "kind",
+        "from_status",
+        "to_status",
+        "effective_at",
+        "actor",
+        "rule",
+        "short_reason",
+    ]
+    list_filter = ["action", "kind", "to_status", "rule"]
     list_select_related = ["arena_model", "actor"]
     search_fields = ["arena_model__name", "arena_model__codename", "reason", "actor__email"]
     date_hierarchy = "created_at"
@@ -415,15 +512,6 @@ class LifecycleEventAdmin(admin.ModelAdmin):
     @admin.display(description="reason")
     def short_reason(self, obj):
         return obj.reason if len(obj.reason) <= 80 else obj.reason[:79] + "…"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ApiToken)
@@ -436,8 +524,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
     actions = ["revoke"]
 
     def get_fields(self, request, obj=None):
-        return ["user", "name"] if obj is None else ["user", "name", "prefix", "created_at", "last_used_at",
-                                                     "revoked_at"]
+        return (
+            ["user", "name"] if obj is None else ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+        )
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -459,12 +548,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
         token, raw = ApiToken.objects.issue(user=obj.user, name=obj.name)
         obj.pk = token.pk
         obj.refresh_from_db()
-        self.message_user(request, f"Token created. Copy it now, it will not be shown again: {raw}",
-                          messages.WARNING)
+        self.message_user(request, f"Token created. Copy it now, it will not be shown again: {raw}", messages.WARNING)
 
     @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke(self, request, queryset):
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=clock.now())
+        count = sum(token.revoke() for token in queryset.filter(revoked_at__isnull=True))
         self.message_user(request, f"{count} token(s) revoked.")
-
-

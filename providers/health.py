@@ -16,6 +16,7 @@ from django.conf import settings
 
 from arenasite import clock
 
+from .endpoints import endpoint_refusal
 from .models import ArenaModel
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,9 @@ def probe_endpoint(model: ArenaModel, *, timeout: float | None = None) -> CheckR
         return CheckResult(ok=True)  # the local demo backend needs no network
     if not model.has_endpoint:
         return CheckResult(ok=False, error="No endpoint configured.")
+    refusal = endpoint_refusal(model.endpoint_base_url)
+    if refusal:
+        return CheckResult(ok=False, error=refusal)
     url = model.endpoint_base_url.rstrip("/") + "/chat/completions"
     headers = {"Authorization": f"Bearer {model.endpoint_api_key}"} if model.endpoint_api_key else {}
     body = {
@@ -42,9 +46,7 @@ def probe_endpoint(model: ArenaModel, *, timeout: float | None = None) -> CheckR
         "stream": False,
     }
     try:
-        response = httpx.post(
-            url, json=body, headers=headers, timeout=timeout or settings.ARENA_HEALTH_CHECK_TIMEOUT
-        )
+        response = httpx.post(url, json=body, headers=headers, timeout=timeout or settings.ARENA_HEALTH_CHECK_TIMEOUT)
     except httpx.HTTPError as exc:
         return CheckResult(ok=False, error=f"{type(exc).__name__}: {exc}"[:500])
     if response.status_code != 200:

@@ -12,15 +12,17 @@ LifecycleEvent in one transaction. A refusal raises TransitionRefused naming the
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models, transaction
 
 from arenasite import clock
 
-from .models import ArenaModel, LifecycleEvent
+from .models import ArenaModel, LifecycleEvent, Provider, RetirementRule
+from .signals import transition_done
 
 logger = logging.getLogger(__name__)
 Status = ArenaModel.Status
@@ -50,6 +52,24 @@ MOVES: dict[str, tuple[tuple[str, ...], str]] = {
     Action.REQUEST_RETIREMENT: ((Status.LISTED,), Status.RETIRED),
     Action.RETIRE: ((Status.LISTED,), Status.RETIRED),
 }
+
+# The rule each retirement is made under, recorded on its event. A provider's request is its
+# own rule; staff name the rule they apply (a staff decision when none of the rules is met).
+RETIREMENT_ACTIONS = frozenset({Action.REQUEST_RETIREMENT, Action.RETIRE})
+STAFF_RETIREMENT_RULES = frozenset(
+    {RetirementRule.OFFLINE, RetirementRule.BELOW_PERCENTILE, RetirementRule.STAFF_DECISION}
+)
+
+# Checks of retirement rules that need data this app cannot read (ratings live in leaderboard,
+# above it). An app registers a check with register_rule_check(); it returns None when the rule
+# applies to the model, or a sentence saying why not.
+RuleCheck = Callable[[ArenaModel, datetime], "str | None"]
+_RULE_CHECKS: dict[str, RuleCheck] = {}
+
+
+def register_rule_check(rule: str, check: RuleCheck) -> None:
+    _RULE_CHECKS[rule] = check
+
 
 # Decisions that take a model out of the arena, or refuse it, are explained on the record.
 REASON_REQUIRED = frozenset({Action.REJECT, Action.WITHDRAW, Action.REQUEST_RETIREMENT, Action.RETIRE})
@@ -83,18 +103,21 @@ class Outcome:
         return f"{self.model.name}: now {self.model.get_status_display().lower()}"
 
 
-def transition(*, model_id: int, action: str, actor=None, reason: str = "") -> Outcome:
+def transition(*, model_id: int, action: str, actor=None, reason: str = "", rule: str = "") -> Outcome:
     """Apply `action` to one model under the policy.
 
     Idempotent: asking again for what is already done or already scheduled changes
     nothing and returns an Outcome without an event. `actor` None means the system
-    (the scheduler carrying out an earlier decision).
+    (the scheduler carrying out an earlier decision). `rule` is the retirement rule a
+    staff retirement is made under (RetirementRule; default: a staff decision); a
+    provider's request is always recorded as `provider_request`.
     """
     if action not in MOVES:
         raise TransitionRefused("unknown_action", f"Unknown action {action!r}; known: {', '.join(Action.values)}.")
     reason = reason.strip()
     if len(reason) > REASON_MAX_LENGTH:
         raise TransitionRefused("reason_too_long", f"The reason is limited to {REASON_MAX_LENGTH} characters.")
+    rule = _retirement_rule(action, rule)
 
     with transaction.atomic():
         # The row lock makes concurrent decisions on one model queue up: the second
@@ -102,7 +125,58 @@ def transition(*, model_id: int, action: str, actor=None, reason: str = "") -> O
         model = ArenaModel.objects.select_for_update().get(pk=model_id)
         now = clock.now()
         handler = _HANDLERS.get(action, _move)
-        return handler(model, action, actor, reason, now)
+        outcome = handler(model, action, actor, reason, now, rule)
+        if outcome.event is not None and not outcome.scheduled:
+            transition_done.send(sender=ArenaModel, model=outcome.model, event=outcome.event)
+        return outcome
+
+
+def _retirement_rule(action: str, rule: str) -> str:
+    """The rule to record: empty for moves that are not retirements."""
+    if action not in RETIREMENT_ACTIONS:
+        if rule:
+            raise TransitionRefused("rule_not_applicable", f"'{action}' is not a retirement; it takes no rule.")
+        return ""
+    if action == Action.REQUEST_RETIREMENT:
+        return RetirementRule.PROVIDER_REQUEST
+    rule = rule or RetirementRule.STAFF_DECISION
+    if rule not in STAFF_RETIREMENT_RULES:
+        known = ", ".join(sorted(STAFF_RETIREMENT_RULES))
+        raise TransitionRefused("unknown_rule", f"Unknown retirement rule {rule!r}; known: {known}.")
+    return rule
+
+
+def _check_rule(model: ArenaModel, rule: str, now: datetime) -> None:
+    """A retirement under a rule is done only if the rule applies to the model now."""
+    if rule == RetirementRule.OFFLINE:
+        if model.retirement_candidate_since is None:
+            raise TransitionRefused(
+                "rule_not_met",
+                f"{model.name} is not a retirement candidate for being offline: that needs its endpoint to fail "
+                f"for {settings.ARENA_OFFLINE_RETIREMENT_DAYS} days after its listing window.",
+            )
+    elif rule in _RULE_CHECKS:
+        why_not = _RULE_CHECKS[rule](model, now)
+        if why_not:
+            raise TransitionRefused("rule_not_met", why_not)
+
+
+def _check_initial_rating_cap(model: ArenaModel) -> None:
+    """At most ARENA_INITIAL_RATING_CAP models of one provider in initial rating at once.
+
+    Several admissions for one provider can run at once, each holding only its own model's
+    lock, so the count is taken under a lock on the provider's row: the second admission
+    waits for the first and counts its model.
+    """
+    Provider.objects.select_for_update().filter(pk=model.provider_id).first()
+    cap = settings.ARENA_INITIAL_RATING_CAP
+    testing = ArenaModel.objects.filter(provider_id=model.provider_id, status=Status.INITIAL_RATING).count()
+    if testing >= cap:
+        raise TransitionRefused(
+            "initial_rating_cap",
+            f"{model.provider.name} already has {testing} model(s) in initial rating; at most {cap} may be "
+            f"tested at once. Admit {model.name} when one of them is listed or withdrawn.",
+        )
 
 
 def _check_common(model: ArenaModel, action: str, reason: str) -> None:
@@ -127,7 +201,7 @@ def _already_there(model: ArenaModel, action: str) -> bool:
     return model.status == MOVES[action][1]
 
 
-def _move(model, action, actor, reason, now) -> Outcome:
+def _move(model, action, actor, reason, now, rule) -> Outcome:
     if _already_there(model, action):
         return Outcome(model, None)
     _check_common(model, action, reason)
@@ -137,12 +211,14 @@ def _move(model, action, actor, reason, now) -> Outcome:
             f"Only models that third parties can reach (open weights, a public API or a public service) "
             f"may be admitted; {model.name} is private. Change its access kind once it is public.",
         )
+    if action == Action.ADMIT:
+        _check_initial_rating_cap(model)
     if action == Action.WITHDRAW:
         model.list_after = None  # a provider may pull out during the heads-up day too
     return _record(model, action, actor, reason, now, to=MOVES[action][1])
 
 
-def _publish(model, action, actor, reason, now) -> Outcome:
+def _publish(model, action, actor, reason, now, rule) -> Outcome:
     if _already_there(model, action):
         return Outcome(model, None)
     _check_common(model, action, reason)
@@ -165,28 +241,34 @@ def _publish(model, action, actor, reason, now) -> Outcome:
     return _record(model, action, actor, reason, now, to=Status.LISTED)
 
 
-def _retire(model, action, actor, reason, now) -> Outcome:
+def _retire(model, action, actor, reason, now, rule) -> Outcome:
     if _already_there(model, action):
         return Outcome(model, None)
-    if model.retire_after is not None and now >= model.retire_after and not reason:
-        # Carrying out an earlier request: its reason goes on the record again.
-        reason = _scheduled_reason(model) or "Scheduled retirement."
+    carrying_out = model.retire_after is not None and now >= model.retire_after and not reason
+    if carrying_out:
+        # Carrying out an earlier request: its reason and rule go on the record again; the
+        # rule was checked when the request was made.
+        scheduled = _scheduled_retirement(model)
+        reason = (scheduled.reason if scheduled else "") or "Scheduled retirement."
+        rule = (scheduled.rule if scheduled else "") or rule
     _check_common(model, action, reason)
     window_end = model.listing_window_ends_at
     if now < window_end:
         if model.retire_after is not None:
             return Outcome(model, None)  # already scheduled for the end of the window
+        _check_rule(model, rule, now)
         # Policy: a listed model stays at least N days. An earlier request is kept and
         # carried out when the window closes; it is neither refused nor done early.
         model.retire_after = window_end
-        return _record(model, action, actor, reason, now, to=Status.RETIRED, effective_at=window_end)
+        return _record(model, action, actor, reason, now, to=Status.RETIRED, effective_at=window_end, rule=rule)
+    if not carrying_out:
+        _check_rule(model, rule, now)
     model.retire_after = None
-    return _record(model, action, actor, reason, now, to=Status.RETIRED)
+    return _record(model, action, actor, reason, now, to=Status.RETIRED, rule=rule)
 
 
-def _scheduled_reason(model: ArenaModel) -> str:
-    scheduled = model.events.filter(kind=LifecycleEvent.Kind.SCHEDULED, to_status=Status.RETIRED).last()
-    return scheduled.reason if scheduled else ""
+def _scheduled_retirement(model: ArenaModel) -> LifecycleEvent | None:
+    return model.events.filter(kind=LifecycleEvent.Kind.SCHEDULED, to_status=Status.RETIRED).last()
 
 
 _HANDLERS = {Action.PUBLISH: _publish, Action.RETIRE: _retire, Action.REQUEST_RETIREMENT: _retire}
@@ -196,13 +278,14 @@ _DATE_FIELDS = {
     Status.INITIAL_RATING: "admitted_at",
     Status.LISTED: "listed_at",
     Status.RETIRED: "retired_at",
+    Status.WITHDRAWN: "withdrawn_at",
 }
 
 
 _LIFECYCLE_FIELDS = ["status", "status_changed_at", "list_after", "retire_after", *_DATE_FIELDS.values()]
 
 
-def _record(model, action, actor, reason, now, *, to, effective_at=None) -> Outcome:
+def _record(model, action, actor, reason, now, *, to, effective_at=None, rule="") -> Outcome:
     scheduled = effective_at is not None
     event = LifecycleEvent.objects.create(
         arena_model=model,
@@ -212,6 +295,7 @@ def _record(model, action, actor, reason, now, *, to, effective_at=None) -> Outc
         to_status=to,
         actor=actor,
         reason=reason,
+        rule=rule,
         effective_at=effective_at or now,
         created_at=now,
     )

@@ -6,11 +6,12 @@ import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .endpoints import endpoint_refusal
 from .fields import EncryptedTextField
 
 
@@ -96,11 +97,40 @@ class ApiToken(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({TOKEN_PREFIX}_{self.prefix}_…)"
 
+    def revoke(self) -> bool:
+        """Revoke the token for good; False if it already was.
+
+        Saved row by row through save(), never a queryset update(): post_save is what the
+        audit log records a revocation from."""
+        if self.revoked_at is not None:
+            return False
+        self.revoked_at = timezone.now()
+        self.save(update_fields=["revoked_at"])
+        return True
+
+
+MODEL_STAFF_PERMISSIONS = (
+    "providers.view_arenamodel",
+    "providers.change_arenamodel",
+    "providers.transition_arenamodel",
+)
+
+
+def sees_every_model(user) -> bool:
+    """Staff who may see every model, listed or not, and its private ratings: those who may
+    view, change or move models. Being staff is not enough, as in the admin."""
+    return (
+        user.is_authenticated
+        and user.is_staff
+        and any(user.has_perm(permission) for permission in MODEL_STAFF_PERMISSIONS)
+    )
+
 
 class ArenaModelQuerySet(models.QuerySet):
     def visible_to(self, user) -> ArenaModelQuerySet:
-        """Listed models for everyone; all of a provider's models for its members; everything for staff."""
-        if user.is_authenticated and user.is_staff:
+        """Listed models for everyone; all of a provider's models for its members; everything for
+        staff who may see models (sees_every_model)."""
+        if sees_every_model(user):
             return self.all()
         public = Q(status=ArenaModel.Status.LISTED)
         if not user.is_authenticated:
@@ -149,6 +179,14 @@ class ArenaModel(models.Model):
     )
     access_kind = models.CharField(max_length=16, choices=AccessKind, default=AccessKind.OPEN_WEIGHTS)
     licence = models.CharField(max_length=100, blank=True)
+    family = models.CharField(
+        max_length=100,
+        blank=True,
+        db_index=True,
+        help_text="Variants of one model line share a family (set by staff, e.g. at admission). When the "
+        "provider lists one of them, the kept ratings of the others become public after "
+        "ARENA_RETRACTION_DELAY_DAYS. Empty: the model is a family of its own.",
+    )
     description = models.TextField(max_length=5000, blank=True)
     knowledge_cutoff = models.DateField(null=True, blank=True)
     heads_up_requested = models.BooleanField(
@@ -185,6 +223,7 @@ class ArenaModel(models.Model):
         null=True, blank=True, editable=False, help_text="A retirement asked for inside the listing window."
     )
     retired_at = models.DateTimeField(null=True, blank=True, editable=False)
+    withdrawn_at = models.DateTimeField(null=True, blank=True, editable=False)
     votes_counted = models.PositiveIntegerField(
         default=0, editable=False, help_text="Votes that count for ratings, kept up to date by the rating runs."
     )
@@ -210,9 +249,7 @@ class ArenaModel(models.Model):
         permissions = [("transition_arenamodel", "Can move models through their lifecycle")]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=LifecycleStatus.values), name="arenamodel_status_valid"),
-            models.CheckConstraint(
-                condition=Q(access_kind__in=AccessKind.values), name="arenamodel_access_kind_valid"
-            ),
+            models.CheckConstraint(condition=Q(access_kind__in=AccessKind.values), name="arenamodel_access_kind_valid"),
             models.CheckConstraint(
                 condition=Q(sampling_weight__gt=0),
                 name="arenamodel_sampling_weight_positive",
@@ -228,6 +265,13 @@ class ArenaModel(models.Model):
         if not self.codename:
             self.codename = new_codename()
         super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        # The admin's form calls this; the API's serializer makes the same check itself.
+        super().clean()
+        refusal = endpoint_refusal(self.endpoint_base_url) if self.endpoint_base_url else None
+        if refusal:
+            raise ValidationError({"endpoint_base_url": refusal})
 
     @property
     def is_public(self) -> bool:
@@ -266,6 +310,15 @@ def new_codename() -> str:
             return name
 
 
+class RetirementRule(models.TextChoices):
+    """The rule a retirement was made under, recorded on its event and shown publicly."""
+
+    PROVIDER_REQUEST = "provider_request", "Requested by the provider"
+    OFFLINE = "offline", "Offline too long after its listing window"
+    BELOW_PERCENTILE = "below_percentile", "Rated below the published percentile of its access kind"
+    STAFF_DECISION = "staff_decision", "Staff decision (explained in the reason)"
+
+
 class LifecycleEventQuerySet(models.QuerySet):
     # The log is append-only; bulk changes are refused here as well as row by row.
     def update(self, **kwargs):
@@ -300,6 +353,9 @@ class LifecycleEvent(models.Model):
         help_text="Empty when the scheduler carried out an earlier decision.",
     )
     reason = models.TextField(blank=True)
+    rule = models.CharField(
+        max_length=24, choices=RetirementRule, blank=True, help_text="For retirements: the rule applied."
+    )
     effective_at = models.DateTimeField()
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -8,6 +8,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from arenasite.admin_mixins import ReadOnlyAdminMixin
+
 from . import building, files, sharing
 from .models import DataRelease, DataSharingAgreement, Download, ProviderShare, ReleasedBattle
 
@@ -91,21 +93,12 @@ class DataReleaseAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReleasedBattle)
-class ReleasedBattleAdmin(admin.ModelAdmin):
+class ReleasedBattleAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["battle", "release", "excluded_reason"]
     list_filter = ["excluded_reason"]
     list_select_related = ["battle", "release"]
     search_fields = ["=battle__question_id"]
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- provider early access -----------------------------------------------------------------------
@@ -135,7 +128,7 @@ def _decision_action(approve: bool):
 
 
 @admin.register(DataSharingAgreement)
-class DataSharingAgreementAdmin(admin.ModelAdmin):
+class DataSharingAgreementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Providers accept the terms (API or `manage.py agreement`); staff approve or revoke here."""
 
     list_display = [
@@ -164,15 +157,6 @@ class DataSharingAgreementAdmin(admin.ModelAdmin):
         "share_count",
     ]
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_decide_permission(self, request):
         return request.user.has_perm("releases.decide_datasharingagreement")
@@ -218,7 +202,7 @@ class DataSharingAgreementAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProviderShare)
-class ProviderShareAdmin(admin.ModelAdmin):
+class ProviderShareAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Shares as built, with links to their files (staff downloads are logged, not as the provider's)."""
 
     list_display = ["id", "provider", "state", "requested_by", "requested_at", "built_at", "battle_count"]
@@ -241,15 +225,6 @@ class ProviderShareAdmin(admin.ModelAdmin):
     ]
     readonly_fields = fields
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     @admin.display(description="Left out for personal data")
     def exclusions(self, share: ProviderShare) -> str:
         found = (share.manifest.get("excluded") or {}).get("personal_data") or {}
@@ -270,7 +245,7 @@ class ProviderShareAdmin(admin.ModelAdmin):
 
 
 @admin.register(Download)
-class DownloadAdmin(admin.ModelAdmin):
+class DownloadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The download log: every share file served through the API and release file from /data/."""
 
     list_display = ["at", "user", "provider", "share", "release", "format", "bytes"]
@@ -279,12 +254,3 @@ class DownloadAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "provider__name"]
     date_hierarchy = "at"
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -5,7 +5,8 @@ from urllib.parse import urlsplit
 from django.db import IntegrityError, transaction
 from rest_framework import serializers
 
-from ..lifecycle import REASON_MAX_LENGTH
+from ..endpoints import endpoint_refusal
+from ..lifecycle import REASON_MAX_LENGTH, STAFF_RETIREMENT_RULES
 from ..models import ArenaModel, LifecycleEvent, Provider
 
 PUBLIC_FIELDS = [
@@ -111,6 +112,9 @@ class OwnArenaModelSerializer(serializers.ModelSerializer):
         # URLField also takes ftp:// and ftps://, but the endpoint is called over HTTP.
         if url and urlsplit(url).scheme.lower() not in ("http", "https"):
             raise serializers.ValidationError("The endpoint must be an http:// or https:// URL.")
+        refusal = endpoint_refusal(url) if url else None
+        if refusal:
+            raise serializers.ValidationError(refusal)
         return url
 
     def create(self, validated_data):
@@ -158,6 +162,13 @@ class OwnArenaModelSerializer(serializers.ModelSerializer):
 
 class TransitionSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=REASON_MAX_LENGTH, default="")
+    rule = serializers.ChoiceField(
+        choices=sorted(rule.value for rule in STAFF_RETIREMENT_RULES),
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Retire only: the retirement rule applied (default staff_decision). Recorded and public.",
+    )
 
 
 class OutcomeSerializer(serializers.Serializer):
@@ -180,6 +191,7 @@ class LifecycleEventSerializer(serializers.ModelSerializer):
             "to_status",
             "actor",
             "reason",
+            "rule",
             "effective_at",
             "created_at",
         ]

@@ -12,7 +12,7 @@ from arenasite.api import json_error
 
 from .. import lifecycle
 from ..lifecycle import Action, TransitionRefused
-from ..models import ArenaModel
+from ..models import ArenaModel, sees_every_model
 from .serializers import (
     ArenaModelSerializer,
     ErrorSerializer,
@@ -70,7 +70,7 @@ class ArenaModelViewSet(
     def _owns(self, obj) -> bool:
         user = self.request.user
         return user.is_authenticated and (
-            user.is_staff or any(m.user_id == user.pk for m in obj.provider.memberships.all())
+            sees_every_model(user) or any(m.user_id == user.pk for m in obj.provider.memberships.all())
         )
 
     def list(self, request, *args, **kwargs):
@@ -115,9 +115,7 @@ class ArenaModelViewSet(
         if not is_member and not user.has_perm("providers.change_arenamodel"):
             raise PermissionDenied("Only the provider's members and staff who may change models may edit it.")
         if serializer.instance.status in TERMINAL:
-            raise PermissionDenied(
-                f"A {serializer.instance.get_status_display().lower()} model cannot be edited."
-            )
+            raise PermissionDenied(f"A {serializer.instance.get_status_display().lower()} model cannot be edited.")
         serializer.save()
 
     @extend_schema(responses={200: LifecycleEventSerializer(many=True)})
@@ -145,6 +143,7 @@ class ArenaModelViewSet(
                 action=action_name,
                 actor=request.user,
                 reason=body.validated_data["reason"],
+                rule=body.validated_data["rule"],
             )
         except TransitionRefused as exc:
             return json_error(exc.detail, status.HTTP_409_CONFLICT, rule=exc.rule)

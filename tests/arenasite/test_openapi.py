@@ -59,5 +59,10 @@ def test_the_docs_page_loads_without_the_network(client):
     assert response.status_code == 200
     page = response.content.decode()
     assert "swagger-ui" in page.lower()
-    assert "/api/schema/" in page
     assert "cdn.jsdelivr.net" not in page  # the sidecar serves Swagger UI from our own static files
+    # No inline script (the Content-Security-Policy forbids them): the start-up script is a file.
+    assert "<script>" not in page
+    script = client.get("/api/docs/", {"script": ""})
+    assert script.status_code == 200
+    assert script["Content-Type"].startswith("application/javascript")
+    assert "/api/schema/" in script.content.decode()

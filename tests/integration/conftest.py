@@ -25,9 +25,27 @@ def celery_worker_process(transactional_db):
     env = django_environment()
     log = open(Path(settings.VAR_DIR) / f"worker-{queue}.log", "w+")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "arenasite", "worker", "--pool=solo", "--loglevel=INFO",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue, "-n", f"{queue}@%h"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "arenasite",
+            "worker",
+            "--pool=solo",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-Q",
+            queue,
+            "-n",
+            f"{queue}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
 
     def send(task_name: str, *args):

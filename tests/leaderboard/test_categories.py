@@ -2,8 +2,10 @@
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
+from django.db import connection
 
 from battles.models import Battle, Vote, Winner
 from leaderboard import ratings, services
@@ -18,6 +20,7 @@ DAY = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 def add_vote(a, b, winner, *, judge="j", at=DAY, prompt="", answers=("", "")):
     number = Battle.objects.count()
+
     def conversation(answer):
         user = [{"role": "user", "content": prompt or f"prompt {number}"}]
         return user + ([{"role": "assistant", "content": answer}] if answer else [])
@@ -60,6 +63,7 @@ def test_no_cap_category_when_the_cap_is_zero(settings, arena):  # noqa: F811
 
 def test_flooded_prompts_are_down_sampled_on_request(settings, provider_a):
     settings.ARENA_DEDUP_PERCENTILE = 50
+    settings.ARENA_DEDUP_EVERY_CATEGORY = False  # the category on its own (test_dedup.py: in every category)
     a, b, c = (make_model(provider_a, name=name) for name in "abc")
     for i in range(12):  # the same prompt twelve times, in different spellings
         add_vote(a, b, Winner.MODEL_A, prompt="What is  the answer?" if i % 2 else "what is the answer?")
@@ -152,3 +156,45 @@ def test_the_page_names_categories_and_shows_online_elo(arena, client):  # noqa:
     assert "Online Elo" not in client.get("/leaderboard/?category=lang_english").content.decode()
     row = client.get("/api/v1/leaderboard/").json()["results"][0]
     assert row["online_elo"] is not None
+
+
+def test_voters_whose_keys_collide_are_still_capped_apart(settings, provider_a):
+    # On PostgreSQL the voter key is a 32-bit hash: two voters may share it. Groups over the cap
+    # by key are only candidates, ranked again by the real voter, so neither loses a vote to it.
+    a, b = make_model(provider_a, name="a"), make_model(provider_a, name="b")
+    for i in range(5):
+        add_vote(a, b, Winner.MODEL_A, judge="heavy", at=DAY + timedelta(minutes=i))
+    for judge in ("light", "other"):
+        for i in range(2):
+            add_vote(a, b, Winner.MODEL_B, judge=judge, at=DAY + timedelta(minutes=10 + i))
+    chosen = [services.Category("per_voter_cap", "cap", daily_cap=3)]
+    base = services.counted_votes(last_vote_id=Vote.objects.order_by("-id").values_list("id", flat=True)[0])
+    columns = services.vote_columns(base, chosen)
+    expected = services.over_daily_cap_mask(columns, base, cap=3)
+    columns["judge_key"] = columns["judge_key"] * 0  # every voter on one key
+    collided = services.over_daily_cap_mask(columns, base, cap=3)
+    assert (collided == expected).all()
+    over = set(columns["id"][collided].tolist())
+    assert over == set(Vote.objects.filter(judge="heavy").order_by("id").values_list("id", flat=True)[3:])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the parallel read is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_the_votes_read_on_two_connections_are_the_votes_read_on_one(monkeypatch, provider_a):
+    a, b, c = (make_model(provider_a, name=name) for name in "abc")
+    for i in range(40):
+        add_vote(a, b, [Winner.MODEL_A, Winner.TIE][i % 2], judge=f"j{i % 3}", answers=("word " * (i + 1), "word"))
+        add_vote(c, a, Winner.MODEL_B, judge="j9", at=DAY + timedelta(days=i % 2))
+    base = services.counted_votes(last_vote_id=Vote.objects.order_by("-id").values_list("id", flat=True)[0])
+    chosen = services.categories()
+    one = services.vote_columns(base, chosen)
+    monkeypatch.setattr(services, "PARALLEL_READ_VOTES", 1)
+    two = services.vote_columns(base, chosen)
+    assert set(one) == set(two) and len(one["id"]) == 80
+    first, second = np.argsort(one["id"]), np.argsort(two["id"])
+    for name in one:
+        assert (one[name][first] == two[name][second]).all(), name
+    assert one[services._flag(chosen, chosen[-1])].sum() == 40  # the style flag: votes with answers
+    # With no category on the battles, the query joins no battles table to bound.
+    overall = services.vote_columns(base, [services.Category("overall", "Overall", services.Q())])
+    assert sorted(overall["id"]) == sorted(one["id"])

@@ -147,6 +147,15 @@ def test_it_reproduces_the_bootstrap_for_the_same_seed():
     assert (first.ratings["rating"] < first.ratings["ci_upper"]).all()
 
 
+def test_the_bootstrap_does_not_depend_on_the_threads_it_runs_on(monkeypatch):
+    # Each batch draws from a generator spawned for it, so batches can run in any order.
+    frame, _ = simulate(np.random.default_rng(12), np.array([1200, 1100, 1000, 900]), 30, 0.3)
+    monkeypatch.setattr(engine, "BATCH_PAIR_ROUNDS", 60)  # 10 rounds a batch
+    one = compute_ratings(frame, bootstrap_rounds=100, seed=3, threads=1)
+    two = compute_ratings(frame, bootstrap_rounds=100, seed=3, threads=2)
+    pd.testing.assert_frame_equal(one.ratings, two.ratings)
+
+
 def test_it_shifts_to_the_anchor_and_measures_intervals_against_it():
     frame, _ = simulate(np.random.default_rng(3), np.array([1150, 1000, 950, 900]), 40, 0.2)
     centred = compute_ratings(frame, bootstrap_rounds=100).ratings
@@ -257,12 +266,12 @@ def test_it_refits_bootstrap_rounds_to_the_same_optimum_as_full_newton():
     theta = engine._fit(table, n, s, np.zeros((1, table.m)))[0]
     p = engine.expit(theta[table.pair_i] - theta[table.pair_j])
     inverse = np.linalg.pinv(table.laplacians(n * p * (1 - p))[0], hermitian=True)
-    cell_n = np.random.default_rng(0).multinomial(table.cell_n.sum(), table.cell_n / table.cell_n.sum(), size=200)
-    n, s = table.pair_totals(cell_n)
-    virtual = table.virtual_ties(n, s)
+    cell_n = engine._Resampler(table.cell_n).draw(np.random.default_rng(0), 200)  # rounds as columns
+    n, s = table.cell_to_votes @ cell_n, table.cell_to_score @ cell_n
+    virtual = table.virtual_ties_columns(n, s)
     assert virtual.any()  # some rounds need the correction, and so exercise the hand-off
-    chord = engine._refit(table, n + virtual, s + virtual / 2, theta, inverse)
-    newton = engine._fit(table, n + virtual, s + virtual / 2, np.zeros((200, table.m)))
+    chord = engine._refit(table, n + virtual, s + virtual / 2, theta, inverse).T
+    newton = engine._fit(table, (n + virtual).T, (s + virtual / 2).T, np.zeros((200, table.m)))
     assert np.abs(chord - newton).max() < 1e-8
 
 
@@ -367,3 +376,49 @@ def test_aggregate_counts_the_same_with_the_dense_and_the_sparse_count(monkeypat
         monkeypatch.setattr(engine, "DENSE_COUNT_LIMIT", limit)
         counted = aggregate(battles).set_index(["model_a", "model_b", "winner"])["n"].sort_index()
         assert counted.equals(expected)
+
+
+def test_the_resampler_draws_multinomial_resamples_with_the_exact_total():
+    # Cells from one vote to tens of thousands, as in a real counts table.
+    cell_n = np.array([1, 1, 2, 3, 7, 40, 300, 2_500, 30_000, 60_000])
+    total = int(cell_n.sum())
+    draws = engine._Resampler(cell_n).draw(np.random.default_rng(1), 20_000)
+    assert draws.shape == (len(cell_n), 20_000)
+    assert (draws.sum(axis=0) == total).all() and (draws == np.round(draws)).all() and (draws >= 0).all()
+    p = cell_n / total
+    # Means, variances and the negative covariance of the multinomial, within Monte Carlo error.
+    assert (np.abs(draws.mean(axis=1) - total * p) <= 5 * np.sqrt(total * p * (1 - p) / 20_000)).all()
+    assert draws.var(axis=1) / (total * p * (1 - p)) == pytest.approx(np.ones(len(cell_n)), abs=0.06)
+    covariance = np.cov(draws[-1], draws[-2])[0, 1]
+    assert covariance == pytest.approx(-total * p[-1] * p[-2], rel=0.06)
+    # A one-vote cell is left out with probability (1 - 1/N)^N.
+    assert (draws[0] == 0).mean() == pytest.approx((1 - 1 / total) ** total, abs=0.01)
+
+
+def test_the_resampler_handles_a_handful_of_votes():
+    # So few votes that the Poisson part has mean 0: every vote is drawn one at a time.
+    draws = engine._Resampler(np.array([2, 1])).draw(np.random.default_rng(2), 30_000)
+    assert (draws.sum(axis=0) == 3).all()
+    assert np.bincount(draws[1].astype(int), minlength=4) / 30_000 == pytest.approx(
+        [8 / 27, 12 / 27, 6 / 27, 1 / 27], abs=0.01
+    )
+
+
+def test_the_resampler_inverts_each_cells_poisson_cdf():
+    from scipy.stats import poisson
+
+    mu = np.array([0.3, 4.5, 145.2, 31_000.0])
+    resampler = engine._Resampler(np.ones(4))
+    resampler._build_tables(mu)
+    rng = np.random.default_rng(3)
+    # Uniforms everywhere, in the far tails and right at guide-bin edges.
+    u = np.concatenate([rng.random(20_000), 10.0 ** -rng.uniform(1, 15, 2_000), 1 - 10.0 ** -rng.uniform(1, 15, 2_000)])
+    u = np.concatenate([u, np.arange(1, 400) / 400])
+    values = resampler._poisson(np.repeat(u[None, :], len(mu), axis=0))
+    expected = poisson.ppf(u[None, :], mu[:, None])
+    # The tables' probabilities are exact to about 1e-12 (for a mean of 31,000, the rounding
+    # of log-probabilities near 3e5): a uniform within that of a step of the cdf, or of 0 or 1,
+    # may get another value than scipy's, which happens with probability about 1e-12 a draw.
+    resolved = (u >= 1e-9) & (u <= 1 - 1e-9)
+    assert (values[:, resolved] == expected[:, resolved]).all()
+    assert (values == expected).mean() > 0.98

@@ -6,8 +6,19 @@ from django.core.management.base import BaseCommand, CommandError
 from leaderboard.models import RatingRun
 from leaderboard.selectors import board
 
-FIELDS = ["rank", "model", "rating", "ci_lower", "ci_upper", "votes", "online_elo", "state", "provider", "licence",
-          "preliminary"]
+FIELDS = [
+    "rank",
+    "model",
+    "rating",
+    "ci_lower",
+    "ci_upper",
+    "votes",
+    "online_elo",
+    "state",
+    "provider",
+    "licence",
+    "provisional",
+]
 
 
 class Command(BaseCommand):

@@ -1,7 +1,9 @@
 import argparse
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from battles import anomalies
 from leaderboard import services
 
 
@@ -23,6 +25,9 @@ class Command(BaseCommand):
     def handle(self, *args, bootstrap, seed, dedup, rebuild_elo, **options):
         if bootstrap is not None and bootstrap < 0:
             raise CommandError("--bootstrap must be 0 or more.")
+        if settings.ARENA_ANOMALY_DETECTION:  # as the periodic task does: flagged voters' votes never enter a run
+            flagged = anomalies.detect_anomalous_voters().flagged
+            self.stdout.write(f"Anomalous voters: {len(flagged)} flagged ({sum(r.new for r in flagged)} new).")
         run = services.recompute(bootstrap_rounds=bootstrap, seed=seed, dedup=dedup, rebuild_elo=rebuild_elo)
         by_category = {}
         for category in run.ratings.values_list("category", flat=True):

@@ -171,6 +171,7 @@ def _vote_history() -> int:
     names = sorted(models)
     now = clock.now()
     window = {name: (models[name].admitted_at or now, models[name].retired_at or now) for name in names}
+
     # Who can have met whom: both admitted and neither retired at the time.
     def overlap(a, b):
         return max(window[a][0], window[b][0]) < min(window[a][1], window[b][1])

@@ -1,0 +1,39 @@
+from django.apps import AppConfig
+
+
+class ArenasiteConfig(AppConfig):
+    name = "arenasite"
+    verbose_name = "Arenasite"
+
+    def ready(self):
+        from allauth.mfa import signals as mfa_signals
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth import signals as auth_signals
+        from django.db.models import signals
+
+        from . import audit
+
+        # dispatch_uid: ready() may run more than once in tests; one row per event.
+        auth_signals.user_logged_in.connect(audit.on_login, dispatch_uid="audit-login")
+        auth_signals.user_logged_out.connect(audit.on_logout, dispatch_uid="audit-logout")
+        auth_signals.user_login_failed.connect(audit.on_login_failed, dispatch_uid="audit-login-failed")
+        mfa_signals.authenticator_added.connect(audit.on_authenticator_added, dispatch_uid="audit-mfa-added")
+        mfa_signals.authenticator_removed.connect(audit.on_authenticator_removed, dispatch_uid="audit-mfa-removed")
+
+        user_model = get_user_model()
+        for sender in (user_model, "providers.ApiToken", "providers.Membership"):
+            signals.pre_save.connect(audit.remember_previous, sender=sender, dispatch_uid=f"audit-previous-{sender}")
+        signals.post_save.connect(audit.on_user_saved, sender=user_model, dispatch_uid="audit-user")
+        signals.post_save.connect(audit.on_token_saved, sender="providers.ApiToken", dispatch_uid="audit-token")
+        signals.post_save.connect(
+            audit.on_membership_saved, sender="providers.Membership", dispatch_uid="audit-membership"
+        )
+        signals.post_delete.connect(
+            audit.on_membership_deleted, sender="providers.Membership", dispatch_uid="audit-membership-deleted"
+        )
+        for through in (user_model.groups.through, user_model.user_permissions.through):
+            signals.m2m_changed.connect(audit.on_user_m2m_changed, sender=through, dispatch_uid=f"audit-m2m-{through}")
+        signals.post_save.connect(audit.on_download_saved, sender="releases.Download", dispatch_uid="audit-download")
+        signals.post_save.connect(
+            audit.on_lifecycle_event_saved, sender="providers.LifecycleEvent", dispatch_uid="audit-lifecycle"
+        )

@@ -1,0 +1,38 @@
+import json
+
+from django.core.management.base import BaseCommand
+
+from battles import anomalies
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the anomalous-voter test now: flag voters whose votes stray too far from everyone else's, "
+        "exclude their votes, and print the voters over the threshold (judge id, votes tested, statistic)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--json", action="store_true", help="print a JSON list instead of one voter a line")
+
+    def handle(self, *args, **options):
+        report = anomalies.detect_anomalous_voters()
+        if options["json"]:
+            rows = [
+                {
+                    "judge": r.judge,
+                    "votes": r.votes,
+                    "statistic": r.statistic,
+                    "direction": r.direction,
+                    "state": r.state,
+                    "new": r.new,
+                }
+                for r in report.flagged
+            ]
+            self.stdout.write(json.dumps(rows))
+            return
+        for row in report.flagged:
+            self.stdout.write(f"{row.judge}\t{row.votes}\t{row.statistic:.4g}")
+        self.stderr.write(
+            f"{report.tested} voter(s) tested, {len(report.flagged)} over 1/alpha = {1 / report.alpha:g}, "
+            f"{sum(row.new for row in report.flagged)} newly flagged, {report.votes_excluded} vote(s) excluded."
+        )

@@ -148,12 +148,14 @@ def _end_side(battle_id: int, side: str, state: str, failure: str) -> None:
         last = getattr(battle, f"state_{other}") != Battle.AnswerState.ANSWERING
         Battle.objects.filter(pk=battle_id).update(**{f: getattr(battle, f) for f in fields})
     if last:
-        _close_turn(battle_id)
+        # The row as locked above, with this side's state set: the other side had saved its
+        # answer and ended before, so nothing in it has changed since.
+        _close_turn(battle)
 
 
-def _close_turn(battle_id: int) -> None:
+def _close_turn(battle: Battle) -> None:
     """Both sides have ended: tag the turn, then open the battle for a vote (or end it)."""
-    battle = Battle.objects.get(pk=battle_id)
+    battle_id = battle.pk
     failed = Battle.AnswerState.FAILED in (battle.state_a, battle.state_b)
     fields: dict = {}
     if not failed:

@@ -130,6 +130,8 @@ def start_battle(*, prompt: str, judge: str, models: tuple[ArenaModel, ArenaMode
         if anony:
             record_served(model_a, model_b, now.date())
         transaction.on_commit(lambda: answering.start(battle.pk))
+    # A new battle has no vote: say so, so that reading battle.vote does not ask the database.
+    Battle.vote.related.set_cached_value(battle, None)
     return battle
 
 
@@ -141,11 +143,13 @@ def _asked(conversation: list, prompt: str) -> list:
 def battle_of(question_id: str, judge: str | None) -> Battle:
     """The voter's battle, or BattleNotFound: another voter's battle is not found either,
     so nobody learns which ids exist."""
-    battle = (
-        Battle.objects.select_related("model_a", "model_b", "vote")
-        .filter(question_id=question_id, source=Battle.Source.ARENA)
-        .first()
-    )
+    # get(), not first(): question_id is unique, and an ORDER BY would make Django hash every
+    # selected column to compile it. The models are not joined: their names are hidden until
+    # the vote, and revealed_names reads them when they are shown.
+    try:
+        battle = Battle.objects.select_related("vote").get(question_id=question_id, source=Battle.Source.ARENA)
+    except Battle.DoesNotExist:
+        battle = None
     if battle is None or judge is None or battle.judge != judge:
         raise BattleNotFound("No such battle.")
     return answering.expire_stuck(battle)
@@ -200,7 +204,7 @@ def cast_vote(battle: Battle, winner: object, judge: str, network: str = "") -> 
     try:
         with transaction.atomic():
             locked = Battle.objects.select_for_update().get(pk=battle.pk)
-            existing = Vote.objects.filter(battle=locked).first()
+            existing = _vote_of(locked)
             if existing is not None:
                 return _same_vote(existing, winner), False
             if locked.status == Battle.Status.ANSWERING:
@@ -221,6 +225,14 @@ def cast_vote(battle: Battle, winner: object, judge: str, network: str = "") -> 
         # Only reachable where the row lock is not enforced: the other vote won the race.
         return _same_vote(Vote.objects.get(battle_id=battle.pk), winner), False
     return vote, True
+
+
+def _vote_of(battle: Battle) -> Vote | None:
+    # get(), not first(): a battle has one vote at most, and first() would add an ORDER BY.
+    try:
+        return Vote.objects.get(battle=battle)
+    except Vote.DoesNotExist:
+        return None
 
 
 def _same_vote(existing: Vote, winner: str) -> Vote:
@@ -262,7 +274,7 @@ def _texts(battle: Battle) -> list[str]:
 
 def identity_terms() -> frozenset[str]:
     """The words that give a model away: the pool's names, codenames and providers, and the word list."""
-    names = ArenaModel.objects.in_pool().values_list("name", "codename", "provider__name")
+    names = ArenaModel.objects.in_pool().values_list("name", "codename", "provider__name").order_by()
     terms = {term for row in names for term in row if term}
     return frozenset(terms.union(DEFAULT_IDENTITY_WORDS, settings.ARENA_IDENTITY_WORDS))
 
@@ -312,8 +324,21 @@ def _lock_daily_counts(judge: str, network: str) -> None:
 
 
 def revealed_names(battle: Battle) -> tuple[str, str]:
-    """The names shown after the vote: a model that has never been listed by its codename only."""
-    return battle.model_a.display_name, battle.model_b.display_name
+    """The names shown after the vote: a model that has never been listed by its codename only.
+
+    Models the battle already holds are used as they are; the others are read in one query
+    of the three columns a name needs, rather than two full rows.
+    """
+    names = {
+        model.pk: model.display_name
+        for field in (Battle.model_a.field, Battle.model_b.field)
+        if (model := field.get_cached_value(battle, None)) is not None
+    }
+    missing = {battle.model_a_id, battle.model_b_id} - names.keys()
+    if missing:
+        found = ArenaModel.objects.filter(pk__in=missing).only("name", "codename", "listed_at").order_by()
+        names.update((model.pk, model.display_name) for model in found)
+    return names[battle.model_a_id], names[battle.model_b_id]
 
 
 def recent_battles(judge: str, limit: int = 10) -> Sequence[Battle]:

@@ -8,12 +8,13 @@ and writes what was served. (battles/pool.py is a different pool: the release po
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db import connection
+from django.db.models import Q, QuerySet
 
 from providers.models import ArenaModel
 
@@ -66,9 +67,21 @@ class ArenaPool:
         return {self.models[pk]: share for pk, share in shares.items()}
 
 
-def load_pool() -> ArenaPool:
-    """Read the pool in two queries: the models, then their target links."""
-    models = {m.pk: m for m in sampleable_models().order_by("pk")}
+# What drawing a pair reads of each model (its weight, its name for the codename rule):
+# a battle is created from the two drawn models' ids, so the other ~40 columns would be
+# read and compiled into the query on every new battle for nothing.
+DRAW_FIELDS = ("name", "codename", "listed_at", "status", "sampling_weight", "votes_counted")
+
+
+def load_pool(*, fields: Sequence[str] | None = None) -> ArenaPool:
+    """Read the pool in two queries: the models, then their target links.
+
+    `fields`: read only these columns of the models (the others load on first use).
+    """
+    found = sampleable_models().order_by("pk")
+    if fields is not None:
+        found = found.only(*fields)
+    models = {m.pk: m for m in found}
     links = ArenaModel.battle_targets.through.objects.filter(from_arenamodel_id__in=models.keys())
     targets: dict[int, set[int]] = {}
     for source, target in links.values_list("from_arenamodel_id", "to_arenamodel_id"):
@@ -91,26 +104,33 @@ def sample_pair(rng: random.Random | None = None) -> tuple[ArenaModel, ArenaMode
     Raises sampling.NotEnoughModels when fewer than two models can be drawn; the caller
     shows that as "the arena is not open right now" rather than an error.
     """
-    return load_pool().draw(rng)
+    return load_pool(fields=DRAW_FIELDS).draw(rng)
 
 
 def record_served(model_a: ArenaModel, model_b: ArenaModel, day: date) -> None:
     """Count one served battle for both models on `day` (call it when the battle is created).
 
-    Safe under concurrency: a missing row is inserted with ON CONFLICT DO NOTHING, and the
-    count goes up in the database (battles = battles + 1), so two processes serving the
-    same model at once both count. The two rows are updated in model id order, so two
-    transactions serving the same pair in opposite sides lock them in the same order and
-    cannot deadlock. Not idempotent: each call is one more battle.
+    One statement, safe under concurrency: a missing row is inserted with a count of 1, an
+    existing one counts up in the database (ON CONFLICT DO UPDATE SET battles = battles + 1,
+    PostgreSQL and SQLite alike), so two processes serving the same model at once both
+    count. The rows are written in model id order, so two transactions serving the same
+    pair in opposite sides lock them in the same order and cannot deadlock. Not idempotent:
+    each call is one more battle.
     """
     if isinstance(day, datetime) or not isinstance(day, date):
         raise TypeError(f"day must be a date, got {day!r}")
     if model_a.pk == model_b.pk:
         raise ValueError(f"A battle needs two different models; got {model_a} twice.")
-    ids = sorted((model_a.pk, model_b.pk))
-    with transaction.atomic():
-        SamplingShare.objects.bulk_create(
-            [SamplingShare(day=day, arena_model_id=pk, battles=0) for pk in ids], ignore_conflicts=True
+    first, second = sorted((model_a.pk, model_b.pk))
+    quote = connection.ops.quote_name
+    table = quote(SamplingShare._meta.db_table)
+    day_column, model_column, count_column = (
+        quote(SamplingShare._meta.get_field(name).column) for name in ("day", "arena_model", "battles")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({day_column}, {model_column}, {count_column}) VALUES (%s, %s, 1), (%s, %s, 1) "
+            f"ON CONFLICT ({day_column}, {model_column}) "
+            f"DO UPDATE SET {count_column} = {table}.{count_column} + 1",
+            [day, first, day, second],
         )
-        for pk in ids:
-            SamplingShare.objects.filter(day=day, arena_model_id=pk).update(battles=F("battles") + 1)

@@ -98,9 +98,11 @@ class Battle(models.Model):
     def save(self, *args, **kwargs):
         if self._state.adding:
             self.in_release_pool = Battle.pool_for(self.question_id)
+        # The database picks the id of a new row, so no style row can point at it yet.
+        inserted = self.pk is None
         self.prompt_hash = conversation_prompt_hash(self.conversation_a)
         super().save(*args, **kwargs)
-        BattleStyle.store([self])
+        BattleStyle.store([self], inserted=inserted)
 
     @property
     def complete(self) -> bool:
@@ -138,8 +140,11 @@ class BattleStyle(models.Model):
         return f"style of battle {self.battle_id}"
 
     @classmethod
-    def store(cls, battles) -> None:
-        """Create or refresh the style rows of saved battles (none for a battle missing an answer)."""
+    def store(cls, battles, *, inserted: bool = False) -> None:
+        """Create or refresh the style rows of saved battles (none for a battle missing an answer).
+
+        `inserted`: the battles were just inserted, so there is no stale style row to delete.
+        """
         rows, without = [], []
         for battle in battles:
             columns = style_columns(battle.conversation_a, battle.conversation_b)
@@ -147,7 +152,7 @@ class BattleStyle(models.Model):
                 without.append(battle.pk)
             else:
                 rows.append(cls(battle_id=battle.pk, **columns))
-        if without:
+        if without and not inserted:
             cls.objects.filter(battle_id__in=without).delete()
         if rows:
             fields = [f.name for f in cls._meta.concrete_fields if not f.primary_key]

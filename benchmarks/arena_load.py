@@ -510,7 +510,7 @@ def postgres_alone(args) -> dict:
                         ).fetchone()[0]
                         connection.execute(
                             "INSERT INTO battles_vote (battle_id, model_a_id, model_b_id, anony, winner, judge,"
-                            " excluded_reason, created_at) VALUES (%s, %s, %s, true, %s, %s, '', now())",
+                            " network, excluded_reason, created_at) VALUES (%s, %s, %s, true, %s, %s, '', '', now())",
                             [battle_id, row[0], row[1], rng.choice(winners), row[9]],
                         )
                 except psycopg.Error as exc:
@@ -528,6 +528,8 @@ def postgres_alone(args) -> dict:
         thread.join()
     elapsed = time.perf_counter() - began
     flat = [x for part in latencies for x in part]
+    if not flat:
+        return {"error": f"no transaction succeeded: {dict(errors)}"}
     return {
         "votes": len(flat),
         "seconds": elapsed,

@@ -8,22 +8,13 @@ Neither Python nor the admin can change or delete a row; deleting a user keeps t
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.utils import timezone
 
-
-class AuditEventQuerySet(models.QuerySet):
-    # Append-only: bulk changes are refused here as well as row by row. (Deleting a user
-    # still empties `actor` through the deletion collector, which updates without a queryset.)
-    def update(self, **kwargs):
-        raise PermissionDenied("Audit events cannot be changed.")
-
-    def delete(self):
-        raise PermissionDenied("Audit events cannot be deleted.")
+from .append_only import AppendOnlyModel
 
 
-class AuditEvent(models.Model):
+class AuditEvent(AppendOnlyModel):
     class Action(models.TextChoices):
         LOGIN = "login", "Logged in"
         LOGIN_FAILED = "login_failed", "Login failed"
@@ -59,19 +50,9 @@ class AuditEvent(models.Model):
     ip = models.GenericIPAddressField("IP address", null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)
 
-    objects = AuditEventQuerySet.as_manager()
-
     class Meta:
         ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["subject_type", "subject_id"], name="auditevent_subject")]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action}: {self.summary}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise PermissionDenied("Audit events cannot be changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionDenied("Audit events cannot be deleted.")

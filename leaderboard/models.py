@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.utils import timezone
 
+from arenasite.append_only import AppendOnlyModel
 from providers.models import ArenaModel
 
 
@@ -93,16 +93,7 @@ class PairCounts(models.Model):
         return f"pair counts of {self.category} in run {self.run_id}"
 
 
-class KeptRatingQuerySet(models.QuerySet):
-    # Kept ratings are the record the no-retraction rule rests on; bulk changes are refused too.
-    def update(self, **kwargs):
-        raise PermissionDenied("Kept ratings cannot be changed.")
-
-    def delete(self):
-        raise PermissionDenied("Kept ratings cannot be deleted.")
-
-
-class KeptRating(models.Model):
+class KeptRating(AppendOnlyModel):
     """The rating a model had when it left initial rating (listed or withdrawn). Append-only.
 
     Written in the transaction of the transition itself (leaderboard/fairness.py reacts to
@@ -133,22 +124,12 @@ class KeptRating(models.Model):
         help_text="Counted votes cast up to the moment it left; votes after listing are counted from here.",
     )
 
-    objects = KeptRatingQuerySet.as_manager()
-
     class Meta:
         ordering = ["-left_at"]
 
     def __str__(self) -> str:
         rating = "not rated" if self.rating is None else f"{self.rating:.0f}"
         return f"{self.arena_model_id} left initial rating for {self.left_to}: {rating}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise PermissionDenied("A kept rating cannot be changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionDenied("A kept rating cannot be deleted.")
 
 
 class RetirementCandidate(ArenaModel):

@@ -6,10 +6,12 @@ import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from arenasite.append_only import AppendOnlyModel
 
 from .endpoints import endpoint_refusal
 from .fields import EncryptedTextField
@@ -319,16 +321,7 @@ class RetirementRule(models.TextChoices):
     STAFF_DECISION = "staff_decision", "Staff decision (explained in the reason)"
 
 
-class LifecycleEventQuerySet(models.QuerySet):
-    # The log is append-only; bulk changes are refused here as well as row by row.
-    def update(self, **kwargs):
-        raise PermissionDenied("Lifecycle events cannot be changed.")
-
-    def delete(self):
-        raise PermissionDenied("Lifecycle events cannot be deleted.")
-
-
-class LifecycleEvent(models.Model):
+class LifecycleEvent(AppendOnlyModel):
     """One step in a model's life: who, when, from, to, why. Append-only.
 
     `kind` tells a transition that happened from a decision scheduled to take effect
@@ -359,8 +352,6 @@ class LifecycleEvent(models.Model):
     effective_at = models.DateTimeField()
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = LifecycleEventQuerySet.as_manager()
-
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["arena_model", "created_at"])]
@@ -368,11 +359,3 @@ class LifecycleEvent(models.Model):
     def __str__(self) -> str:
         verb = "scheduled" if self.kind == self.Kind.SCHEDULED else "moved"
         return f"{self.arena_model_id}: {self.action} {verb} {self.from_status} → {self.to_status}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise PermissionDenied("Lifecycle events cannot be changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionDenied("Lifecycle events cannot be deleted.")

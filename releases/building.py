@@ -283,6 +283,13 @@ def _manifest(release: DataRelease, summary: dict, built_at: datetime) -> dict:
         "built_at": built_at.isoformat(),
         "previous_release": previous,
         "pool_fraction": settings.RELEASE_POOL_FRACTION,
+        **export_counts(summary),
+    }
+
+
+def export_counts(summary: dict) -> dict:
+    """The part of a manifest that says what an export (a release or a share) holds."""
+    return {
         "battles": summary["rows"],
         "considered": summary["rows"] + sum(summary["excluded"].values()),
         "excluded": {"personal_data": dict(sorted(summary["excluded"].items()))},
@@ -303,11 +310,17 @@ def _json(data: dict) -> str:
 
 
 def _remove_partials(release: DataRelease) -> None:
-    base = releases_dir()
-    for path in base.glob(f".{release.directory_name}.partial-*"):
+    finished = release.state in (DataRelease.State.BUILT, DataRelease.State.PUBLISHED)
+    remove_partials(releases_dir(), release.directory_name, keep_final=finished)
+
+
+def remove_partials(base: Path, name: str, *, keep_final: bool = False) -> None:
+    """Remove what earlier attempts at the export `name` left in `base`: temporary directories,
+    and unless `keep_final`, the finished one too (a build that starts again starts clean)."""
+    for path in base.glob(f".{name}.partial-*"):
         shutil.rmtree(path, ignore_errors=True)
-    if release.state != DataRelease.State.BUILT and release.state != DataRelease.State.PUBLISHED:
-        shutil.rmtree(base / release.directory_name, ignore_errors=True)
+    if not keep_final:
+        shutil.rmtree(base / name, ignore_errors=True)
 
 
 def sync_directory(path: Path) -> None:

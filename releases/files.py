@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
+from battles import moderation
+
 JSONL_NAME = "battles.jsonl"
 PARQUET_NAME = "battles.parquet"
 MANIFEST_NAME = "manifest.json"
@@ -28,19 +30,8 @@ FILE_NAMES = (JSONL_NAME, PARQUET_NAME, MANIFEST_NAME, CARD_NAME)
 # The `format` of a download (releases.models.Download.Format) -> the file it serves.
 FORMAT_FILES = {"jsonl": JSONL_NAME, "parquet": PARQUET_NAME, "manifest": MANIFEST_NAME, "card": CARD_NAME}
 
-MODERATION_CATEGORIES = (
-    "harassment",
-    "harassment/threatening",
-    "hate",
-    "hate/threatening",
-    "self-harm",
-    "self-harm/instructions",
-    "self-harm/intent",
-    "sexual",
-    "sexual/minors",
-    "violence",
-    "violence/graphic",
-)
+# The public dataset's moderation categories, in its order.
+MODERATION_CATEGORIES = moderation.CATEGORIES
 
 _MESSAGE = pa.struct([("content", pa.string()), ("role", pa.string())])
 _MODERATION = pa.struct(

@@ -41,7 +41,7 @@ from battles.models import Battle
 from providers.models import ArenaModel, Provider
 
 from . import files
-from .building import ANONYMOUS, releases_dir, sync_directory, write_export
+from .building import ANONYMOUS, export_counts, releases_dir, remove_partials, sync_directory, write_export
 from .models import DataRelease, DataSharingAgreement, ProviderShare
 
 logger = logging.getLogger(__name__)
@@ -306,11 +306,7 @@ def _manifest(share: ProviderShare, summary: dict, cutoff: datetime, built_at: d
         "terms_version": share.agreement.terms_version,
         "cutoff": cutoff.isoformat(),
         "built_at": built_at.isoformat(),
-        "battles": summary["rows"],
-        "considered": summary["rows"] + sum(summary["excluded"].values()),
-        "excluded": {"personal_data": dict(sorted(summary["excluded"].items()))},
-        "labels": dict(sorted(summary["models"].items(), key=lambda kv: (-kv[1], kv[0]))),
-        "files": summary["files"],
+        **export_counts(summary),
     }
 
 
@@ -322,7 +318,4 @@ def _card(share: ProviderShare, manifest: dict) -> str:
 
 
 def _remove_partials(share: ProviderShare) -> None:
-    base = shares_dir()
-    for path in base.glob(f".{share.directory_name}.partial-*"):
-        shutil.rmtree(path, ignore_errors=True)
-    shutil.rmtree(base / share.directory_name, ignore_errors=True)
+    remove_partials(shares_dir(), share.directory_name)

@@ -1,20 +1,13 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.utils import timezone
 
-
-class AppendOnlyQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise PermissionDenied("This log is append-only.")
-
-    def delete(self):
-        raise PermissionDenied("This log is append-only.")
+from arenasite.append_only import AppendOnlyModel
 
 
-class PolicyChange(models.Model):
+class PolicyChange(AppendOnlyModel):
     """A published change of the arena's policy or of one of its settings, recorded by staff.
 
     Append-only: the log is what the public reads to know which rules applied when; a mistake
@@ -35,21 +28,11 @@ class PolicyChange(models.Model):
     )
     recorded_at = models.DateTimeField(default=timezone.now, editable=False)
 
-    objects = AppendOnlyQuerySet.as_manager()
-
     class Meta:
         ordering = ["-effective_at", "-id"]
 
     def __str__(self) -> str:
         return f"{self.effective_at:%Y-%m-%d}: {self.title}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise PermissionDenied("Policy changes cannot be edited; record a new one.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionDenied("Policy changes cannot be deleted; record a new one.")
 
 
 class ExpectedShareSnapshot(models.Model):

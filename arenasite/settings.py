@@ -361,6 +361,9 @@ ARENA_DEDUP_PROMPTS = env_bool("ARENA_DEDUP_PROMPTS", False)
 ARENA_DEDUP_EVERY_CATEGORY = env_bool("ARENA_DEDUP_EVERY_CATEGORY", True)
 ARENA_DEDUP_PERCENTILE = env_float("ARENA_DEDUP_PERCENTILE", 99.99)
 ARENA_ONLINE_ELO_K = env_float("ARENA_ONLINE_ELO_K", 4.0)
+# Each run keeps the counted votes' columns in a file here (on PostgreSQL) and the next
+# re-reads only the votes written since (leaderboard/kept_columns.py); empty: read every vote.
+RATING_COLUMNS_DIR = env_str("RATING_COLUMNS_DIR", str(VAR_DIR / "rating-columns"))
 
 # Moderation of battles (battles/moderation.py). With an API key each battle turn goes to
 # an OpenAI-compatible moderations endpoint (URL is its base, TIMEOUT in seconds); without

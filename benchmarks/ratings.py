@@ -236,6 +236,8 @@ def _django_environment(database_url: str) -> dict:
         DEBUG="0",  # as in production: no query log
         SECRET_KEY=env.get("SECRET_KEY") or "benchmark-only-secret-key",
         LOG_LEVEL="WARNING",
+        # The columns a run keeps for the next (leaderboard/kept_columns.py), apart from the site's.
+        RATING_COLUMNS_DIR=str(Path(tempfile.gettempdir()) / "arenasite-bench-rating-columns"),
     )
     return env
 
@@ -409,8 +411,12 @@ def load_database(database_url: str, battles, meta, fingerprint: str) -> dict:
 
 
 def reset_runs() -> None:
+    import shutil
+
+    from django.conf import settings
     from django.db import connection
 
+    shutil.rmtree(settings.RATING_COLUMNS_DIR, ignore_errors=True)
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE leaderboard_modelrating, leaderboard_ratingrun RESTART IDENTITY CASCADE")
 
@@ -445,9 +451,11 @@ def worker_engine(args) -> dict:
 def worker_recompute(args) -> dict:
     """recompute() three times on the loaded database, timing its steps without changing them.
 
-    cold: the first run, which plays the online Elo over every vote; warm: the next one,
-    as the hourly task runs, continuing the online Elo from the run before; overall only:
-    a warm run of the overall category alone (the main leaderboard).
+    cold: the first run, which plays the online Elo over every vote and reads every counted
+    vote; warm: the next one, as the hourly task runs, continuing the online Elo from the run
+    before and starting from the columns it kept (leaderboard/kept_columns.py); warm, full
+    read: the same but reading every counted vote again; overall only: a run of the overall
+    category alone (the main leaderboard), which reads every vote too (other columns).
     """
     _setup_django(args.database_url)
     from django.db import connection
@@ -481,10 +489,10 @@ def worker_recompute(args) -> dict:
     timed(style_control, "compute_style_controlled", "engine: style control")
     connection.ensure_connection()
 
-    def measured_run(label):
+    def measured_run(label, full_read=False):
         steps.clear()
         with Measure() as measured:
-            run = services.recompute(bootstrap_rounds=args.bootstrap, seed=args.seed)
+            run = services.recompute(bootstrap_rounds=args.bootstrap, seed=args.seed, full_read=full_read)
         split: dict[str, float] = {}
         for step, seconds in steps:
             split[step] = split.get(step, 0.0) + seconds
@@ -498,6 +506,7 @@ def worker_recompute(args) -> dict:
         return run, result
 
     first, cold = measured_run("cold")
+    _, full = measured_run("warm, full read", full_read=True)
     run, warm = measured_run("warm")
     every = services.categories
     services.categories = lambda dedup=None: [services.Category("overall", "Overall", Q())]
@@ -513,7 +522,7 @@ def worker_recompute(args) -> dict:
         )
     )
     keys = [name_of[r[0]] for r in rows]
-    result = {"runs": [cold, warm, overall]}
+    result = {"runs": [cold, warm, full, overall]}
     result.update(
         ratings=_series(keys, [r[1] for r in rows]),
         bootstrap=[_series(keys, [r[2] for r in rows]), _series(keys, [r[3] for r in rows])],
@@ -801,11 +810,16 @@ def benchmark_size(votes: int, args, peers: Path | None, rows: list, findings: l
             what = {
                 "cold": "all categories, first run",
                 "warm": "all categories, next run",
+                "warm, full read": "all categories, next run, full read",
                 "overall only": "overall only, next run",
             }[run["label"]]
             note = f"{len(run['categories'])} categories" if run["label"] != "overall only" else "the main leaderboard"
             if run["label"] == "cold":
                 note += "; online Elo replays every vote"
+            if run["label"] == "warm":
+                note += "; votes from the kept columns"
+            if run["label"] in ("warm, full read", "overall only"):
+                note += "; every vote read"
             add(f"ours: recompute, {what}", recompute, run["wall"], run["peak_mib"], difference, bounds, note)
     if "engine" in results:
         result = results["engine"]
@@ -891,7 +905,7 @@ def benchmark_size(votes: int, args, peers: Path | None, rows: list, findings: l
             f"{steps} (the style fit's warm start is a plain fit, counted under Bradley-Terry as well; the style "
             "fit runs beside the bootstraps, so their times overlap)"
         )
-        if run["label"] in ("warm", "overall only"):
+        if run["label"] in ("warm", "warm, full read", "overall only"):
             verdict = "met" if run["wall"] < 5 else "NOT met"
             findings.append(f"{label}: target recompute < 5 s, {run['label']}: {verdict} ({run['wall']:.2f} s)")
     peer_walls = {}

@@ -140,3 +140,17 @@ class RetirementCandidate(ArenaModel):
     class Meta:
         proxy = True
         verbose_name = "retirement candidate"
+
+
+class CountedVoteChange(models.Model):
+    """A battle whose vote, row or style was written, noted by PostgreSQL triggers (migration
+    0004): the rating run's kept columns (leaderboard/kept_columns.py) re-read those battles
+    instead of every vote. `xid` is the writing transaction's id, so a run can tell which
+    changes it may not have seen yet; `noted_at` lets old notes be pruned."""
+
+    battle_id = models.BigIntegerField()
+    xid = models.BigIntegerField(db_index=True, help_text="The writing transaction (pg_current_xact_id).")
+    noted_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"battle {self.battle_id} changed (transaction {self.xid})"

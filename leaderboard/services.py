@@ -42,7 +42,7 @@ from arenasite import clock
 from battles.models import Vote
 from providers.models import ArenaModel
 
-from . import ratings, style_control
+from . import kept_columns, ratings, style_control
 from .models import ModelRating, PairCounts, RatingRun
 
 logger = logging.getLogger(__name__)
@@ -234,7 +234,14 @@ def _rate(category: Category, data, *, bootstrap_rounds: int, seed: int, anchor,
         return fit(subset, anchor), left_out
 
 
-def category_data(chosen: list[Category], base: QuerySet, *, duplicates: QuerySet | None = None):
+def category_data(
+    chosen: list[Category],
+    base: QuerySet,
+    *,
+    duplicates: QuerySet | None = None,
+    kept: kept_columns.KeptColumns | None = None,
+    last_vote_id: int = 0,
+):
     """Yield (category, data to fit, its pair counts) for each category with votes.
 
     The counted votes are read once (vote_columns), with one flag per condition, and every
@@ -244,8 +251,10 @@ def category_data(chosen: list[Category], base: QuerySet, *, duplicates: QuerySe
     `duplicates`: votes to leave out of every category (the high-frequency prompts' votes
     over the limit, see over_prompt_limit). They are few, so they are read by id and masked
     out. The per-voter cap ranks a voter's votes of the day before that, so a vote is never
-    taken out twice."""
-    columns = vote_columns(base, chosen)
+    taken out twice.
+
+    `kept`: reuse the previous run's columns (vote_columns)."""
+    columns = vote_columns(base, chosen, kept=kept, last_vote_id=last_vote_id)
     kept = np.ones(len(columns["id"]), dtype=bool)
     if duplicates is not None:
         kept &= ~_ids_in(columns["id"], duplicates)
@@ -279,7 +288,9 @@ def _flag(chosen: list[Category], category: Category) -> str:
     return f"flag_{chosen.index(category)}"
 
 
-def vote_columns(votes: QuerySet, chosen: list[Category]) -> dict[str, np.ndarray]:
+def vote_columns(
+    votes: QuerySet, chosen: list[Category], *, kept: kept_columns.KeptColumns | None = None, last_vote_id: int = 0
+) -> dict[str, np.ndarray]:
     """One array per column over the counted votes, in one pass: id, model_a, model_b,
     winner (WINNER_CODES), a boolean flag per category condition, and, when a category needs
     them, the voter (judge_key: equal for the same voter) and the UTC day, and the answers'
@@ -287,7 +298,9 @@ def vote_columns(votes: QuerySet, chosen: list[Category]) -> dict[str, np.ndarra
 
     On PostgreSQL each column comes back as one array (array_agg, sent in binary and read
     straight into numpy): a row per vote through the driver, even by COPY, would cost more
-    in Python than the query itself."""
+    in Python than the query itself. With `kept` (PostgreSQL), the columns the previous run
+    read are reused and only the votes written since are read (leaderboard/kept_columns.py);
+    `votes` are then the counted votes up to `last_vote_id`."""
     conditions = [c for c in chosen if c.condition is not None and c.condition]
     need_voter = any(c.daily_cap for c in chosen)
     need_style = any(c.style_control for c in chosen)
@@ -322,9 +335,15 @@ def vote_columns(votes: QuerySet, chosen: list[Category]) -> dict[str, np.ndarra
         names.append("created_at")
         if not postgres:
             names.append("judge")
+    if kept is not None:
+        names.append("battle_id")
     query = annotated.values_list(*names).order_by()
-    if postgres:
-        raw = _columns_postgres(query, names, votes)
+    if postgres and kept is not None:
+        conditions_used = [repr(c.condition) for c in conditions]
+        fingerprint = kept_columns.definition([names, conditions_used, WINNER_CODES, style_control.FEATURES])
+        raw = kept.read(query, names, fingerprint, partial(_columns_postgres, names=names), last_vote_id=last_vote_id)
+    elif postgres:
+        raw = _columns_postgres(query, names)
     else:
         raw = _columns_rows(query, names)
     if postgres:
@@ -404,7 +423,7 @@ def _parse_array(data: memoryview | bytes | None) -> np.ndarray:
     return records["value"].astype(np.int64)
 
 
-def _columns_postgres(query: QuerySet, names: list[str], votes: QuerySet) -> dict[str, np.ndarray]:
+def _columns_postgres(query: QuerySet, names: list[str]) -> dict[str, np.ndarray]:
     try:
         sql, params = query.query.sql_with_params()
     except EmptyResultSet:
@@ -588,11 +607,14 @@ def recompute(
     seed: int | None = None,
     dedup: bool | None = None,
     rebuild_elo: bool = False,
+    full_read: bool = False,
 ) -> RatingRun:
     """Compute every category into a new run and publish it once complete.
 
     The previous published run stays in place until the last row of this one is written;
-    a failure marks this run failed and leaves the leaderboard untouched.
+    a failure marks this run failed and leaves the leaderboard untouched. The votes are read
+    starting from the columns the previous run kept (leaderboard/kept_columns.py), unless
+    `full_read`.
     """
     now = clock.now()
     mark_interrupted_runs(now)
@@ -632,7 +654,12 @@ def recompute(
             if settings.ARENA_DEDUP_EVERY_CATEGORY
             else None
         )
-        prepared = list(category_data(chosen, base, duplicates=duplicates))
+        kept = (
+            kept_columns.KeptColumns(previous.parameters.get("kept_columns") if previous else None, full_read=full_read)
+            if kept_columns.enabled()
+            else None
+        )
+        prepared = list(category_data(chosen, base, duplicates=duplicates, kept=kept, last_vote_id=last_vote_id))
         # A category whose votes are exactly another's (the per-voter cap when no voter went
         # over it, say) takes that one's table: the fit is deterministic for the same counts
         # and seed, so fitting again could only repeat it.
@@ -700,6 +727,8 @@ def recompute(
             run.vote_count = overall_total
             run.online_elo_state = elo_state
             run.parameters = {**run.parameters, "unrated": unrated, "style_coefficients": style}
+            if kept is not None:
+                run.parameters["kept_columns"] = kept.pointer
             run.save()
             _store_vote_counts(overall_votes)
     except Exception as exc:

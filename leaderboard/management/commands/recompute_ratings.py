@@ -21,14 +21,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--rebuild-elo", action="store_true", help="replay the online Elo from the first vote instead of continuing"
         )
+        parser.add_argument(
+            "--full-read",
+            action="store_true",
+            help="read every counted vote instead of starting from the columns the previous run kept",
+        )
 
-    def handle(self, *args, bootstrap, seed, dedup, rebuild_elo, **options):
+    def handle(self, *args, bootstrap, seed, dedup, rebuild_elo, full_read, **options):
         if bootstrap is not None and bootstrap < 0:
             raise CommandError("--bootstrap must be 0 or more.")
         if settings.ARENA_ANOMALY_DETECTION:  # as the periodic task does: flagged voters' votes never enter a run
             flagged = anomalies.detect_anomalous_voters().flagged
             self.stdout.write(f"Anomalous voters: {len(flagged)} flagged ({sum(r.new for r in flagged)} new).")
-        run = services.recompute(bootstrap_rounds=bootstrap, seed=seed, dedup=dedup, rebuild_elo=rebuild_elo)
+        run = services.recompute(
+            bootstrap_rounds=bootstrap, seed=seed, dedup=dedup, rebuild_elo=rebuild_elo, full_read=full_read
+        )
         by_category = {}
         for category in run.ratings.values_list("category", flat=True):
             by_category[category] = by_category.get(category, 0) + 1

@@ -1,0 +1,137 @@
+"""A run starts from the columns the run before kept and re-reads only what was written since
+(leaderboard/kept_columns.py); whatever changed, it rates exactly what a full read rates."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from arenasite import clock
+from battles.models import Battle, ExclusionReason, Vote, Winner
+from leaderboard import kept_columns, services
+from leaderboard.models import CountedVoteChange, ModelRating, RatingRun
+
+from ..conftest import make_model
+from .test_categories import DAY, add_vote
+
+pytestmark = [
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="the changes are noted by PostgreSQL triggers"),
+    # Committed transactions, as in production: a change is "since" a run by transaction ids.
+    pytest.mark.django_db(transaction=True),
+]
+
+
+def table(run):
+    rows = ModelRating.objects.filter(run=run).values_list(
+        "category", "arena_model_id", "rating", "ci_lower", "ci_upper", "sandwich_lower", "votes"
+    )
+    return {(category, model): rest for category, model, *rest in rows}
+
+
+def recompute_and_compare():
+    """A run on the kept columns, and a full read right after: the same tables to the bit."""
+    kept = services.recompute(bootstrap_rounds=20, seed=3)
+    full = services.recompute(bootstrap_rounds=20, seed=3, full_read=True)
+    assert table(kept) == table(full)
+    # The full read kept its columns too; the next run starts from them, as it would from the first.
+    return kept
+
+
+@pytest.fixture
+def voted(provider_a, settings, tmp_path):
+    settings.RATING_COLUMNS_DIR = str(tmp_path / "columns")
+    a, b, c = (make_model(provider_a, name=name) for name in "abc")
+    for i in range(12):
+        add_vote(a, b, [Winner.MODEL_A, Winner.TIE, Winner.MODEL_B][i % 3], judge=f"j{i % 4}", answers=("x " * i, "y"))
+        add_vote(b, c, Winner.MODEL_A, judge="k", at=DAY + timedelta(hours=i))
+        add_vote(c, a, Winner.MODEL_B, judge="m", prompt="long " * 200)
+    return a, b, c
+
+
+def test_the_first_run_reads_every_vote_and_the_next_only_new_ones(voted):
+    a, b, _ = voted
+    first = services.recompute(bootstrap_rounds=20, seed=3)
+    assert first.parameters["kept_columns"]["read"] == first.parameters["kept_columns"]["rows"] == 36
+    assert (Path(kept_columns.directory()) / first.parameters["kept_columns"]["file"]).exists()
+    unchanged = services.recompute(bootstrap_rounds=20, seed=3)
+    assert unchanged.parameters["kept_columns"]["read"] == 0
+    assert unchanged.parameters["kept_columns"]["file"] == first.parameters["kept_columns"]["file"]
+    assert table(unchanged) == table(first)
+
+    add_vote(a, b, Winner.MODEL_B, judge="new")
+    add_vote(b, a, Winner.MODEL_B, judge="new")
+    run = recompute_and_compare()
+    assert run.parameters["kept_columns"]["read"] == 2 and run.vote_count == first.vote_count + 2
+
+
+def test_excluded_restored_and_deleted_votes_are_read_again(voted):
+    first = services.recompute(bootstrap_rounds=20, seed=3)
+    some = list(Vote.objects.order_by("id").values_list("id", flat=True)[:5])
+    Vote.objects.filter(id__in=some).update(excluded_reason=ExclusionReason.FLAGGED_USER)
+    run = recompute_and_compare()
+    assert run.vote_count == first.vote_count - 5 and run.parameters["kept_columns"]["read"] == 0  # only taken out
+
+    Vote.objects.filter(id__in=some[:2]).update(excluded_reason="")
+    run = recompute_and_compare()
+    assert run.vote_count == first.vote_count - 3 and run.parameters["kept_columns"]["read"] == 2
+
+    Battle.objects.filter(vote__id=some[0]).delete()
+    assert recompute_and_compare().vote_count == first.vote_count - 4
+
+
+def test_edited_battles_and_styles_are_read_again(voted):
+    first = services.recompute(bootstrap_rounds=20, seed=3)
+    english = ModelRating.objects.filter(run=first, category="lang_english").count()
+    battle = Battle.objects.filter(vote__isnull=False).order_by("id").first()
+    Battle.objects.filter(pk=battle.pk).update(language="English", turn=3)
+    battle.refresh_from_db()
+    battle.conversation_a = [*battle.conversation_a, {"role": "assistant", "content": "# Title\n- a\n- b"}]
+    battle.save()  # the style row is written again
+    run = recompute_and_compare()
+    assert run.parameters["kept_columns"]["read"] == 1
+    assert ModelRating.objects.filter(run=run, category="lang_english").count() > english
+
+
+def test_writes_to_a_battle_without_a_vote_are_not_noted(provider_a):
+    a, b = make_model(provider_a, name="a"), make_model(provider_a, name="b")
+    battle = Battle.objects.create(question_id="q1", model_a=a, model_b=b)
+    battle.turn = 2
+    battle.save()  # the battle row and its style row
+    assert not CountedVoteChange.objects.exists()
+    Vote.objects.create(battle=battle, model_a=a, model_b=b, winner=Winner.TIE, judge="j")
+    battle.save()
+    assert list(CountedVoteChange.objects.values_list("battle_id", flat=True).distinct()) == [battle.pk]
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["categories", "missing file", "too old", "large change"],
+)
+def test_the_kept_columns_are_not_used_when_they_cannot_be_trusted(voted, settings, change):
+    first = services.recompute(bootstrap_rounds=20, seed=3)
+    pointer = first.parameters["kept_columns"]
+    if change == "categories":
+        settings.ARENA_LANGUAGE_CATEGORIES = ["English", "Russian"]
+    elif change == "missing file":
+        (kept_columns.directory() / pointer["file"]).unlink()
+    elif change == "too old":
+        taken = clock.now() - kept_columns.MAX_AGE - timedelta(minutes=1)
+        RatingRun.objects.filter(pk=first.pk).update(
+            parameters={**first.parameters, "kept_columns": {**pointer, "taken_at": taken.isoformat()}}
+        )
+    else:
+        Vote.objects.filter(id__in=list(Vote.objects.values_list("id", flat=True)[:10])).update(judge="renamed")
+    run = services.recompute(bootstrap_rounds=20, seed=3)
+    assert run.parameters["kept_columns"]["read"] == run.parameters["kept_columns"]["rows"] == 36
+    assert run.parameters["kept_columns"]["file"] != pointer["file"]
+
+
+def test_old_notes_and_files_are_pruned(voted):
+    for _ in range(kept_columns.FILES_KEPT + 2):
+        Vote.objects.filter(pk=Vote.objects.order_by("id").values_list("id", flat=True)[0]).update(judge="again")
+        services.recompute(bootstrap_rounds=0)
+    assert len(list(kept_columns.directory().glob("*.npz"))) == kept_columns.FILES_KEPT
+    CountedVoteChange.objects.update(noted_at=clock.now() - kept_columns.NOTES_KEPT - timedelta(minutes=1))
+    services.recompute(bootstrap_rounds=0)
+    assert not CountedVoteChange.objects.exists()

@@ -83,20 +83,21 @@ class KeptColumns:
         query: QuerySet,
         names: list[str],
         fingerprint: str,
-        read: Callable[[QuerySet], dict[str, np.ndarray]],
         *,
+        read_all: Callable[[QuerySet], dict[str, np.ndarray]],
+        read_some: Callable[[QuerySet], dict[str, np.ndarray]],
         last_vote_id: int,
     ) -> dict[str, np.ndarray]:
         """The columns `names` (which include id and battle_id) of `query`, the counted votes
-        up to `last_vote_id`: from the previous run's file and the votes written since, or
-        all through `read` when the file cannot be used."""
+        up to `last_vote_id`: from the previous run's file and the votes written since (read
+        with `read_some`), or all with `read_all` when the file cannot be used."""
         taken = clock.now()
         xmin = oldest_running_transaction()
         kept = self._usable(fingerprint, names)
         if kept is not None:
-            columns = self._update(kept, query, read, names)
+            columns = self._update(kept, query, read_some, names)
         if kept is None or columns is None:
-            columns = in_battle_order(read(query))
+            columns = in_battle_order(read_all(query))
             self.reread = len(columns["id"])
             file = self._write(columns)
         else:
@@ -122,7 +123,7 @@ class KeptColumns:
             return None
         try:
             with np.load(directory() / previous["file"]) as stored:
-                kept = {name: stored[name].astype(np.int64) for name in names}
+                kept = {name: stored[name].astype(np.int64, copy=False) for name in names}
         except (OSError, KeyError, ValueError) as exc:
             logger.info("ratings: kept columns %s not used: %s", previous.get("file"), exc)
             return None

@@ -341,7 +341,14 @@ def vote_columns(
     if postgres and kept is not None:
         conditions_used = [repr(c.condition) for c in conditions]
         fingerprint = kept_columns.definition([names, conditions_used, WINNER_CODES, style_control.FEATURES])
-        raw = kept.read(query, names, fingerprint, partial(_columns_postgres, names=names), last_vote_id=last_vote_id)
+        raw = kept.read(
+            query,
+            names,
+            fingerprint,
+            read_all=partial(_columns_postgres, names=names),
+            read_some=partial(_columns_postgres, names=names, parallel=False),
+            last_vote_id=last_vote_id,
+        )
     elif postgres:
         raw = _columns_postgres(query, names)
     else:
@@ -423,7 +430,9 @@ def _parse_array(data: memoryview | bytes | None) -> np.ndarray:
     return records["value"].astype(np.int64)
 
 
-def _columns_postgres(query: QuerySet, names: list[str]) -> dict[str, np.ndarray]:
+def _columns_postgres(query: QuerySet, names: list[str], *, parallel: bool = True) -> dict[str, np.ndarray]:
+    """The columns of `query`; with `parallel`, on two connections when the votes are many.
+    (The few votes a run re-reads beside its kept columns go on one: see below.)"""
     try:
         sql, params = query.query.sql_with_params()
     except EmptyResultSet:
@@ -454,7 +463,8 @@ def _columns_postgres(query: QuerySet, names: list[str]) -> dict[str, np.ndarray
 
     # Bounds from the whole table's indexes (cheap), not from the counted votes (a pass).
     span = Vote.objects.aggregate(low=Min("battle_id"), high=Max("battle_id"), first=Min("id"), last=Max("id"))
-    if (span["last"] or 0) - (span["first"] or 0) >= PARALLEL_READ_VOTES and not connection.in_atomic_block:
+    many = (span["last"] or 0) - (span["first"] or 0) >= PARALLEL_READ_VOTES
+    if parallel and many and not connection.in_atomic_block:
         # Two halves of the battle id range (the order PostgreSQL joins votes, battles and
         # styles in), each on its own connection, a thread's own, so both cores work on the
         # join. Outside a transaction only: a second connection would not see uncommitted

@@ -213,10 +213,9 @@ def ensure_redis() -> None:
         time.sleep(0.5)
 
 
-def start_server(args, out: Path) -> subprocess.Popen:
+def start_server(args, out: Path, app: str = "arenasite.wsgi:application") -> subprocess.Popen:
     env = server_environment(args)
-    app = "arenasite.wsgi:application"
-    if args.profile:
+    if args.profile and app.startswith("arenasite"):
         env["ARENA_LOAD_PROFILE_DIR"] = str(out)
         app = "arena_load:profiled_application()"
     command = [
@@ -543,6 +542,62 @@ def postgres_alone(args) -> dict:
 # Profiling inside gunicorn (--profile): gunicorn loads `arena_load:profiled_application()`.
 
 
+def http_alone(args, out: Path) -> dict:
+    """The same locust voters and gunicorn against benchmarks/http_floor.py, which answers
+    every request with no work: the most any implementation of the API could reach here."""
+    import psutil
+
+    out.mkdir(parents=True, exist_ok=True)
+    server = start_server(args, out, app="http_floor:application")
+    try:
+        gunicorn = psutil.Process(server.pid)
+        before, machine = cpu_seconds(gunicorn), machine_busy_seconds()
+        locust = run_locust(args, out)
+        cpu = {
+            "server": cpu_seconds(gunicorn) - before,
+            "locust": locust,
+            "machine": machine_busy_seconds() - machine,
+        }
+    finally:
+        stop_server(server)
+    summary = read_summary(out)
+    acknowledged = sum(1 for r in read_records(out)["ack"] if not r["repeat"])
+    return {"summary": summary, "votes": acknowledged, "cpu": cpu}
+
+
+def print_floor(args, floor: dict, headline: dict) -> None:
+    summary, seconds = floor["summary"], floor["summary"]["seconds"]
+    rate = floor["votes"] / seconds if seconds > 0 else 0.0
+    entries = summary["entries"]
+    print(f"\nHTTP alone: the same {args.users} voters, gunicorn and locust against an application that does nothing:")
+    table = [["method", "votes/s", "create p50/p99 ms", "vote p50/p99 ms", "poll p50/p99 ms", "ours / this"]]
+    for label, value, source in (
+        ("ours: battle API", headline["votes_per_second"], headline.get("entries")),
+        ("HTTP alone (benchmarks/http_floor.py)", rate, entries),
+    ):
+        cells = [label, f"{value:.1f}"]
+        for name in ("create", "vote", "poll"):
+            e = (source or {}).get(name)
+            cells.append(f"{e['p50']:.0f} / {e['p99']:.0f}" if e else "-")
+        cells.append(f"{headline['votes_per_second'] / value:.3f}" if value else "-")
+        table.append(cells)
+    print_table(table)
+    votes = floor["votes"] or 1
+    cpu = floor["cpu"]
+    print(
+        f"- per vote: gunicorn {cpu['server'] / votes * 1000:.2f} ms, locust {cpu['locust'] / votes * 1000:.2f} ms of "
+        f"processor time; machine busy {cpu['machine']:.0f} of {os.cpu_count() * seconds:.0f} CPU s; "
+        f"{summary['total']['failures']} failed requests"
+    )
+    if cpu["machine"] < 0.9 * os.cpu_count() * seconds:
+        print("- the voters, not the processors, set this rate: each waits for its polls (--poll-interval)")
+    verdict = "reachable" if rate >= TARGET_VOTES_PER_SECOND else "NOT reachable"
+    print(
+        f"- the target of {TARGET_VOTES_PER_SECOND} votes/s is {verdict} on this machine with these voters even with "
+        f"no application work: HTTP alone gives {rate:.1f} votes/s"
+    )
+
+
 def profiled_application():
     """The site's WSGI application, wrapped to count each request's SQL and CPU and to cProfile it.
 
@@ -741,7 +796,7 @@ def report(args, out: Path, summary: dict, records: dict, checked: dict, peer: d
         f"- stored, sent, answer lost (cut at the stop or a connection error): {checked['stored, sent, answer lost']}"
     )
     print(f"- arena battles by status at the end: {checked['battles by status']}")
-    headline = {"votes_per_second": rate}
+    headline = {"votes_per_second": rate, "entries": entries}
     if battles:
         polls = [r["polls"] for r in battles]
         waits = [r["seconds"] for r in battles]
@@ -845,6 +900,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed-votes", type=int, default=SEED_VOTES, help="votes seeded before the run")
     parser.add_argument("--seed", type=int, default=20250601)
     parser.add_argument("--no-peer", action="store_true", help="skip PostgreSQL alone")
+    parser.add_argument("--no-floor", action="store_true", help="skip HTTP alone (an application that does nothing)")
     parser.add_argument("--profile", action="store_true", help="SQL per request and cProfile in the workers")
     parser.add_argument("--out", help="folder for logs, CSVs and records (default: a new temporary folder)")
     args = parser.parse_args(argv)
@@ -885,8 +941,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_peer:
         _progress(f"PostgreSQL alone: {args.users} threads for {args.duration} s")
         peer = postgres_alone(args)
+    floor = None
+    if not args.no_floor:
+        _progress(f"HTTP alone: {args.users} voters for {args.duration} s against an application that does nothing")
+        floor = http_alone(args, out / "http-alone")
     headline = report(args, out, summary, records, checked, peer)
     print_cpu(args, cpu, sessions, headline, summary)
+    if floor is not None:
+        print_floor(args, floor, headline)
     if args.profile:
         print_profile(out)
     return 0

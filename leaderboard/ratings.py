@@ -1,7 +1,8 @@
 """The rating engine: Bradley-Terry maximum likelihood on pair counts, on the Elo scale.
 
-Pure numpy/pandas/scipy, no Django: the leaderboard task aggregates votes into a counts
-table in SQL and hands it here, so everything below costs in model *pairs*, not votes.
+Pure numpy/pandas/scipy (and a few loops compiled by numba), no Django: the leaderboard task
+aggregates votes into a counts table in SQL and hands it here, so everything below costs in
+model *pairs*, not votes.
 
 The model. Each vote between models i and j scores y = 1 (i wins), 1/2 (either kind of
 tie) or 0 (j wins) for i, and P(i beats j) = sigmoid(theta_i - theta_j). A tie counts half
@@ -53,6 +54,7 @@ a point, and everyone else's measures the difference to it.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -81,6 +83,10 @@ Z95 = 1.959963984540054  # the 97.5% normal quantile
 # Bootstrap rounds are fitted in batches of about this many (pair, round) values, so a batch's
 # arrays stay within the processor's caches.
 BATCH_PAIR_ROUNDS = 400_000
+# The bootstrap draws its batches' resamples a few batches at a time, up to about this many
+# (cell, round) counts (40 MB) per thread, so that each stretch of the resampler's tables is
+# read from memory once for all of them (see _Resampler.draw_batches).
+BATCH_DRAW_CELLS = 5_000_000
 # _fit's rounds, which hold one m x m Hessian each, are capped at about 32 MB per batch.
 BATCH_HESSIAN_CELLS = 4_000_000
 # aggregate() counts in a dense array up to this many (model A, model B, winner) combinations.
@@ -95,6 +101,10 @@ POISSON_SHORTFALL_SD = 3.0
 POISSON_TAIL_LOG = 37.5
 # Guide-table bins per standard deviation of each cell's Poisson count.
 GUIDE_BINS_PER_SD = 16
+# _Resampler.draw_batches walks the tables in blocks of cells of about this many guide entries
+# (1 MB of guide and thresholds), which stay in the processor's caches while every batch's
+# uniforms for those cells are looked up.
+GUIDE_BLOCK_ENTRIES = 65_536
 
 
 class DisconnectedComparisons(ValueError):
@@ -534,6 +544,8 @@ def _refit(table: _Table, n: np.ndarray, s: np.ndarray, theta: np.ndarray, inver
     i, j, m = table.pair_i, table.pair_j, table.m
     rounds = n.shape[1]
     out = np.empty((m, rounds))
+    # In C order, as _chord_gradient reads them (the sparse products give column-major arrays).
+    n, s = np.ascontiguousarray(n, dtype=float), np.ascontiguousarray(s, dtype=float)
     n_all, s_all = n, s
     start_p = expit(theta[i] - theta[j])
     start_w = start_p * (1 - start_p)
@@ -546,15 +558,13 @@ def _refit(table: _Table, n: np.ndarray, s: np.ndarray, theta: np.ndarray, inver
     active = np.arange(rounds)
     stalled: list[np.ndarray] = []
     for _ in range(CHORD_ITERATIONS):
-        d = current[i] - current[j]
-        # p = 1 / (1 + e^-d) and the residual s - n p, in place: these are the batch's largest arrays.
-        np.negative(d, out=d)
-        np.exp(d, out=d)
-        d += 1.0
-        np.reciprocal(d, out=d)
-        d *= n
-        np.subtract(s, d, out=d)
-        gradient = table.incidence @ d
+        # p = 1 / (1 + e^-d) and the residual s - n p, summed into each model's gradient: the
+        # batch's largest arrays (pairs x rounds), so after numpy's exponential (whose rounding
+        # the results depend on) in one compiled pass instead of five and a sparse product.
+        e = current[i] - current[j]
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        gradient = _chord_gradient(e, n, s, i, j, m)
         going = ~(np.abs(gradient) <= TOLERANCE * degree).all(axis=0)
         if not going.all():
             out[:, active[~going]] = current[:, ~going]
@@ -617,7 +627,9 @@ def _bootstrap(
     Rounds go in batches, held as columns (pairs x rounds), which bound the memory and keep
     each batch's arrays in cache. Each batch draws from its own generator, spawned from the
     seed, so the batches can run on several threads (numpy's and scipy's array work releases
-    the GIL) and the result does not depend on how many there are or which ran first.
+    the GIL) and the result does not depend on how many there are or which ran first. A few
+    batches at a time are drawn together (_Resampler.draw_batches, the same counts as one by
+    one), in groups spread evenly over the threads.
     """
     resampler = _Resampler(table.cell_n)
     batch = max(1, min(rounds, BATCH_PAIR_ROUNDS // max(1, len(table.pair_i))))
@@ -625,25 +637,33 @@ def _bootstrap(
     generators = [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(len(starts))]
     samples = np.empty((rounds, table.m))
 
-    def run(start: int, rng: np.random.Generator) -> int:
-        size = min(batch, rounds - start)
-        cell_n = resampler.draw(rng, size)
-        n = table.cell_to_votes @ cell_n
-        s = table.cell_to_score @ cell_n
-        virtual = table.virtual_ties_columns(n, s)
-        corrected = virtual.any(axis=0)
-        if corrected.any():
-            n, s = n + virtual, s + virtual / 2
-        samples[start : start + size] = _refit(table, n, s, theta, inverse).T
-        return int(corrected.sum())
+    def run(group: np.ndarray) -> int:
+        sizes = [min(batch, rounds - starts[b]) for b in group]
+        draws = resampler.draw_batches([generators[b] for b in group], sizes)
+        corrected = 0
+        for b, size, cell_n in zip(group, sizes, draws, strict=True):
+            n = table.cell_to_votes @ cell_n
+            s = table.cell_to_score @ cell_n
+            virtual = table.virtual_ties_columns(n, s)
+            needed = virtual.any(axis=0)
+            if needed.any():
+                n, s = n + virtual, s + virtual / 2
+            samples[starts[b] : starts[b] + size] = _refit(table, n, s, theta, inverse).T
+            corrected += int(needed.sum())
+        return corrected
 
     workers = min(len(starts), threads)
+    # Groups of at most per_group batches, as many as a multiple of the threads, so that each
+    # thread gets the same number of batches (give or take one group's difference).
+    per_group = max(1, BATCH_DRAW_CELLS // (batch * resampler.cells))
+    count = min(len(starts), workers * math.ceil(len(starts) / (workers * per_group)))
+    groups = np.array_split(np.arange(len(starts)), count)
     with single_threaded_blas():
         if workers <= 1:
-            corrected = sum(run(start, rng) for start, rng in zip(starts, generators, strict=True))
+            corrected = sum(run(group) for group in groups)
         else:
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                corrected = sum(pool.map(run, starts, generators))
+                corrected = sum(pool.map(run, groups))
     return samples, corrected
 
 
@@ -693,6 +713,12 @@ class _Resampler:
     are exact to about 1e-12 (for the largest cells, the rounding of log-probabilities of
     several hundred thousand), so a draw differs from exact inversion with probability of that
     order: nothing a bootstrap of 1000 rounds can show.
+
+    The work per value and per draw runs in compiled loops (see _compiled): numpy needs some
+    ten passes over each cells x rounds array for it, and those were most of a bootstrap's
+    time. The loops do, operation for operation, what the numpy expressions did, on the same
+    uniforms in the same order, so a seed gives the same resamples as before; the logarithms,
+    the exponentials and the per-cell sums stay numpy's, whose rounding the tables depend on.
     """
 
     def __init__(self, cell_n: np.ndarray):
@@ -713,115 +739,270 @@ class _Resampler:
         first = np.zeros(cells, np.int64)
         np.cumsum(width[:-1], out=first[1:])
         last = first + width - 1
-        value = np.arange(int(width.sum())) - np.repeat(first - low, width)
         with np.errstate(divide="ignore"):
             log_mu = np.where(mu > 0, np.log(mu), 0.0)
-        # log pmf = value log mu - mu - log(value!), with log(value!) looked up.
         log_factorial = gammaln(np.arange(int(high.max()) + 1) + 1.0)
-        pmf = value * np.repeat(log_mu, width)
-        pmf -= np.repeat(mu, width)
-        pmf -= np.take(log_factorial, value)
+        pmf = _poisson_log_pmf(low, width, first, log_mu, mu, log_factorial)
         np.exp(pmf, out=pmf)
-        # Cumulative sums restarting at each cell: one running sum, with each cell's first term
-        # lowered by the sum of the cell before, so it restarts from (almost exactly) zero; the
-        # leftover rounding stays near 1e-14 instead of growing with the cells before.
+        # Each cell's sum, for the cumulative sums that restart at each cell (_poisson_guide).
         sums = np.add.reduceat(pmf, first)
-        pmf[first[1:]] -= sums[:-1]
-        cdf = np.clip(np.cumsum(pmf), 0.0, 1.0)
-        cdf[last] = 1.0  # the far tail, below the resolution of a uniform, goes to the last value
-        # Guide table: bin b of a cell covers [b / L, (b + 1) / L) and points at the first value
-        # whose cdf reaches b / L; every cell gets one closing entry, its last value.
         bins = np.ceil(GUIDE_BINS_PER_SD * np.sqrt(mu)).astype(np.int64) + GUIDE_BINS_PER_SD
-        before = np.concatenate([[0.0], cdf[:-1]])
-        before[first] = 0.0
-        per_value = np.repeat(bins, width)
-        begins = np.ceil(before * per_value).astype(np.int64)
-        begins[first] = 0
-        ends_at = np.minimum(np.ceil(cdf * per_value).astype(np.int64), per_value)
-        entries = np.maximum(ends_at - begins, 0)
-        entries[last] += 1
-        self.guide = np.repeat(np.arange(len(cdf)), entries)
         self.guide_first = np.zeros(cells, np.int64)
         np.cumsum(bins[:-1] + 1, out=self.guide_first[1:])
-        # Most bins hold at most one jump of the cdf: the answer is then the bin's first value,
-        # or the next one if u is above that value's cdf, which is stored per bin. Bins that
-        # hold more (in the tails, where values are unlikely) store NaN and are searched.
-        per_entry = np.repeat(bins, bins + 1)
-        bin_index = np.arange(len(self.guide)) - np.repeat(self.guide_first, bins + 1)
-        upper = (bin_index + 1) / per_entry
-        after = np.take(cdf, np.minimum(self.guide + 1, len(cdf) - 1))
-        is_last = np.zeros(len(cdf), dtype=bool)
-        is_last[last] = True
-        after[is_last[self.guide]] = 2.0  # a cell's last value ends the cell: nothing follows
-        self.threshold = np.where(after >= upper, np.take(cdf, self.guide), np.nan)
+        self.cdf, self.guide, self.threshold = _poisson_guide(pmf, sums, first, last, bins, self.guide_first)
         self.bins = bins.astype(float)
-        self.cdf = cdf
         self.offset = first - low
+        # Blocks of cells for draw_batches: cut where the guide entries pass a multiple of the block size.
+        marks = np.arange(GUIDE_BLOCK_ENTRIES, len(self.guide), GUIDE_BLOCK_ENTRIES)
+        cuts = np.unique(np.searchsorted(self.guide_first, marks))
+        bounds = [0, *(int(c) for c in cuts if 0 < c < cells), cells]
+        self.blocks = list(zip(bounds[:-1], bounds[1:], strict=True))
 
     def _build_alias(self, p: np.ndarray) -> None:
-        # Vose's alias method: cell k is drawn with probability (prob[k] + sum of (1 - prob[j])
-        # over j aliased to k) / K.
-        k = len(p)
-        prob = p * k
-        alias = np.arange(k)
-        small = list(np.flatnonzero(prob < 1.0))
-        large = list(np.flatnonzero(prob >= 1.0))
-        while small and large:
-            less, more = small.pop(), large.pop()
-            alias[less] = more
-            prob[more] -= 1.0 - prob[less]
-            (small if prob[more] < 1.0 else large).append(more)
-        prob[small + large] = 1.0
-        self.alias_prob, self.alias = prob, alias
+        prob = p * len(p)
+        self.alias = _vose_alias(prob)
+        self.alias_prob = prob
 
     def draw(self, rng: np.random.Generator, rounds: int) -> np.ndarray:
         """Counts per cell (cells x rounds, float), each column summing to the total."""
-        out = np.empty((self.cells, rounds))
-        filled = 0
-        while filled < rounds:
-            counts = self._poisson(rng.random((self.cells, rounds - filled)))
-            totals = counts.sum(axis=0)
+        return self.draw_batches([rng], [rounds])[0]
+
+    def draw_batches(self, generators: Sequence[np.random.Generator], rounds: Sequence[int]) -> list[np.ndarray]:
+        """draw(generator, rounds) for each pair, together: the same counts.
+
+        One batch of a few dozen rounds makes a few dozen lookups per cell, spread over the
+        cell's stretch of the tables, so nearly every one misses the processor's caches. The
+        batches' first Poisson draws therefore go block of cells by block of cells (each
+        generator still gives its uniforms cell by cell, in its own order), and a block's
+        tables, read once, serve all of them."""
+        outs = [np.empty((self.cells, r)) for r in rounds]
+        totals = [np.zeros(r, np.int64) for r in rounds]
+        for begin, end in self.blocks:
+            for rng, out, total in zip(generators, outs, totals, strict=True):
+                self._invert(rng.random((end - begin, out.shape[1])), out, 0, total, begin)
+        for rng, out, total in zip(generators, outs, totals, strict=True):
+            self._complete(rng, out, total)
+        return outs
+
+    def _complete(self, rng: np.random.Generator, out: np.ndarray, totals: np.ndarray) -> None:
+        """Finishes a draw whose first Poisson counts (totals per round) are in out."""
+        rounds, filled = out.shape[1], 0
+        while True:
             fits = totals <= self.total
-            if not fits.all():
-                counts, totals = counts[:, fits], totals[fits]
-            missing = (self.total - totals).astype(np.int64)
+            if not fits.all():  # the rounds that overshot go, and the others close up
+                keep = np.flatnonzero(fits)
+                out[:, filled : filled + len(keep)] = out[:, filled + keep]
+                totals = totals[keep]
+            missing = self.total - totals
             if missing.any():
-                x = rng.random(int(missing.sum())) * self.cells
-                k = x.astype(np.int64)
-                cell = np.where(x - k < self.alias_prob[k], k, self.alias[k])
-                column = np.repeat(np.arange(counts.shape[1]), missing)
-                counts += np.bincount(cell * counts.shape[1] + column, minlength=counts.size).reshape(counts.shape)
-            out[:, filled : filled + counts.shape[1]] = counts
-            filled += counts.shape[1]
-        return out
+                x = rng.random(int(missing.sum()))
+                _alias_fill(x, self.cells, self.alias_prob, self.alias, missing, out, filled)
+            filled += len(totals)
+            if filled == rounds:
+                return
+            totals = np.zeros(rounds - filled, np.int64)
+            self._invert(rng.random((self.cells, rounds - filled)), out, filled, totals)
 
     def _poisson(self, u: np.ndarray) -> np.ndarray:
         """Inverse Poisson cdf of each cell (rows) at the uniforms u (cells x rounds): the
-        smallest value whose cdf reaches u. Rows are cells, so the rounds of a cell read the
-        same short stretch of the tables."""
-        index = (u * self.bins[:, None]).astype(np.int64)
-        index += self.guide_first[:, None]
-        value = np.take(self.guide, index)
-        threshold = np.take(self.threshold, index)
-        value += u > threshold  # NaN (a bin with several jumps) compares False
-        searched = np.flatnonzero(np.isnan(threshold))
-        if len(searched):
-            # Binary search between the bin's first value and the next bin's.
-            flat = value.reshape(-1)
-            target = u.reshape(-1)[searched]
-            low = flat[searched]
-            high = np.take(self.guide, index.reshape(-1)[searched] + 1)
-            while len(searched):
-                middle = (low + high) >> 1
-                above = np.take(self.cdf, middle) >= target
-                high = np.where(above, middle, high)
-                low = np.where(above, low, middle + 1)
-                done = low >= high
-                flat[searched[done]] = low[done]
-                keep = ~done
-                searched, target, low, high = searched[keep], target[keep], low[keep], high[keep]
-        value -= self.offset[:, None]
-        return value.astype(float)
+        smallest value whose cdf reaches u, as floats."""
+        u = np.ascontiguousarray(u, dtype=float)
+        out = np.empty(u.shape)
+        self._invert(u, out, 0, np.zeros(u.shape[1], np.int64))
+        return out
+
+    def _invert(self, u: np.ndarray, out: np.ndarray, start: int, totals: np.ndarray, begin: int = 0) -> None:
+        """_poisson of cells begin, begin + 1, ... (u's rows) into out's columns from start on,
+        adding each round's sum to totals."""
+        end = begin + len(u)
+        cells = slice(begin, end)
+        tables = self.bins[cells], self.guide_first[cells], self.guide, self.threshold, self.cdf, self.offset[cells]
+        _poisson_draw(u, *tables, out[cells], start, totals)
+
+
+def _compiled(function):
+    """Compiles a loop with numba (nopython, the GIL released so that the bootstrap's threads
+    run it side by side, the machine code cached on disk) on its first call.
+
+    numba is imported then, not with this module: the web processes import the engine through
+    the leaderboard's services but never resample, and numba with LLVM would add about 110 MB
+    to each of them."""
+    compiled = None
+    lock = threading.Lock()
+
+    @functools.wraps(function)
+    def call(*args):
+        nonlocal compiled
+        if compiled is None:
+            with lock:
+                if compiled is None:
+                    import numba
+
+                    compiled = numba.njit(cache=True, nogil=True)(function)
+        return compiled(*args)
+
+    return call
+
+
+@_compiled
+def _chord_gradient(e, n, s, i, j, m):
+    """sum over pairs of (s - n p)(e_i - e_j), per round, with p = 1 / (1 + e) (e = exp(-d)):
+    the operations of the numpy expressions and the incidence matrix product this replaces, in
+    their order (the CSR matrix adds a model's pairs in pair order), so the sums are the same."""
+    gradient = np.zeros((m, e.shape[1]))
+    for k in range(len(i)):
+        a, b = i[k], j[k]
+        for r in range(e.shape[1]):
+            residual = s[k, r] - (1.0 / (e[k, r] + 1.0)) * n[k, r]
+            gradient[a, r] += residual
+            gradient[b, r] -= residual
+    return gradient
+
+
+@_compiled
+def _poisson_log_pmf(low, width, first, log_mu, mu, log_factorial):
+    """log pmf = value log mu - mu - log(value!) of each cell's values low .. low + width - 1,
+    the cells laid end to end from `first`; log(value!) is looked up."""
+    out = np.empty(first[-1] + width[-1])
+    for c in range(len(low)):
+        for k in range(width[c]):
+            value = low[c] + k
+            out[first[c] + k] = value * log_mu[c] - mu[c] - log_factorial[value]
+    return out
+
+
+@_compiled
+def _poisson_guide(pmf, sums, first, last, bins, guide_first):
+    """(cdf, guide, threshold): the cells' cumulative distributions and guide tables, from the
+    pmf laid end to end (see _Resampler._build_tables)."""
+    cells, values = len(first), len(pmf)
+    cdf = np.empty(values)
+    entries = np.empty(values, np.int64)
+    is_last = np.zeros(values, np.bool_)
+    # Cumulative sums restarting at each cell: one running sum, with each cell's first term
+    # lowered by the sum of the cell before, so it restarts from (almost exactly) zero; the
+    # leftover rounding stays near 1e-14 instead of growing with the cells before.
+    running = 0.0
+    for c in range(cells):
+        for v in range(first[c], last[c] + 1):
+            term = pmf[v]
+            if v == first[c] and c > 0:
+                term -= sums[c - 1]
+            running += term
+            cdf[v] = min(max(running, 0.0), 1.0)
+        cdf[last[c]] = 1.0  # the far tail, below the resolution of a uniform, goes to the last value
+        is_last[last[c]] = True
+        # Guide table: bin b of a cell covers [b / L, (b + 1) / L) and points at the first value
+        # whose cdf reaches b / L, so a value gets as many entries as bins start at or below its
+        # cdf and above the cdf before it; every cell gets one closing entry, its last value.
+        scale = bins[c]
+        for v in range(first[c], last[c] + 1):
+            begins = 0 if v == first[c] else np.int64(np.ceil(cdf[v - 1] * scale))
+            ends_at = min(np.int64(np.ceil(cdf[v] * scale)), scale)
+            entries[v] = max(ends_at - begins, 0) + (1 if v == last[c] else 0)
+    guide = np.empty(entries.sum(), np.int64)
+    position = 0
+    for v in range(values):
+        for _ in range(entries[v]):
+            guide[position] = v
+            position += 1
+    # Each cell has bins + 1 entries, its bins and the closing one: the counts telescope.
+    if len(guide) != guide_first[-1] + bins[-1] + 1:
+        raise ArithmeticError("the guide table does not have one entry per bin")
+    # Most bins hold at most one jump of the cdf: the answer is then the bin's first value,
+    # or the next one if u is above that value's cdf, which is stored per bin. Bins that
+    # hold more (in the tails, where values are unlikely) store NaN and are searched.
+    threshold = np.empty(len(guide))
+    for c in range(cells):
+        for b in range(bins[c] + 1):
+            entry = guide_first[c] + b
+            value = guide[entry]
+            upper = (b + 1) / bins[c]
+            # A cell's last value ends the cell: nothing follows.
+            after = 2.0 if is_last[value] else cdf[min(value + 1, values - 1)]
+            threshold[entry] = cdf[value] if after >= upper else np.nan
+    return cdf, guide, threshold
+
+
+@_compiled
+def _vose_alias(prob):
+    """Vose's alias method on prob = p * K, in place: cell k is then drawn with probability
+    (prob[k] + sum of (1 - prob[j]) over j aliased to k) / K. Returns the aliases."""
+    k = len(prob)
+    alias = np.arange(k)
+    small, large = np.empty(k, np.int64), np.empty(k, np.int64)  # two stacks
+    smalls = larges = 0
+    for cell in range(k):
+        if prob[cell] < 1.0:
+            small[smalls] = cell
+            smalls += 1
+        elif prob[cell] >= 1.0:
+            large[larges] = cell
+            larges += 1
+    while smalls and larges:
+        smalls -= 1
+        larges -= 1
+        less, more = small[smalls], large[larges]
+        alias[less] = more
+        prob[more] -= 1.0 - prob[less]
+        if prob[more] < 1.0:
+            small[smalls] = more
+            smalls += 1
+        else:
+            large[larges] = more
+            larges += 1
+    for t in range(smalls):
+        prob[small[t]] = 1.0
+    for t in range(larges):
+        prob[large[t]] = 1.0
+    return alias
+
+
+@_compiled
+def _poisson_draw(u, bins, guide_first, guide, threshold, cdf, offset, out, start, totals):
+    """Inverse Poisson cdf of each cell (row) at the uniforms u (cells x rounds) into out's
+    columns from `start` on, each round's sum added to totals. Rows are cells, so the rounds
+    of a cell read the same short stretch of the tables."""
+    cells, rounds = u.shape
+    for c in range(cells):
+        scale, base, shift = bins[c], guide_first[c], offset[c]
+        for r in range(rounds):
+            x = u[c, r]
+            index = np.int64(x * scale) + base
+            value = guide[index]
+            bound = threshold[index]
+            if x > bound:
+                value += 1
+            elif bound != bound:
+                # NaN, a bin with several jumps: binary search between the bin's first value
+                # and the next bin's.
+                low, high = value, guide[index + 1]
+                while True:
+                    middle = (low + high) >> 1
+                    if cdf[middle] >= x:
+                        high = middle
+                    else:
+                        low = middle + 1
+                    if low >= high:
+                        break
+                value = low
+            value -= shift
+            out[c, start + r] = value
+            totals[r] += value
+
+
+@_compiled
+def _alias_fill(x, cells, alias_prob, alias, missing, out, start):
+    """Adds missing[r] votes to column start + r of out, each drawn from the cells'
+    probabilities (alias method) with the next uniform of x."""
+    position = 0
+    for r in range(len(missing)):
+        for _ in range(missing[r]):
+            scaled = x[position] * cells
+            k = np.int64(scaled)
+            cell = k if scaled - k < alias_prob[k] else alias[k]
+            out[cell, start + r] += 1.0
+            position += 1
 
 
 def _check_columns(frame: pd.DataFrame, columns: list[str]) -> None:

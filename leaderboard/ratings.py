@@ -200,35 +200,38 @@ def compute_ratings(
             return factor * centred + init
         return factor * (theta - theta[..., anchor_index : anchor_index + 1]) + anchor_value
 
-    # The main fit.
-    cells_n = table.cell_n[None, :]
-    n, s = table.pair_totals(cells_n)
-    virtual = table.virtual_ties(n, s)
-    theta = _fit(table, n + virtual, s + virtual / 2, np.zeros((1, m)))[0]
-    rating = to_elo(theta)
-    corrected = [[table.models[table.pair_i[p]], table.models[table.pair_j[p]]] for p in np.flatnonzero(virtual[0])]
+    # Every matrix here is models x models or smaller: BLAS threads would only wait on each
+    # other (the bootstrap's own threads are what use the cores).
+    with single_threaded_blas():
+        # The main fit.
+        cells_n = table.cell_n[None, :]
+        n, s = table.pair_totals(cells_n)
+        virtual = table.virtual_ties(n, s)
+        theta = _fit(table, n + virtual, s + virtual / 2, np.zeros((1, m)))[0]
+        rating = to_elo(theta)
+        corrected = [[table.models[table.pair_i[p]], table.models[table.pair_j[p]]] for p in np.flatnonzero(virtual[0])]
 
-    # The inverse Fisher information in the sum-zero gauge: the sandwich's bread, and the
-    # fixed Hessian of the bootstrap's chord steps.
-    p = expit(theta[table.pair_i] - theta[table.pair_j])
-    inverse = np.linalg.pinv(table.laplacians((n + virtual) * p * (1 - p))[0], hermitian=True)
+        # The inverse Fisher information in the sum-zero gauge: the sandwich's bread, and the
+        # fixed Hessian of the bootstrap's chord steps.
+        p = expit(theta[table.pair_i] - theta[table.pair_j])
+        inverse = np.linalg.pinv(table.laplacians((n + virtual) * p * (1 - p))[0], hermitian=True)
 
-    # Sandwich covariance, in the sum-zero gauge, then moved to the anchor's if there is one.
-    covariance = _sandwich(table, theta, inverse, cells_n[0], virtual[0])
-    if anchor_index is not None:
-        shift = np.eye(m)
-        shift[:, anchor_index] -= 1.0
-        covariance = shift @ covariance @ shift.T
-    se = factor * np.sqrt(np.clip(np.diag(covariance), 0.0, None))
+        # Sandwich covariance, in the sum-zero gauge, then moved to the anchor's if there is one.
+        covariance = _sandwich(table, theta, inverse, cells_n[0], virtual[0])
+        if anchor_index is not None:
+            shift = np.eye(m)
+            shift[:, anchor_index] -= 1.0
+            covariance = shift @ covariance @ shift.T
+        se = factor * np.sqrt(np.clip(np.diag(covariance), 0.0, None))
 
-    # Bootstrap.
-    corrected_rounds = 0
-    if bootstrap_rounds:
-        threads = BOOTSTRAP_THREADS if threads is None else max(1, threads)
-        samples, corrected_rounds = _bootstrap(table, theta, inverse, bootstrap_rounds, seed, threads)
-        ci_lower, ci_upper = np.percentile(to_elo(samples), [2.5, 97.5], axis=0)
-    else:
-        ci_lower = ci_upper = np.full(m, np.nan)
+        # Bootstrap.
+        corrected_rounds = 0
+        if bootstrap_rounds:
+            threads = BOOTSTRAP_THREADS if threads is None else max(1, threads)
+            samples, corrected_rounds = _bootstrap(table, theta, inverse, bootstrap_rounds, seed, threads)
+            ci_lower, ci_upper = np.percentile(to_elo(samples), [2.5, 97.5], axis=0)
+        else:
+            ci_lower = ci_upper = np.full(m, np.nan)
 
     frame = pd.DataFrame(
         {

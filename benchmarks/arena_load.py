@@ -28,6 +28,12 @@ each with its own psycopg connection, inserting one battle row and one vote row 
 in one transaction (plain SQL, the same schema, rows copied from the battles of the run)
 for the same duration: the database's own ceiling for votes per second on this machine.
 
+The floors, last: the same locust voters and gunicorn for the same duration against two
+applications that do no work, "HTTP alone" (benchmarks/http_floor.py, plain WSGI) and
+"Django + DRF alone" (benchmarks/django_floor.py: the project's settings, middleware and
+sessions, views that only find the voter and answer). They bound what any implementation of
+the API, and any in this stack, can reach on the machine with these voters.
+
 --profile wraps the server's WSGI application and its answering threads (this module's
 `profiled_application`, loaded by gunicorn) to count SQL queries, their time and the
 thread's CPU per request, and keeps a cProfile (thread CPU time) of each worker from the
@@ -213,9 +219,9 @@ def ensure_redis() -> None:
         time.sleep(0.5)
 
 
-def start_server(args, out: Path, app: str = "arenasite.wsgi:application") -> subprocess.Popen:
-    env = server_environment(args)
-    if args.profile and app.startswith("arenasite"):
+def start_server(args, out: Path, app: str = "arenasite.wsgi:application", env: dict | None = None) -> subprocess.Popen:
+    env = {**server_environment(args), **(env or {})}
+    if args.profile and app == "arenasite.wsgi:application" and "DJANGO_SETTINGS_MODULE" not in env:
         env["ARENA_LOAD_PROFILE_DIR"] = str(out)
         app = "arena_load:profiled_application()"
     command = [
@@ -542,13 +548,23 @@ def postgres_alone(args) -> dict:
 # Profiling inside gunicorn (--profile): gunicorn loads `arena_load:profiled_application()`.
 
 
-def http_alone(args, out: Path) -> dict:
-    """The same locust voters and gunicorn against benchmarks/http_floor.py, which answers
-    every request with no work: the most any implementation of the API could reach here."""
+# The floors: what the same voters, gunicorn and locust reach when the application does no work.
+FLOORS = {
+    "HTTP alone": ("benchmarks/http_floor.py: plain WSGI, no framework", "http_floor:application", {}),
+    "Django + DRF alone": (
+        "benchmarks/django_floor.py: the project's settings, middleware and sessions, views that do nothing",
+        "arenasite.wsgi:application",
+        {"DJANGO_SETTINGS_MODULE": "django_floor_settings"},
+    ),
+}
+
+
+def floor_run(args, out: Path, app: str, env: dict) -> dict:
+    """The same locust voters and gunicorn against an application that does no work."""
     import psutil
 
     out.mkdir(parents=True, exist_ok=True)
-    server = start_server(args, out, app="http_floor:application")
+    server = start_server(args, out, app=app, env=env)
     try:
         gunicorn = psutil.Process(server.pid)
         before, machine = cpu_seconds(gunicorn), machine_busy_seconds()
@@ -565,37 +581,38 @@ def http_alone(args, out: Path) -> dict:
     return {"summary": summary, "votes": acknowledged, "cpu": cpu}
 
 
-def print_floor(args, floor: dict, headline: dict) -> None:
-    summary, seconds = floor["summary"], floor["summary"]["seconds"]
-    rate = floor["votes"] / seconds if seconds > 0 else 0.0
-    entries = summary["entries"]
-    print(f"\nHTTP alone: the same {args.users} voters, gunicorn and locust against an application that does nothing:")
+def print_floors(args, floors: dict[str, dict], headline: dict) -> None:
+    print(f"\nFloors: the same {args.users} voters, gunicorn and locust against applications that do no work:")
     table = [["method", "votes/s", "create p50/p99 ms", "vote p50/p99 ms", "poll p50/p99 ms", "ours / this"]]
-    for label, value, source in (
-        ("ours: battle API", headline["votes_per_second"], headline.get("entries")),
-        ("HTTP alone (benchmarks/http_floor.py)", rate, entries),
-    ):
+    rows = [("ours: battle API", headline["votes_per_second"], headline.get("entries"))]
+    for name, floor in floors.items():
+        seconds = floor["summary"]["seconds"]
+        floor["rate"] = floor["votes"] / seconds if seconds > 0 else 0.0
+        rows.append((name, floor["rate"], floor["summary"]["entries"]))
+    for label, value, entries in rows:
         cells = [label, f"{value:.1f}"]
-        for name in ("create", "vote", "poll"):
-            e = (source or {}).get(name)
+        for endpoint in ("create", "vote", "poll"):
+            e = (entries or {}).get(endpoint)
             cells.append(f"{e['p50']:.0f} / {e['p99']:.0f}" if e else "-")
         cells.append(f"{headline['votes_per_second'] / value:.3f}" if value else "-")
         table.append(cells)
     print_table(table)
-    votes = floor["votes"] or 1
-    cpu = floor["cpu"]
-    print(
-        f"- per vote: gunicorn {cpu['server'] / votes * 1000:.2f} ms, locust {cpu['locust'] / votes * 1000:.2f} ms of "
-        f"processor time; machine busy {cpu['machine']:.0f} of {os.cpu_count() * seconds:.0f} CPU s; "
-        f"{summary['total']['failures']} failed requests"
-    )
-    if cpu["machine"] < 0.9 * os.cpu_count() * seconds:
-        print("- the voters, not the processors, set this rate: each waits for its polls (--poll-interval)")
-    verdict = "reachable" if rate >= TARGET_VOTES_PER_SECOND else "NOT reachable"
-    print(
-        f"- the target of {TARGET_VOTES_PER_SECOND} votes/s is {verdict} on this machine with these voters even with "
-        f"no application work: HTTP alone gives {rate:.1f} votes/s"
-    )
+    for name, floor in floors.items():
+        votes, cpu, seconds = floor["votes"] or 1, floor["cpu"], floor["summary"]["seconds"]
+        limited = cpu["machine"] < 0.9 * (os.cpu_count() or 1) * seconds
+        print(
+            f"- {name} ({FLOORS[name][0]}): per vote gunicorn {cpu['server'] / votes * 1000:.2f} ms and locust "
+            f"{cpu['locust'] / votes * 1000:.2f} ms of processor time; machine busy {cpu['machine']:.0f} of "
+            f"{(os.cpu_count() or 1) * seconds:.0f} CPU s"
+            + ("; the voters' polling, not the processors, set this rate" if limited else "")
+            + f"; {floor['summary']['total']['failures']} failed requests"
+        )
+    for name, floor in floors.items():
+        verdict = "reachable" if floor["rate"] >= TARGET_VOTES_PER_SECOND else "NOT reachable"
+        print(
+            f"- {TARGET_VOTES_PER_SECOND} votes/s with no application work, {name}: {verdict} "
+            f"({floor['rate']:.1f} votes/s)"
+        )
 
 
 def profiled_application():
@@ -900,7 +917,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed-votes", type=int, default=SEED_VOTES, help="votes seeded before the run")
     parser.add_argument("--seed", type=int, default=20250601)
     parser.add_argument("--no-peer", action="store_true", help="skip PostgreSQL alone")
-    parser.add_argument("--no-floor", action="store_true", help="skip HTTP alone (an application that does nothing)")
+    parser.add_argument("--no-floor", action="store_true", help="skip the floors (applications that do no work)")
     parser.add_argument("--profile", action="store_true", help="SQL per request and cProfile in the workers")
     parser.add_argument("--out", help="folder for logs, CSVs and records (default: a new temporary folder)")
     args = parser.parse_args(argv)
@@ -941,14 +958,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_peer:
         _progress(f"PostgreSQL alone: {args.users} threads for {args.duration} s")
         peer = postgres_alone(args)
-    floor = None
+    floors = {}
     if not args.no_floor:
-        _progress(f"HTTP alone: {args.users} voters for {args.duration} s against an application that does nothing")
-        floor = http_alone(args, out / "http-alone")
+        for name, (_, app, env) in FLOORS.items():
+            _progress(f"{name}: {args.users} voters for {args.duration} s against an application that does no work")
+            floors[name] = floor_run(args, out / name.lower().replace(" ", "-").replace("+", "and"), app, env)
     headline = report(args, out, summary, records, checked, peer)
     print_cpu(args, cpu, sessions, headline, summary)
-    if floor is not None:
-        print_floor(args, floor, headline)
+    if floors:
+        print_floors(args, floors, headline)
     if args.profile:
         print_profile(out)
     return 0

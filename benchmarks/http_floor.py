@@ -3,20 +3,18 @@ with no work at all (no Django, no database), for benchmarks/arena_load.py to ru
 against under the same gunicorn. What it reaches on a machine is the most any
 implementation of the API can reach there with the same voters, server and protocol.
 
-It keeps battles in memory, answers a battle as answered once it is ANSWER_AFTER seconds old
-(so voters poll about as often as against the site), and echoes a vote's winner.
+It answers a battle as answered once it is ANSWER_AFTER seconds old (so voters poll about
+as often as against the site) and echoes a vote's winner. A battle's id carries its
+creation time, so any worker can answer its polls.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import threading
 import time
 
 ANSWER_AFTER = 0.06
-_battles: dict[str, float] = {}
-_lock = threading.Lock()
 _numbers = itertools.count(1)
 
 
@@ -37,15 +35,13 @@ def application(environ, start_response):
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
         if method == "POST" and len(parts) == 3:
-            battle = f"b{next(_numbers)}"
-            with _lock:
-                _battles[battle] = time.monotonic()
+            battle = f"{time.time():.4f}-{next(_numbers)}"
             return _json(start_response, "201 Created", {"id": battle, "status": "answering"})
-        started = _battles.get(parts[3]) if len(parts) > 3 else None
-        if started is None:
+        if len(parts) < 4:
             return _json(start_response, "404 Not Found", {"detail": "Not found."})
+        started = float(parts[3].split("-")[0])
         if method == "GET" and len(parts) == 4:
-            status = "ready" if time.monotonic() - started >= ANSWER_AFTER else "answering"
+            status = "ready" if time.time() - started >= ANSWER_AFTER else "answering"
             return _json(start_response, "200 OK", {"id": parts[3], "status": status})
         if method == "POST" and parts[4:] == ["vote"]:
             return _json(start_response, "200 OK", {"winner": body.get("winner")})

@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -77,6 +78,8 @@ class KeptColumns:
         self.previous = None if full_read else previous
         self.pointer: dict | None = None
         self.reread = 0  # votes read from the database by the last read()
+        self._writer: threading.Thread | None = None
+        self._write_error: BaseException | None = None
 
     def read(
         self,
@@ -99,10 +102,10 @@ class KeptColumns:
         if kept is None or columns is None:
             columns = in_battle_order(read_all(query))
             self.reread = len(columns["id"])
-            file = self._write(columns)
+            file = self._write_beside(columns)
         else:
             columns, changed = columns
-            file = self._write(columns) if changed else self.previous["file"]
+            file = self._write_beside(columns) if changed else self.previous["file"]
         self.pointer = {
             "file": file,
             "definition": fingerprint,
@@ -149,20 +152,47 @@ class KeptColumns:
         stale = np.isin(kept["battle_id"], changed) if len(changed) else np.zeros(len(kept["id"]), dtype=bool)
         if not len(fresh["id"]) and not stale.any():
             return kept, False
-        keep = ~stale
-        columns = {name: np.concatenate([kept[name][keep], fresh[name]]) for name in names}
-        return in_battle_order(columns), True
+        if stale.any():
+            kept = {name: values[~stale] for name, values in kept.items()}
+        # Both are in battle order: the fresh rows are slotted in, which costs a copy rather
+        # than a sort of every row.
+        fresh = in_battle_order(fresh)
+        at = np.searchsorted(kept["battle_id"], fresh["battle_id"])
+        columns = {name: np.insert(kept[name], at, fresh[name]) for name in names}
+        return in_battle_order(columns), True  # (a check only: sorted already)
 
-    def _write(self, columns: dict[str, np.ndarray]) -> str:
-        folder = directory()
-        folder.mkdir(parents=True, exist_ok=True)
+    def _write_beside(self, columns: dict[str, np.ndarray]) -> str:
+        """Starts writing the columns to a new file on a thread of its own, so the fits need
+        not wait for the disk; finish() waits for it. Returns the file's name."""
         name = f"{uuid.uuid4().hex}.npz"
-        partial = folder / f".{name}.partial"
-        with open(partial, "wb") as out:
-            np.savez(out, **{key: value.astype(NARROW.get(key, np.int64)) for key, value in columns.items()})
-        os.replace(partial, folder / name)  # readers only ever see a whole file
-        remove_old_files(folder, keep=name)
+        arrays = dict(columns)  # the caller adds columns to its dict meanwhile; the arrays stay as they are
+
+        def write() -> None:
+            try:
+                folder = directory()
+                folder.mkdir(parents=True, exist_ok=True)
+                partial = folder / f".{name}.partial"
+                with open(partial, "wb") as out:
+                    np.savez(out, **{key: value.astype(NARROW.get(key, np.int64)) for key, value in arrays.items()})
+                os.replace(partial, folder / name)  # readers only ever see a whole file
+                remove_old_files(folder, keep=name)
+            except BaseException as exc:  # reported by finish()
+                self._write_error = exc
+
+        self._writer = threading.Thread(target=write, name="kept-columns-writer")
+        self._writer.start()
         return name
+
+    def finish(self) -> dict | None:
+        """Waits for the file to be written; returns the pointer for the run's parameters, or
+        None when the file could not be written (the next run then reads every vote)."""
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
+        if self._write_error is not None:
+            logger.warning("ratings: the columns could not be kept for the next run: %s", self._write_error)
+            self.pointer = None
+        return self.pointer
 
 
 def in_battle_order(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

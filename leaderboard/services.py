@@ -729,6 +729,7 @@ def recompute(
                     overall_votes[model_id] = int(row.votes)
         ModelRating.objects.bulk_create(rows, batch_size=2000)
         PairCounts.objects.bulk_create(pairs)
+        kept_pointer = kept.finish() if kept is not None else None
         with transaction.atomic():
             finished = clock.now()
             run.state = RatingRun.State.PUBLISHED
@@ -738,7 +739,7 @@ def recompute(
             run.online_elo_state = elo_state
             run.parameters = {**run.parameters, "unrated": unrated, "style_coefficients": style}
             if kept is not None:
-                run.parameters["kept_columns"] = kept.pointer
+                run.parameters["kept_columns"] = kept_pointer
             run.save()
             _store_vote_counts(overall_votes)
     except Exception as exc:

@@ -135,3 +135,24 @@ def test_old_notes_and_files_are_pruned(voted):
     CountedVoteChange.objects.update(noted_at=clock.now() - kept_columns.NOTES_KEPT - timedelta(minutes=1))
     services.recompute(bootstrap_rounds=0)
     assert not CountedVoteChange.objects.exists()
+
+
+def test_a_run_whose_columns_cannot_be_written_is_still_published(voted, settings, tmp_path):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    settings.RATING_COLUMNS_DIR = str(blocked)
+    run = services.recompute(bootstrap_rounds=20, seed=3)
+    assert run.state == RatingRun.State.PUBLISHED and run.parameters["kept_columns"] is None
+    settings.RATING_COLUMNS_DIR = str(tmp_path / "columns")
+    assert services.recompute(bootstrap_rounds=20, seed=3).parameters["kept_columns"]["read"] == 36
+
+
+def test_new_votes_between_old_ones_are_slotted_in_battle_order(voted):
+    a, b, c = voted
+    waiting = Battle.objects.create(question_id="voted-late", model_a=a, model_b=c)
+    add_vote(b, c, Winner.MODEL_B, judge="after")  # a later battle, voted before the first run
+    services.recompute(bootstrap_rounds=20, seed=3)
+    Vote.objects.create(battle=waiting, model_a=a, model_b=c, winner=Winner.TIE, judge="late")
+    add_vote(b, a, Winner.MODEL_A, judge="newest")
+    run = recompute_and_compare()  # the same rows in the same order as a full read
+    assert run.parameters["kept_columns"]["read"] == 2

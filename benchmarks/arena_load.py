@@ -100,6 +100,7 @@ def server_environment(args) -> dict:
         SECRET_KEY=env.get("SECRET_KEY") or "benchmark-only-secret-key",
         ALLOWED_HOSTS="127.0.0.1,localhost",
         CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
+        CACHE_URL="redis://127.0.0.1:6379/2",  # shared by the workers, as in a deployment
         ARENA_DEMO_CHUNK_DELAY="0",
         ARENA_ANSWER_SAVE_INTERVAL="0.25",
         ARENA_VOTER_DAILY_VOTES="0",
@@ -217,11 +218,14 @@ def ensure_redis() -> None:
         _progress("starting redis-server")
         subprocess.run(["redis-server", "--daemonize", "yes", "--save", ""], check=True)
         time.sleep(0.5)
+    # The site's cache (sessions, the leaderboard) starts empty, as the database does.
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-n", "2", "flushdb"], capture_output=True, check=True)
 
 
 def start_server(args, out: Path, app: str = "arenasite.wsgi:application", env: dict | None = None) -> subprocess.Popen:
+    site = app == "arenasite.wsgi:application" and not env  # the site itself, not a floor
     env = {**server_environment(args), **(env or {})}
-    if args.profile and app == "arenasite.wsgi:application" and "DJANGO_SETTINGS_MODULE" not in env:
+    if args.profile and site:
         env["ARENA_LOAD_PROFILE_DIR"] = str(out)
         app = "arena_load:profiled_application()"
     command = [

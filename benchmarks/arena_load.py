@@ -61,6 +61,8 @@ import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from support import ensure_database, progress
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "benchmarks"
 LOCUSTFILE = BENCH_DIR / "locustfile_arena.py"
@@ -70,10 +72,6 @@ MODELS = 8
 SEED_VOTES = 3000
 TARGET_VOTES_PER_SECOND = 300
 TARGET_P99_MS = 100
-
-
-def _progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def _venv_bin(name: str) -> str:
@@ -109,24 +107,6 @@ def server_environment(args) -> dict:
         LOG_LEVEL="WARNING",
     )
     return env
-
-
-def ensure_database(database_url: str) -> None:
-    """Create the benchmark database if it is missing (as the URL's role, which needs CREATEDB)."""
-    from urllib.parse import urlsplit
-
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(database_url)
-    name = parts.path.lstrip("/")
-    if "bench" not in name:
-        raise SystemExit(f"refusing database {name!r}: its name must contain 'bench' (the benchmark empties it)")
-    server = dict(host=parts.hostname, port=parts.port or 5432, user=parts.username, password=parts.password)
-    with psycopg.connect(dbname="postgres", autocommit=True, **server) as connection:
-        if not connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            _progress(f"creating database {name}")
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def prepare_database(args) -> list[str]:
@@ -205,7 +185,7 @@ def prepare_database(args) -> list[str]:
     with connection.cursor() as cursor:
         for table in ("battles_battle", "battles_vote", "providers_arenamodel", "django_session"):
             cursor.execute(f"VACUUM (ANALYZE) {table}")
-    _progress(f"{len(models)} listed demo models, {len(votes)} seeded votes, leaderboard run {run.pk} published")
+    progress(f"{len(models)} listed demo models, {len(votes)} seeded votes, leaderboard run {run.pk} published")
     return [m.name for m in models]
 
 
@@ -215,7 +195,7 @@ def prepare_database(args) -> list[str]:
 def ensure_redis() -> None:
     ping = subprocess.run(["redis-cli", "-h", "127.0.0.1", "ping"], capture_output=True, text=True)
     if ping.stdout.strip() != "PONG":
-        _progress("starting redis-server")
+        progress("starting redis-server")
         subprocess.run(["redis-server", "--daemonize", "yes", "--save", ""], check=True)
         time.sleep(0.5)
     # The site's cache (sessions, the leaderboard) starts empty, as the database does.
@@ -933,12 +913,12 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     ensure_database(args.database_url)
     ensure_redis()
-    _progress("preparing the database")
+    progress("preparing the database")
     prepare_database(args)
-    _progress(f"starting gunicorn ({args.workers} workers x {args.threads} threads) on port {args.port}")
+    progress(f"starting gunicorn ({args.workers} workers x {args.threads} threads) on port {args.port}")
     server = start_server(args, out)
     try:
-        _progress("warming up")
+        progress("warming up")
         warm_up(args)
         (out / "measure-from").write_text(str(time.time()))
         import psutil
@@ -947,26 +927,26 @@ def main(argv: list[str] | None = None) -> int:
         postmaster = postgres_processes(args.database_url)
         sessions = postgres_sessions(args.database_url)
         cpu = {"server": cpu_seconds(gunicorn), "postgres": cpu_seconds(postmaster), "machine": machine_busy_seconds()}
-        _progress(f"locust: {args.users} voters for {args.duration} s")
+        progress(f"locust: {args.users} voters for {args.duration} s")
         cpu["locust"] = run_locust(args, out)
         cpu["server"] = cpu_seconds(gunicorn) - cpu["server"]
         cpu["postgres"] = cpu_seconds(postmaster) - cpu["postgres"]
         cpu["machine"] = machine_busy_seconds() - cpu["machine"]
         sessions = postgres_sessions(args.database_url) - sessions - 1
     finally:
-        _progress("stopping gunicorn")
+        progress("stopping gunicorn")
         stop_server(server)
     summary = read_summary(out)
     records = read_records(out)
     checked = check_votes(records)
     peer = None
     if not args.no_peer:
-        _progress(f"PostgreSQL alone: {args.users} threads for {args.duration} s")
+        progress(f"PostgreSQL alone: {args.users} threads for {args.duration} s")
         peer = postgres_alone(args)
     floors = {}
     if not args.no_floor:
         for name, (_, app, env) in FLOORS.items():
-            _progress(f"{name}: {args.users} voters for {args.duration} s against an application that does no work")
+            progress(f"{name}: {args.users} voters for {args.duration} s against an application that does no work")
             floors[name] = floor_run(args, out / name.lower().replace(" ", "-").replace("+", "and"), app, env)
     headline = report(args, out, summary, records, checked, peer)
     print_cpu(args, cpu, sessions, headline, summary)

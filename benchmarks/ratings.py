@@ -53,6 +53,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from support import ensure_database, progress
+
 ROOT = Path(__file__).resolve().parent.parent
 PEERS_VENV = ROOT / "benchmarks" / ".venv-peers"
 DEFAULT_DATABASE_URL = "postgres://arenasite:arenasite@127.0.0.1:5432/arenasite_bench_ratings"
@@ -127,10 +129,6 @@ class Measure:
             "children_peak_mib": self.children_mib,
             "peak_reset": self.peak_reset,
         }
-
-
-def _progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def _series(names, values) -> dict:
@@ -250,25 +248,6 @@ def _setup_django(database_url: str) -> None:
     django.setup()
 
 
-def ensure_database(database_url: str) -> None:
-    """Create the benchmark database if it is missing (as the URL's role, which needs CREATEDB)."""
-    from urllib.parse import urlsplit
-
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(database_url)
-    name = parts.path.lstrip("/")
-    if "bench" not in name:
-        raise SystemExit(f"refusing database {name!r}: its name must contain 'bench' (the benchmark empties it)")
-    server = dict(host=parts.hostname, port=parts.port or 5432, user=parts.username, password=parts.password)
-    with psycopg.connect(dbname="postgres", autocommit=True, **server) as connection:
-        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            _progress(f"creating database {name}")
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
 def load_database(database_url: str, battles, meta, fingerprint: str) -> dict:
     """Put the battles into the benchmark database: models by the ORM, battles and votes by COPY."""
     import numpy as np
@@ -291,7 +270,7 @@ def load_database(database_url: str, battles, meta, fingerprint: str) -> dict:
         cursor.execute("SELECT count(*) FROM battles_vote")
         stored_votes = cursor.fetchone()[0]
     if stored and stored[0] == fingerprint and stored_votes == len(battles):
-        _progress("database already holds this data set: not reloading")
+        progress("database already holds this data set: not reloading")
         return {"reused": True, "seconds": 0.0}
 
     started = time.perf_counter()
@@ -403,7 +382,7 @@ def load_database(database_url: str, battles, meta, fingerprint: str) -> dict:
                     ),
                 ),
             ):
-                _progress(f"COPY {n:,} rows into {table}")
+                progress(f"COPY {n:,} rows into {table}")
                 with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                     for begin in range(0, n, chunk):
                         part = frame_of(slice(begin, begin + chunk))
@@ -651,7 +630,7 @@ def peers_python(rebuild: bool = False) -> Path:
     wanted = " ".join(PEER_NO_DEPS + PEER_PACKAGES)
     if not rebuild and marker.exists() and marker.read_text() == wanted:
         return python
-    _progress(f"creating the benchmark-only environment {PEERS_VENV.relative_to(ROOT)} (peers: {wanted})")
+    progress(f"creating the benchmark-only environment {PEERS_VENV.relative_to(ROOT)} (peers: {wanted})")
     base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base, "-m", "venv", "--clear", str(PEERS_VENV)], check=True)
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
@@ -725,7 +704,7 @@ def max_difference(ours: dict, theirs: dict, our_bounds=None, their_bounds=None)
 def benchmark_size(votes: int, args, peers: Path | None, rows: list, findings: list) -> None:
     import numpy as np
 
-    _progress(f"=== {votes:,} votes: generating (seed {args.seed})")
+    progress(f"=== {votes:,} votes: generating (seed {args.seed})")
     started = time.perf_counter()
     battles, meta = generate(votes, args.seed)
     generated = time.perf_counter() - started
@@ -746,7 +725,7 @@ def benchmark_size(votes: int, args, peers: Path | None, rows: list, findings: l
 
     if "recompute" in args.methods:
         fingerprint = f"v{DATA_VERSION} votes={votes} seed={args.seed} models={MODELS}"
-        _progress("loading the benchmark database")
+        progress("loading the benchmark database")
         loaded = load_database(args.database_url, battles, meta, fingerprint)
         if loaded["reused"]:
             findings.append(f"{label}: database already held this data set (loaded in an earlier run)")
@@ -756,7 +735,7 @@ def benchmark_size(votes: int, args, peers: Path | None, rows: list, findings: l
                 f"(COPY of battles + votes {loaded['copy_seconds']:.1f} s, then VACUUM ANALYZE); not timed below"
             )
         reset_runs()
-        _progress("timing leaderboard.services.recompute()")
+        progress("timing leaderboard.services.recompute()")
         results["recompute"] = run_worker(
             python, "recompute", data, args, args.timeout, env=_django_environment(args.database_url)
         )
@@ -764,16 +743,16 @@ def benchmark_size(votes: int, args, peers: Path | None, rows: list, findings: l
     gc.collect()
 
     if "engine" in args.methods:
-        _progress(f"timing the engine alone ({args.bootstrap} bootstrap rounds)")
+        progress(f"timing the engine alone ({args.bootstrap} bootstrap rounds)")
         results["engine"] = run_worker(python, "engine", data, args, args.timeout)
-        _progress("timing the engine alone (sandwich only)")
+        progress("timing the engine alone (sandwich only)")
         sandwich_args = argparse.Namespace(**{**vars(args), "bootstrap": 0})
         results["engine-sandwich"] = run_worker(python, "engine", data, sandwich_args, args.timeout)
     if peers and "arena-rank" in args.methods:
-        _progress("timing arena-rank (sandwich)")
+        progress("timing arena-rank (sandwich)")
         results["arena-sandwich"] = run_worker(peers, "arena-rank", data, args, args.timeout, method="sandwich")
         rounds = min(args.bootstrap, args.arena_rank_rounds)
-        _progress(f"timing arena-rank (bootstrap, {rounds} rounds)")
+        progress(f"timing arena-rank (bootstrap, {rounds} rounds)")
         results["arena-bootstrap"] = run_worker(
             peers, "arena-rank", data, args, args.timeout, method="bootstrap", rounds=rounds
         )
@@ -782,7 +761,7 @@ def benchmark_size(votes: int, args, peers: Path | None, rows: list, findings: l
         if memory_available_mib() < need:
             results["fschat"] = {"error": f"skipped: needs about {need / 1024:.0f} GiB, less is available"}
         else:
-            _progress(f"timing fschat (full fit + {args.fschat_rounds} bootstrap rounds)")
+            progress(f"timing fschat (full fit + {args.fschat_rounds} bootstrap rounds)")
             results["fschat"] = run_worker(peers, "fschat", data, args, args.timeout, rounds=args.fschat_rounds)
     data.unlink()
     workdir.rmdir()

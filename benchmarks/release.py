@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from support import ensure_database, progress
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://arenasite:arenasite@127.0.0.1:5432/arenasite_bench_release"
 WORDS = (
@@ -44,10 +46,6 @@ WORDS = (
     "because however therefore first second finally short long simple clear better worse both each"
 ).split()
 PII = ("Write to m.keller{n}@mailbox.org today.", "Call +1 415 555 {n:04d} after six.", "Card 4111 1111 1111 1111.")
-
-
-def _progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def _peak_mib() -> float:
@@ -77,23 +75,6 @@ def _setup_django() -> None:
     import django
 
     django.setup()
-
-
-def ensure_database(database_url: str) -> None:
-    from urllib.parse import urlsplit
-
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(database_url)
-    name = parts.path.lstrip("/")
-    if "bench" not in name:
-        raise SystemExit(f"refusing database {name!r}: its name must contain 'bench' (the benchmark empties it)")
-    server = dict(host=parts.hostname, port=parts.port or 5432, user=parts.username, password=parts.password)
-    with psycopg.connect(dbname="postgres", autocommit=True, **server) as connection:
-        if not connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            _progress(f"creating database {name}")
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def _sentence(rng, low: int, high: int) -> str:
@@ -129,7 +110,7 @@ def load(battles: int, seed: int) -> dict:
         cursor.execute("SELECT fingerprint FROM bench_dataset")
         stored = cursor.fetchone()
     if stored and stored[0] == fingerprint:
-        _progress("database already holds this data set: not reloading")
+        progress("database already holds this data set: not reloading")
     else:
         started = time.perf_counter()
         with connection.cursor() as cursor:
@@ -163,7 +144,7 @@ def load(battles: int, seed: int) -> dict:
             cursor.execute("SET LOCAL session_replication_role = replica")
             for begin in range(0, battles, chunk):
                 end = min(battles, begin + chunk)
-                _progress(f"COPY battles {begin:,}-{end:,}")
+                progress(f"COPY battles {begin:,}-{end:,}")
                 battle_lines, vote_lines = [], []
                 for n in range(begin + 1, end + 1):
                     qid = f"bench-r{n}"
@@ -219,7 +200,7 @@ def load(battles: int, seed: int) -> dict:
         with connection.cursor() as cursor:
             for table in ("battles_battle", "battles_vote"):
                 cursor.execute(f"VACUUM (ANALYZE) {table}")
-        _progress(f"loaded {battles:,} battles in {time.perf_counter() - started:.0f} s")
+        progress(f"loaded {battles:,} battles in {time.perf_counter() - started:.0f} s")
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FILTER (WHERE in_release_pool), count(*) FROM battles_battle")
         pool, total = cursor.fetchone()
@@ -328,12 +309,12 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(env)
         _setup_django()
         counts = load(args.battles, args.seed)
-        _progress(f"{counts['total']:,} battles, {counts['pool']:,} in the release pool")
-        _progress("ours: building the release")
+        progress(f"{counts['total']:,} battles, {counts['pool']:,} in the release pool")
+        progress("ours: building the release")
         ours = run_worker("ours", env)
         rows = [("ours: build()", ours)]
         if not args.skip_peer:
-            _progress("pandas: reading everything, then writing")
+            progress("pandas: reading everything, then writing")
             peer_out = Path(scratch) / "pandas"
             peer_out.mkdir()
             rows.append(("pandas, all in memory", run_worker("pandas", env, "--out", str(peer_out))))

@@ -14,22 +14,7 @@ from rest_framework.views import APIView
 from providers.models import ArenaModel, sees_every_model
 
 from .models import RatingRun
-from .selectors import board
-
-CSV_FIELDS = [
-    "rank",
-    "model",
-    "rating",
-    "ci_lower",
-    "ci_upper",
-    "votes",
-    "online_elo",
-    "state",
-    "provider",
-    "licence",
-    "knowledge_cutoff",
-    "provisional",
-]
+from .selectors import CSV_COLUMNS, board
 
 
 class LeaderboardCSVRenderer(renderers.BaseRenderer):
@@ -43,7 +28,7 @@ class LeaderboardCSVRenderer(renderers.BaseRenderer):
         if rows is None:  # an error: still one readable line
             out.write(f"detail\n{data.get('detail', data) if isinstance(data, dict) else data}\n")
             return out.getvalue().encode()
-        writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
         return out.getvalue().encode()

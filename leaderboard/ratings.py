@@ -661,12 +661,12 @@ def _bootstrap(
     per_group = max(1, BATCH_DRAW_CELLS // (batch * resampler.cells))
     count = min(len(starts), workers * math.ceil(len(starts) / (workers * per_group)))
     groups = np.array_split(np.arange(len(starts)), count)
-    with single_threaded_blas():
-        if workers <= 1:
-            corrected = sum(run(group) for group in groups)
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                corrected = sum(pool.map(run, groups))
+    # BLAS is on one thread already (compute_ratings): the batches' threads use the cores.
+    if workers <= 1:
+        corrected = sum(run(group) for group in groups)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            corrected = sum(pool.map(run, groups))
     return samples, corrected
 
 

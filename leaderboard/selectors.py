@@ -13,6 +13,23 @@ PUBLIC_STATES = {
 }
 
 
+# The columns of the leaderboard as CSV (the API's format=csv and export_leaderboard), in order.
+CSV_COLUMNS = [
+    "rank",
+    "model",
+    "rating",
+    "ci_lower",
+    "ci_upper",
+    "votes",
+    "online_elo",
+    "state",
+    "provider",
+    "licence",
+    "knowledge_cutoff",
+    "provisional",
+]
+
+
 def board(run: RatingRun, category: str = "overall", *, include_retired: bool = False, all_models: bool = False):
     """Rows of one category of a run, best first, with ranks among the rows shown.
 

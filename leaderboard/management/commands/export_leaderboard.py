@@ -4,21 +4,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from leaderboard.models import RatingRun
-from leaderboard.selectors import board
-
-FIELDS = [
-    "rank",
-    "model",
-    "rating",
-    "ci_lower",
-    "ci_upper",
-    "votes",
-    "online_elo",
-    "state",
-    "provider",
-    "licence",
-    "provisional",
-]
+from leaderboard.selectors import CSV_COLUMNS, board
 
 
 class Command(BaseCommand):
@@ -41,6 +27,6 @@ class Command(BaseCommand):
         if format == "json":
             self.stdout.write(json.dumps(rows, indent=2))
             return
-        writer = csv.DictWriter(self.stdout, fieldnames=FIELDS, extrasaction="ignore")
+        writer = csv.DictWriter(self.stdout, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)

@@ -135,6 +135,10 @@ ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = env_str("ACCOUNT_EMAIL_VERIFICATION", "optional")
 ACCOUNT_UNIQUE_EMAIL = True
+# Confirming a signed-in user again (before a second factor is added or removed, say) takes the
+# password or a second factor, never a code mailed to the account: a stolen session together
+# with the mailbox must not be enough.
+ACCOUNT_REAUTHENTICATION_METHODS = ["password", "mfa"]
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "Arenasite")
 # With it on, staff reach the admin only once they have a TOTP authenticator (arenasite/mfa.py);

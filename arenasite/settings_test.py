@@ -5,6 +5,8 @@ DATABASE_URL and CELERY_BROKER_URL still apply, so CI runs the suite on PostgreS
 
 import os
 
+# The suite runs on its own settings, never on a developer's .env (written by `make run`).
+os.environ.setdefault("ENV_FILE", "")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("CELERY_BROKER_DIR", "test-broker")
 # The test client and the live server speak plain HTTP; production settings keep HTTPS on.

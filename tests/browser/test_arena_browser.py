@@ -48,7 +48,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def browser() -> Iterator[Browser]:
     missing = None
     if sync_playwright is None:
-        missing = "Playwright is not installed (pip install -e '.[dev]')"
+        missing = "Playwright is not installed (make install-dev)"
     elif not CHROMIUM.exists():
         missing = f"{CHROMIUM} is missing (apt-get install chromium)"
     if missing:

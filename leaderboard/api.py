@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import csv
 import io
 
 from django.core.cache import cache
@@ -11,6 +10,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from arenasite.csv_safe import write_csv
 from providers.models import ArenaModel, sees_every_model
 
 from .models import RatingRun
@@ -25,12 +25,11 @@ class LeaderboardCSVRenderer(renderers.BaseRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None):
         rows = data.get("results") if isinstance(data, dict) and "results" in data else None
         out = io.StringIO()
-        if rows is None:  # an error: still one readable line
-            out.write(f"detail\n{data.get('detail', data) if isinstance(data, dict) else data}\n")
+        if rows is None:  # an error: still one readable line (it may quote the category asked for)
+            detail = data.get("detail", data) if isinstance(data, dict) else data
+            write_csv(out, ["detail"], [{"detail": str(detail)}])
             return out.getvalue().encode()
-        writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+        write_csv(out, CSV_COLUMNS, rows)
         return out.getvalue().encode()
 
 

@@ -1,8 +1,8 @@
-import csv
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from arenasite.csv_safe import write_csv
 from leaderboard.models import RatingRun
 from leaderboard.selectors import CSV_COLUMNS, board
 
@@ -27,6 +27,4 @@ class Command(BaseCommand):
         if format == "json":
             self.stdout.write(json.dumps(rows, indent=2))
             return
-        writer = csv.DictWriter(self.stdout, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+        write_csv(self.stdout, CSV_COLUMNS, rows)

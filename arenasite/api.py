@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, parsers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -47,8 +48,14 @@ def _first_message(errors) -> str:
     return str(errors) or "Invalid input."
 
 
+@csrf_exempt
 def api_not_found(request, *args, **kwargs):
-    """Unknown paths under /api/ answer in JSON, like the rest of the API."""
+    """Unknown paths under /api/ answer in JSON, like the rest of the API.
+
+    Exempt from CSRF: a plain Django view would otherwise answer a POST from an API client
+    (a bearer token, no CSRF cookie) with Django's HTML "CSRF verification failed" page.
+    It changes nothing whatever the method, so there is nothing for a forged request to do.
+    """
     detail = f"No API endpoint at {request.path}."
     if not request.path.endswith("/"):
         detail += " API paths end with a slash."

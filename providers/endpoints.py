@@ -48,14 +48,53 @@ def endpoint_refusal(url: str, *, resolve: bool = True) -> str | None:
     except ValueError:
         addresses = _resolved(host, port or (443 if parts.scheme == "https" else 80)) if resolve else []
     for address in addresses:
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        if not address.is_global:
-            return f"The endpoint {host!r} points to {address}, which is not a public address."
+        for judged in _judged(address):
+            if not _public(judged):
+                leads_to = f" (an IPv6 form of {judged})" if judged != address else ""
+                return f"The endpoint {host!r} points to {address}{leads_to}, which is not a public address."
     return None
 
 
-def _resolved(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+# IPv6 ranges that carry an IPv4 address in their low 32 bits and reach it when called:
+# NAT64's well-known prefix (RFC 6052; a NAT64 gateway forwards 64:ff9b::7f00:1 to
+# 127.0.0.1 on its side), IPv4-compatible (deprecated) and IPv4-translated (SIIT) forms.
+_EMBEDS_IPV4_LOW = (
+    ipaddress.IPv6Network("64:ff9b::/96"),
+    ipaddress.IPv6Network("::/96"),
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),
+)
+# Local-use NAT64 (RFC 8215): a network's own translator, never a public address.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _public(address: Address) -> bool:
+    # Multicast (224.0.0.1, ff0e::1) counts as global in Python, but an endpoint is never a group.
+    return address.is_global and not address.is_multicast and address not in _LOCAL_NAT64
+
+
+def _judged(address: Address) -> list[Address]:
+    """The address and every IPv4 address it carries: all of them must be public.
+
+    Python's is_global judges an IPv6 address by its own ranges only: 64:ff9b::7f00:1 (NAT64)
+    and 2002:7f00:1:: (6to4) count as global although they lead to 127.0.0.1.
+    """
+    if isinstance(address, ipaddress.IPv4Address):
+        return [address]
+    judged: list[Address] = [address]
+    if address.ipv4_mapped is not None:
+        judged = [address.ipv4_mapped]  # ::ffff:a.b.c.d is a.b.c.d itself
+    if address.sixtofour is not None:
+        judged.append(address.sixtofour)
+    if address.teredo is not None:
+        judged.extend(address.teredo)  # (server, client); 2001::/32 is refused on its own too
+    if any(address in network for network in _EMBEDS_IPV4_LOW):
+        judged.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return judged
+
+
+def _resolved(host: str, port: int) -> list[Address]:
     try:
         found = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError):

@@ -41,9 +41,54 @@ def test_loopback_private_and_metadata_addresses_are_refused(url):
     assert "public address" in endpoint_refusal(url) or "local name" in endpoint_refusal(url)
 
 
-@pytest.mark.parametrize("url", ["https://93.184.216.34/v1", "https://[2606:4700::1111]/v1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[64:ff9b::7f00:1]/v1",  # NAT64: a translator forwards it to 127.0.0.1
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data",  # NAT64 of the metadata service
+        "http://[64:ff9b:1::5db8:d822]/v1",  # local-use NAT64, whatever it embeds
+        "http://[2002:7f00:1::]/v1",  # 6to4 through 127.0.0.1
+        "http://[2002:c0a8:114::1]/v1",  # 6to4 through 192.168.1.20
+        "http://[::ffff:10.1.2.3]/v1",  # IPv4-mapped
+        "http://[::ffff:0:7f00:1]/v1",  # IPv4-translated (SIIT)
+        "http://[::127.0.0.1]/v1",  # IPv4-compatible (deprecated)
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/v1",  # Teredo
+        "http://224.0.0.1/v1",  # multicast, all hosts
+        "http://239.255.255.250:1900/",  # multicast (SSDP)
+        "http://[ff0e::1]/v1",  # global-scope IPv6 multicast
+    ],
+)
+def test_embedded_ipv4_forms_of_private_addresses_and_multicast_are_refused(url):
+    assert "not a public address" in endpoint_refusal(url)
+
+
+def test_the_refusal_names_the_ipv4_address_an_ipv6_form_leads_to():
+    assert "an IPv6 form of 127.0.0.1" in endpoint_refusal("http://[64:ff9b::7f00:1]/v1")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://93.184.216.34/v1",
+        "https://[2606:4700::1111]/v1",
+        "https://[64:ff9b::5db8:d822]/v1",  # NAT64 of a public address
+        "https://[2002:5db8:d822::1]/v1",  # 6to4 of a public address
+        "https://[::ffff:93.184.216.34]/v1",
+    ],
+)
 def test_public_addresses_are_allowed(url):
     assert endpoint_refusal(url) is None
+
+
+def test_a_name_resolving_to_a_nat64_form_of_loopback_is_refused(monkeypatch):
+    import socket
+
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, port, **kw: [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("64:ff9b::7f00:1", port, 0, 0))],
+    )
+    assert "127.0.0.1" in endpoint_refusal("https://models.example.com/v1")
 
 
 def test_a_name_is_judged_by_the_addresses_it_resolves_to(monkeypatch):

@@ -4,7 +4,9 @@ The apps do not call this module: logins, second factors, API tokens, membership
 flags and permissions, downloads and lifecycle transitions are recorded by receivers of
 the signals Django, allauth and the apps' models already send, so no write path (admin,
 API, command, task) can forget to log. The one exception is a bulk `QuerySet.update()`,
-which sends no signal: code that changes an audited field does it row by row.
+which sends no signal: code that changes an audited field does it row by row. Identity
+terms are decided and votes re-judged only through battles/identity_terms.py, which calls
+`record` itself, in the same transaction as the change.
 
 AuditContextMiddleware remembers the request being served, so an event raised deep in a
 save (a membership changed in admin) still knows who did it and from which address.

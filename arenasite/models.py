@@ -30,6 +30,8 @@ class AuditEvent(AppendOnlyModel):
         PERMISSIONS_CHANGED = "permissions_changed", "Permissions or groups changed"
         DOWNLOAD = "download", "Data downloaded"
         LIFECYCLE = "lifecycle", "Model lifecycle transition"
+        IDENTITY_TERM = "identity_term", "Identity term approved or refused"
+        VOTES_REJUDGED = "votes_rejudged", "Votes re-judged by identity terms"
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     action = models.CharField(max_length=24, choices=Action, db_index=True)

@@ -321,8 +321,8 @@ for _name in ("ARENA_MODEL_RETRIES", "ARENA_MODEL_RETRY_BACKOFF", "ARENA_DEMO_CH
 # MAX_PROMPT_CHARS characters. Answers are produced on ANSWER_THREADS background threads
 # per web process and saved every ANSWER_SAVE_INTERVAL seconds while they stream in.
 # A voter's votes beyond VOTER_DAILY_VOTES in one UTC day are kept but excluded
-# (`rate_limited`; 0: no limit). IDENTITY_WORDS are added to the pool's model, codename
-# and provider names when a vote is checked for a model giving itself away.
+# (`rate_limited`; 0: no limit). IDENTITY_WORDS are proposed as identity terms, beside the
+# pool's names, for staff to approve in admin (docs/integrity.md, "Identity terms").
 ARENA_MAX_TURNS = env_int("ARENA_MAX_TURNS", 5)
 ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 8000)
 ARENA_ANSWER_THREADS = env_int("ARENA_ANSWER_THREADS", 32)
@@ -335,7 +335,7 @@ if not (math.isfinite(ARENA_ANSWER_SAVE_INTERVAL) and ARENA_ANSWER_SAVE_INTERVAL
     raise ImproperlyConfigured(f"ARENA_ANSWER_SAVE_INTERVAL must be 0 or more, got {ARENA_ANSWER_SAVE_INTERVAL!r}")
 if ARENA_VOTER_DAILY_VOTES < 0:
     raise ImproperlyConfigured(f"ARENA_VOTER_DAILY_VOTES must be 0 or more, got {ARENA_VOTER_DAILY_VOTES}")
-# Added to FastChat's word list (battles/identity.py DEFAULT_IDENTITY_WORDS).
+# Proposed as identity terms; those set when migration battles/0007 ran were approved by it.
 ARENA_IDENTITY_WORDS = env_list("ARENA_IDENTITY_WORDS")
 # Vote integrity (docs/integrity.md). NETWORK_DAILY_VOTES caps the votes of one /24 or /48
 # network per UTC day (`rate_limited`; 0: no limit). The anomalous-voter test flags a voter

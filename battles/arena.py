@@ -21,7 +21,8 @@ from providers.models import ArenaModel
 
 from . import answering
 from .arena_pool import record_served, sample_pair, sampleable_models
-from .identity import DEFAULT_IDENTITY_WORDS, identity_probe, revealed_term
+from .identity import identity_probe, revealed_term
+from .identity_terms import approved_terms
 from .models import Battle, ExclusionReason, FlaggedVoter, Vote, Winner
 from .sampling import NotEnoughModels
 
@@ -273,10 +274,9 @@ def _texts(battle: Battle) -> list[str]:
 
 
 def identity_terms() -> frozenset[str]:
-    """The words that give a model away: the pool's names, codenames and providers, and the word list."""
-    names = ArenaModel.objects.in_pool().values_list("name", "codename", "provider__name").order_by()
-    terms = {term for row in names for term in row if term}
-    return frozenset(terms.union(DEFAULT_IDENTITY_WORDS, settings.ARENA_IDENTITY_WORDS))
+    """The words that give a model away: the identity terms staff approved (battles/identity_terms.py),
+    never a name by itself, since whoever chooses a name could choose a common word."""
+    return approved_terms()
 
 
 def over_daily_limit(judge: str, now: datetime | None = None) -> bool:

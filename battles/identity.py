@@ -2,18 +2,23 @@
 
 A vote on a battle whose prompt or answers name a model, a provider or a codename is kept
 but does not count (`identity_revealed`): the voter may have judged the name rather than
-the answer. The terms are the pool's own names (battles/arena.py reads them) plus a word
-list, ARENA_IDENTITY_WORDS, after FastChat's vote cleaning (`clean_battle_data.py`).
+the answer. The terms are the identity terms staff approved (battles/identity_terms.py);
+this module matches them, and says which words can never be one (`term_refusal`): a
+common English word would exclude ordinary votes, so anyone able to name a provider or a
+model could wipe out votes by choosing one.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Iterable
+from pathlib import Path
 
-# FastChat's IDENTITY_WORDS, which the public arena's vote cleaning used; extend through
-# ARENA_IDENTITY_WORDS rather than editing it.
+# FastChat's IDENTITY_WORDS, which the public arena's vote cleaning (`clean_battle_data.py`)
+# used. Not read when votes are judged: migration battles/0007 made them identity terms, for
+# staff to keep or refuse in admin.
 DEFAULT_IDENTITY_WORDS = (
     "vicuna",
     "lmsys",
@@ -60,6 +65,63 @@ def _pattern(terms: frozenset[str]) -> re.Pattern[str] | None:
     # first, so the reported term is the most specific one.
     alternatives = "|".join(re.escape(t) for t in cleaned)
     return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
+
+
+# A single word among the COMMON_WORDS most frequent English words is refused, and so is a
+# phrase made only of words among the PHRASE_WORDS most frequent ("let me", "of the"); a
+# phrase with one rarer word ("open assistant", "apple intelligence") is specific enough.
+COMMON_WORDS_FILE = Path(__file__).resolve().parent / "data" / "common_english_words.txt"
+COMMON_WORDS = 5000
+PHRASE_WORDS = 1000
+MAX_TERM_CHARS = 100
+# Characters a JSON text writes escaped: a term holding one could not be found in the stored
+# conversations by the database (battles/identity_terms.py narrows its reads that way).
+_UNSTORABLE = re.compile(r'["\\\x00-\x1f\x7f]')
+_EDGE_PUNCTUATION = re.compile(r"^[^\w]+|[^\w]+$")
+
+
+@functools.lru_cache(maxsize=1)
+def common_words() -> dict[str, int]:
+    """The common English words (battles/data/common_english_words.txt) with their rank, 0 the most frequent."""
+    lines = COMMON_WORDS_FILE.read_text(encoding="utf-8").splitlines()
+    words = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    return {word: rank for rank, word in enumerate(words[:COMMON_WORDS])}
+
+
+def normalise_term(term: str) -> str:
+    """A term as stored and matched: compatibility forms folded (full-width letters, ligatures),
+    case-folded, runs of white space made one space."""
+    return " ".join(unicodedata.normalize("NFKC", term).casefold().split())
+
+
+def term_refusal(term: str) -> str | None:
+    """Why `term` cannot be an identity term, as a sentence for staff; None when it can be one."""
+    term = normalise_term(term)
+    if not term:
+        return "An identity term cannot be empty."
+    if len(term) > MAX_TERM_CHARS:
+        return f"An identity term has at most {MAX_TERM_CHARS} characters."
+    if _UNSTORABLE.search(term):
+        return "An identity term cannot hold quotation marks, backslashes or control characters."
+    if not any(ch.isalpha() for ch in term):
+        return f"{term!r} has no letter: numbers and punctuation turn up in every kind of text."
+    if len(term) < 2:
+        return f"{term!r} is a single letter: it turns up in every kind of text."
+    ranks = common_words()
+    words = [_EDGE_PUNCTUATION.sub("", word) for word in term.split()]
+    if len(words) == 1:
+        rank = ranks.get(words[0]) if words[0] else 0
+        if rank is not None:
+            return (
+                f"{term!r} is a common English word (one of the {COMMON_WORDS:,} most frequent): as an identity "
+                "term it would exclude ordinary votes. Use a longer name that is specific to the model."
+            )
+    elif all(not word or ranks.get(word, PHRASE_WORDS) < PHRASE_WORDS for word in words):
+        return (
+            f"{term!r} is made only of very common English words (each among the {PHRASE_WORDS:,} most frequent): "
+            "as an identity term it would exclude ordinary votes."
+        )
+    return None
 
 
 def revealed_term(texts: Iterable[str], terms: Iterable[str]) -> str | None:

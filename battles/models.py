@@ -291,3 +291,73 @@ class VoterDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.decision} {self.voter_id} by {self.actor_id}"
+
+
+class IdentityTerm(models.Model):
+    """A word or phrase that gives a model away: a vote on a battle whose prompt or answers
+    name an approved term is kept but does not count (`identity_revealed`).
+
+    Terms are proposed from the pool's names (battles/identity_terms.py) or added by staff,
+    and only staff approve them: a provider chooses its own name, so a name must not become
+    a term by itself. A common English word is never approved (battles/identity.py
+    `term_refusal`); a proposal that is one is refused as it is made, with the reason in
+    `note`. States change only through battles/identity_terms.py, which logs each decision
+    in the audit log.
+    """
+
+    class State(models.TextChoices):
+        PROPOSED = "proposed", "Proposed, awaiting a decision"
+        APPROVED = "approved", "Approved: excludes votes"
+        REFUSED = "refused", "Refused"
+
+    class Source(models.TextChoices):
+        PROVIDER_NAME = "provider_name", "Provider name"
+        PROVIDER_SLUG = "provider_slug", "Provider slug"
+        MODEL_NAME = "model_name", "Model name"
+        CODENAME = "codename", "Codename"
+        FAMILY = "family", "Model family"
+        ENDPOINT_MODEL_ID = "endpoint_model_id", "Endpoint model id"
+        WORD_LIST = "word_list", "FastChat's word list"
+        SETTING = "setting", "ARENA_IDENTITY_WORDS"
+        STAFF = "staff", "Added by staff"
+
+    term = models.CharField(
+        max_length=100, unique=True, help_text="Case-folded; matched as a whole word or phrase, in any case."
+    )
+    state = models.CharField(max_length=10, choices=State, default=State.PROPOSED, db_index=True)
+    source = models.CharField(max_length=20, choices=Source, default=Source.STAFF)
+    provider = models.ForeignKey(
+        "providers.Provider", models.SET_NULL, null=True, blank=True, related_name="+", help_text="Whom it identifies."
+    )
+    arena_model = models.ForeignKey(
+        "providers.ArenaModel",
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="model",
+        help_text="The model it identifies, if one.",
+    )
+    note = models.CharField(max_length=500, blank=True, help_text="Why it was refused, or what staff noted.")
+    proposed_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who approved or refused it; empty for a refusal made by the common-word rule.",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["term"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=["proposed", "approved", "refused"]), name="identityterm_state_valid"
+            ),
+        ]
+        permissions = [("review_identityterm", "Can approve or refuse identity terms and re-judge votes")]
+
+    def __str__(self) -> str:
+        return self.term

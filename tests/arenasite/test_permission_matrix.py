@@ -57,6 +57,7 @@ STAFF_PERMISSIONS = (
     "transition_arenamodel",
     "change_arenamodel",
     "decide_datasharingagreement",
+    "review_identityterm",
 )
 
 
@@ -527,6 +528,46 @@ ROWS: list[Row] = [
         cells(302, 302, 302, 302, 302, 403, 403),
         data={"post": "yes"},
     ),
+    Row(
+        "admin",
+        "propose identity terms from the pool",
+        "post",
+        "/admin/battles/identityterm/propose/",
+        cells(302, 302, 302, 302, 302, 403, 302),
+        data={},
+        note="staff with permission: proposed, back to the list",
+    ),
+    Row(
+        "admin",
+        "approve an identity term",
+        "post",
+        "/admin/battles/identityterm/",
+        cells(302, 302, 302, 302, 302, 403, 302),
+        data={"action": "approve", "_selected_action": "{identity_term}"},
+    ),
+    Row(
+        "admin",
+        "preview the votes an identity term would exclude",
+        "post",
+        "/admin/battles/identityterm/",
+        cells(302, 302, 302, 302, 302, 403, 200),
+        data={"action": "preview", "_selected_action": "{identity_term}"},
+    ),
+    Row(
+        "admin",
+        "re-judge votes by identity terms",
+        "post",
+        "/admin/battles/identityterm/",
+        cells(302, 302, 302, 302, 302, 403, 302),
+        data={
+            "action": "rejudge",
+            "_selected_action": "{identity_term}",
+            "confirm": "yes",
+            "reason": "matrix",
+            "days": "30",
+        },
+        note="staff with permission: re-judged and logged, back to the list",
+    ),
 ]
 # Every model registered in the admin: its list needs staff with its view permission.
 ROWS += [
@@ -619,6 +660,9 @@ def _build_world() -> World:
     from arenasite.models import AuditEvent
 
     ids["audit_event"] = str(AuditEvent.objects.order_by("pk").values_list("pk", flat=True).first())
+    from battles.models import IdentityTerm
+
+    ids["identity_term"] = str(IdentityTerm.objects.create(term="matrix-term-7b").pk)
     tokens = {persona: ApiToken.objects.issue(user=user, name="matrix")[1] for persona, user in users.items() if user}
     ids["member_token"] = str(ApiToken.objects.get(user=users["member"]).pk)
     return World(ids=ids, users=users, tokens=tokens, battles=battles)

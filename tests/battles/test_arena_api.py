@@ -11,8 +11,8 @@ from django.db import connection
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from battles.arena import identity_terms
-from battles.models import Battle, SamplingShare, Vote
+from battles.identity_terms import identity_term_add, identity_term_decide
+from battles.models import Battle, IdentityTerm, SamplingShare, Vote
 from battles.voters import judge_id
 from providers.models import ArenaModel
 from tests.support.openai_server import OpenAIServer, Script
@@ -310,13 +310,22 @@ def test_a_bad_turn_prompt_is_refused_and_changes_nothing(voter, listed_pair):
 # --- votes that must not count -------------------------------------------------------------
 
 
-def test_a_prompt_naming_a_model_of_the_pool_is_identity_revealed(voter, listed_pair):
+def approve_term(term: str) -> None:
+    # Staff decide the identity terms (battles/identity_terms.py); admission only proposes them.
+    found = IdentityTerm.objects.filter(term=term).first() or identity_term_add(term=term, actor=None)
+    if found.state != IdentityTerm.State.APPROVED:
+        identity_term_decide(term_id=found.pk, approve=True, actor=None)
+
+
+def test_a_prompt_naming_an_approved_model_name_is_identity_revealed(voter, listed_pair):
+    approve_term("northwind-large")
     body = play(voter, prompt="Are you northwind-large or the other one?")
     vote(voter, body["id"], "model_a")
     assert Vote.objects.get().excluded_reason == "identity_revealed"
 
 
-def test_an_answer_naming_a_model_from_the_word_list_is_identity_revealed(voter, provider, listed_pair):
+def test_an_answer_naming_an_approved_word_is_identity_revealed(voter, provider, listed_pair):
+    approve_term("claude")
     with OpenAIServer() as server:
         server.script("talkative", Script(text="As Claude, I would say binary search halves the range."))
         make_model(
@@ -326,15 +335,6 @@ def test_an_answer_naming_a_model_from_the_word_list_is_identity_revealed(voter,
         body = play(voter)
     vote(voter, body["id"], "model_b")
     assert Vote.objects.get().excluded_reason == "identity_revealed"
-
-
-def test_the_identity_terms_are_the_pools_names_codenames_providers_and_the_word_list(provider, listed_pair):
-    new = make_model(provider, S.INITIAL_RATING, name="northwind-next", is_demo=True)
-    gone = make_model(provider, S.RETIRED, name="northwind-old", is_demo=True)
-    with override_settings(ARENA_IDENTITY_WORDS=["orca"]):
-        terms = identity_terms()
-    assert {"northwind-small", "northwind-large", "northwind-next", new.codename, "Northwind Research"} <= terms
-    assert {"claude", "gpt-4", "orca"} <= terms and gone.name not in terms
 
 
 @override_settings(ARENA_MODERATION_TERMS={"violence": ["pineapple smoothie"]})

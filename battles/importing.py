@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +39,16 @@ LANGUAGE_MAX = 32
 TURN_MAX = 32767
 
 REQUIRED = ("model_a", "model_b", "winner", "judge", "tstamp")
+
+# How deeply a row may nest, the row object being level 1: a conversation's messages are at
+# level 3, moderation tags at 3 or 4. Without a bound, a file of nested brackets exhausts
+# Python's recursion (JSON Lines) or the JSON array reader's memory, which grows with the
+# square of the depth, and PostgreSQL's jsonb has a limit of its own.
+MAX_DEPTH = 32
+
+# What PostgreSQL text and jsonb cannot hold: NUL, and lone UTF-16 surrogates (JSON can spell
+# both as \u escapes; neither is a character UTF-8 can encode).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 _PARQUET_MAGIC = b"PAR1"
 
@@ -117,7 +128,7 @@ def read_fastchat(path: Path) -> Iterator[ImportRow]:
         if _first_bytes(path).lstrip()[:1] != b"[":
             raise ImportFormatError("expected one JSON array of battles (the file does not start with '[')")
         # use_float: numbers as float, not Decimal, so they compare and serialise like json.loads output.
-        items = ijson.items(f, "item", use_float=True)
+        items = _array_items(ijson.basic_parse(f, use_float=True))
         while True:
             try:
                 obj = next(items)
@@ -125,8 +136,45 @@ def read_fastchat(path: Path) -> Iterator[ImportRow]:
                 return
             except ijson.JSONError as exc:
                 raise ImportFormatError(f"invalid JSON ({_short(exc)})", f"item {number + 1}") from exc
+            except _TooDeep as exc:
+                raise ImportFormatError(str(exc), f"item {number + 1}") from None
             number += 1
             yield normalise(obj, f"item {number}")
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _array_items(events: Iterator[tuple[str, Any]]) -> Iterator[Any]:
+    """The items of a top-level JSON array, built from ijson's parser events with a depth bound.
+
+    ijson's own items() builds the whole path of every value as text, so a few hundred kB of
+    nested brackets take gigabytes before the first item is complete; here the depth is
+    counted as the events arrive and an item deeper than MAX_DEPTH is refused at once.
+    """
+    from ijson.common import ObjectBuilder
+
+    opening, closing = {"start_map", "start_array"}, {"end_map", "end_array"}
+    next(events, None)  # the array's start_array: the caller checked the file starts with '['
+    builder, depth = None, 0
+    for event, value in events:
+        if builder is None:
+            if event == "end_array":
+                break
+            builder = ObjectBuilder()
+        builder.event(event, value)
+        if event in opening:
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _TooDeep(f"nested more than {MAX_DEPTH} levels deep")
+        elif event in closing:
+            depth -= 1
+        if depth == 0:
+            yield builder.value
+            builder = None
+    for _ in events:  # anything after the array is an error the parser reports
+        pass
 
 
 def read_jsonl(path: Path) -> Iterator[ImportRow]:
@@ -149,6 +197,9 @@ def read_jsonl(path: Path) -> Iterator[ImportRow]:
                 raise ImportFormatError(f"invalid JSON ({exc.msg} at column {exc.pos + 1})", where) from exc
             except ValueError as exc:
                 raise ImportFormatError(f"invalid JSON ({exc})", where) from exc
+            except RecursionError:
+                # Deeper than the interpreter's recursion limit, far past MAX_DEPTH.
+                raise ImportFormatError(f"nested more than {MAX_DEPTH} levels deep", where) from None
             if isinstance(obj, list):
                 raise ImportFormatError(
                     "expected one JSON object per line, got an array (try --format fastchat)", where
@@ -198,6 +249,7 @@ def normalise(obj: Any, where: str) -> ImportRow:
     judge = obj["judge"]
     if not isinstance(judge, str) or not judge:
         raise ImportFormatError(f"judge must be a non-empty string, got {_type_name(judge)}", where)
+    _check_text(judge, "judge", where)
     if len(judge) > JUDGE_MAX:
         judge = hashlib.sha256(judge.encode()).hexdigest()  # 64 characters, and stable across imports
 
@@ -219,6 +271,7 @@ def normalise(obj: Any, where: str) -> ImportRow:
     language = obj.get("language") or ""
     if not isinstance(language, str):
         raise ImportFormatError(f"language must be a string, got {_type_name(language)}", where)
+    _check_text(language, "language", where)
 
     conversation_a = _conversation(obj, "conversation_a", where)
     conversation_b = _conversation(obj, "conversation_b", where)
@@ -235,6 +288,8 @@ def normalise(obj: Any, where: str) -> ImportRow:
         raise ImportFormatError(f"question_id must be a string, got {_type_name(question_id)}", where)
     if question_id and len(question_id) > QUESTION_ID_MAX:
         raise ImportFormatError(f"question_id is longer than {QUESTION_ID_MAX} characters", where)
+    if question_id:
+        _check_text(question_id, "question_id", where)
     if not question_id:
         question_id = content_key(
             model_a=model_a,
@@ -245,6 +300,11 @@ def normalise(obj: Any, where: str) -> ImportRow:
             conversation_a=conversation_a,
             conversation_b=conversation_b,
         )
+
+    openai_moderation = obj.get("openai_moderation")
+    toxic_chat_tag = obj.get("toxic_chat_tag")
+    _check_json(openai_moderation, "openai_moderation", where)
+    _check_json(toxic_chat_tag, "toxic_chat_tag", where)
 
     return ImportRow(
         question_id=question_id,
@@ -258,8 +318,8 @@ def normalise(obj: Any, where: str) -> ImportRow:
         prompt_chars=len(user_turns[0]) if user_turns else 0,
         conversation_a=conversation_a,
         conversation_b=conversation_b,
-        openai_moderation=obj.get("openai_moderation"),
-        toxic_chat_tag=obj.get("toxic_chat_tag"),
+        openai_moderation=openai_moderation,
+        toxic_chat_tag=toxic_chat_tag,
         tstamp=tstamp,
         created_at=created_at,
     )
@@ -292,6 +352,7 @@ def _model_name(obj: dict, field: str, where: str) -> str:
         raise ImportFormatError(f"{field} must be a non-empty string, got {_shorten(value)}", where)
     if len(value) > MODEL_NAME_MAX:
         raise ImportFormatError(f"{field} is longer than {MODEL_NAME_MAX} characters", where)
+    _check_text(value, field, where)
     return value
 
 
@@ -308,7 +369,45 @@ def _conversation(obj: dict, field: str, where: str) -> list:
             or not isinstance(message.get("content"), str)
         ):
             raise ImportFormatError(f"{field}[{index}] must be an object with string 'role' and 'content'", where)
+        _check_text(message["role"], f"{field}[{index}].role", where)
+        _check_text(message["content"], f"{field}[{index}].content", where)
+        if len(message) > 2:  # other keys are stored too
+            _check_json(message, f"{field}[{index}]", where, depth=3)
     return value
+
+
+def _check_text(text: str, field: str, where: str) -> None:
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return
+    if found.group() == "\x00":
+        raise ImportFormatError(f"{field} contains a NUL character, which cannot be stored", where)
+    raise ImportFormatError(
+        f"{field} contains a lone surrogate ({found.group().encode('unicode_escape').decode()}), "
+        "which is not a character and cannot be stored",
+        where,
+    )
+
+
+def _check_json(value: Any, field: str, where: str, depth: int = 2) -> None:
+    """Refuse a stored JSON value nested past MAX_DEPTH (counting the row as level 1, so
+    `depth` is the level of `value`) or with text PostgreSQL cannot hold, keys included.
+    A loop over a stack, not recursion: the value may be nested too deeply to recurse."""
+    stack = [(value, depth)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, str):
+            _check_text(item, field, where)
+        elif isinstance(item, dict | list):
+            if level > MAX_DEPTH:
+                raise ImportFormatError(f"{field} is nested more than {MAX_DEPTH} levels deep", where)
+            if isinstance(item, dict):
+                for key, inner in item.items():
+                    if isinstance(key, str):
+                        _check_text(key, field, where)
+                    stack.append((inner, level + 1))
+            else:
+                stack.extend((inner, level + 1) for inner in item)
 
 
 def _refuse_constant(name: str):

@@ -409,3 +409,88 @@ def test_a_large_file_is_written_in_batches(tmp_path, monkeypatch):
     assert "20000 rows read, 20000 added, 0 skipped." in out
     assert sizes == [1000] * 20
     assert Battle.objects.count() == Vote.objects.count() == 20000
+
+
+DEEP = 100_000  # levels of brackets: past Python's recursion limit and PostgreSQL's jsonb stack
+
+UNSTORABLE_ROWS = [
+    (battle(9, conversation_a=[{"role": "user", "content": "a\u0000b"}]), "conversation_a[0].content contains a NUL"),
+    (battle(9, question_id="q\u0000"), "question_id contains a NUL"),
+    (battle(9, model_b="koala\u0000"), "model_b contains a NUL"),
+    (battle(9, judge="arena_user\u0000"), "judge contains a NUL"),
+    (battle(9, openai_moderation={"flagged\u0000": False}), "openai_moderation contains a NUL"),
+    (
+        battle(9, conversation_b=[{"role": "user", "content": "x\ud800y"}]),
+        r"conversation_b[0].content contains a lone surrogate (\ud800)",
+    ),
+    (battle(9, question_id="q\udc00"), r"question_id contains a lone surrogate (\udc00)"),
+    (battle(9, toxic_chat_tag={"roberta": ["\udfff"]}), "toxic_chat_tag contains a lone surrogate"),
+    (
+        battle(
+            9,
+            conversation_a=[
+                {
+                    "role": "user",
+                    "content": "a",
+                    "meta": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],
+                }
+            ],
+        ),
+        "conversation_a[0] is nested more than 32 levels deep",
+    ),
+]
+
+
+@pytest.mark.parametrize("row, message", UNSTORABLE_ROWS)
+def test_a_row_postgresql_cannot_store_is_refused_with_its_line_and_nothing_added(tmp_path, row, message):
+    before = counts()
+    path = _jsonl_with(tmp_path / "bad.jsonl", json.dumps(row), at=3)  # \u escapes, as JSON spells them
+
+    with pytest.raises(CommandError) as refused:
+        run(path, "--batch-size", "1")
+
+    assert str(refused.value).startswith("bad.jsonl: line 3: ")
+    assert message in str(refused.value)
+    assert str(refused.value).endswith("Nothing was imported.")
+    assert counts() == before
+
+
+def test_deeply_nested_json_lines_are_refused_with_their_line(tmp_path):
+    deep = json.dumps(battle(9))[:-1] + ', "openai_moderation": ' + "[" * DEEP + "]" * DEEP + "}"
+    path = _jsonl_with(tmp_path / "deep.jsonl", deep, at=2)
+    with pytest.raises(CommandError, match=r"deep.jsonl: line 2: nested more than 32 levels deep\. Nothing"):
+        run(path, "--batch-size", "1")
+    assert Battle.objects.count() == 0
+
+    # Just past the bound (the row is level 1, its tags level 2), well within what the parser takes.
+    nested = battle(9, openai_moderation=json.loads("[" * 32 + "]" * 32))
+    path = _jsonl_with(tmp_path / "nested.jsonl", json.dumps(nested), at=2)
+    with pytest.raises(CommandError, match=r"line 2: openai_moderation is nested more than 32 levels deep"):
+        run(path)
+    assert Battle.objects.count() == 0
+
+
+def test_a_deeply_nested_json_array_is_refused_quickly_with_its_item(tmp_path):
+    head = json.dumps(fastchat(0, model_a="new-model-0"))
+    deep = json.dumps(fastchat(1))[:-1] + ', "extra": ' + "[" * DEEP + "]" * DEEP + "}"
+    path = tmp_path / "clean_battle.json"
+    path.write_text(f"[{head},\n{deep}]")
+    with pytest.raises(CommandError, match=r"clean_battle.json: item 2: nested more than 32 levels deep"):
+        run(path, "--batch-size", "1")
+    assert counts()["Battle"] == 0
+
+    # An array item as deep as the bound allows is read; its stored tags are checked as in JSON Lines.
+    ok = fastchat(2, openai_moderation=json.loads("[" * 31 + "]" * 31))
+    out = run(write_json(tmp_path / "ok.json", [ok]))
+    assert "1 rows read, 1 added" in out
+
+
+def test_unstorable_text_in_a_json_array_or_parquet_file_is_refused_with_its_place(tmp_path):
+    rows = [fastchat(0), fastchat(1, conversation_a=[{"role": "user", "content": "a\u0000b"}])]
+    with pytest.raises(CommandError, match=r"item 2: conversation_a\[0\].content contains a NUL"):
+        run(write_json(tmp_path / "nul.json", rows))
+
+    rows = [battle(0), battle(1), battle(2, judge="arena\u0000user")]
+    with pytest.raises(CommandError, match=r"row 3: judge contains a NUL"):
+        run(write_parquet(tmp_path / "nul.parquet", rows), "--batch-size", "1")
+    assert counts()["Battle"] == 0

@@ -17,7 +17,9 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
+from .client_address import validate_trusted_proxies
 from .env import env_bool, env_float, env_int, env_list, env_str
+from .rates import parse_rates
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -106,6 +108,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    # First: staff whose powers are withheld for want of a second factor have no permission at all.
+    "arenasite.mfa.StaffFactorBackend",
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
@@ -137,15 +141,22 @@ ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = env_str("ACCOUNT_EMAIL_VERIFICATION", "optional")
 ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_ADAPTER = "arenasite.accounts.AccountAdapter"
 # Confirming a signed-in user again (before a second factor is added or removed, say) takes the
 # password or a second factor, never a code mailed to the account: a stolen session together
 # with the mailbox must not be enough.
 ACCOUNT_REAUTHENTICATION_METHODS = ["password", "mfa"]
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "Arenasite")
-# With it on, staff reach the admin only once they have a TOTP authenticator (arenasite/mfa.py);
-# the admin's own login form is replaced by allauth's (arenasite/urls.py), which asks for the code.
-ARENA_STAFF_REQUIRE_MFA = env_bool("ARENA_STAFF_REQUIRE_MFA", False)
+# With it on (the default when DEBUG is off), staff powers count only for a session that signed
+# in with the second factor, or an API token issued from one; anywhere else (admin, API, portal,
+# pages) a staff member acts as an ordinary account (arenasite/mfa.py). The admin's own login form
+# is replaced by allauth's (arenasite/urls.py), which asks for the code.
+ARENA_STAFF_REQUIRE_MFA = env_bool("ARENA_STAFF_REQUIRE_MFA", not DEBUG)
+# API tokens of staff expire this many days after they are issued; provider members' tokens do not.
+ARENA_STAFF_TOKEN_DAYS = env_int("ARENA_STAFF_TOKEN_DAYS", 30)
+if ARENA_STAFF_TOKEN_DAYS < 1:
+    raise ImproperlyConfigured(f"ARENA_STAFF_TOKEN_DAYS must be at least 1 day: {ARENA_STAFF_TOKEN_DAYS}")
 # Login throttling (allauth, counted in the cache): failed logins per IP and per account. The
 # next failed attempt beyond either limit is refused without checking the password.
 ACCOUNT_RATE_LIMITS = {"login_failed": env_str("ACCOUNT_LOGIN_FAILED_RATE", "10/m/ip,5/5m/key")}
@@ -349,6 +360,53 @@ if ARENA_NETWORK_DAILY_VOTES < 0:
 if not 0 < ARENA_ANOMALY_ALPHA < 1:
     raise ImproperlyConfigured(f"ARENA_ANOMALY_ALPHA must be between 0 and 1, got {ARENA_ANOMALY_ALPHA!r}")
 
+# The front door (docs/security.md, "Limits"). The client address is REMOTE_ADDR, or behind the
+# proxies listed here (addresses or CIDR networks; empty: none trusted) the forwarded client.
+try:
+    ARENA_TRUSTED_PROXIES = validate_trusted_proxies(env_list("ARENA_TRUSTED_PROXIES"))
+except ValueError as _error:
+    raise ImproperlyConfigured(str(_error)) from None
+# Votes counted per UTC day, beyond which they are stored but excluded (`rate_limited`); 0: no cap.
+# An anonymous voter counts against its session's cap (ARENA_VOTER_DAILY_VOTES) and its client
+# address's (IPv4 address, IPv6 /64), which fresh cookies share; a signed-in voter against its
+# account's. Every vote also counts against its network's (/24, /48: ARENA_NETWORK_DAILY_VOTES)
+# and, on IPv6, its /32's.
+ARENA_ADDRESS_DAILY_VOTES = env_int("ARENA_ADDRESS_DAILY_VOTES", 100)
+ARENA_ACCOUNT_DAILY_VOTES = env_int("ARENA_ACCOUNT_DAILY_VOTES", 200)
+ARENA_WIDE_NETWORK_DAILY_VOTES = env_int("ARENA_WIDE_NETWORK_DAILY_VOTES", 5000)
+# Battles started plus turns added (each costs two model calls), per voter, per client address
+# and per network: comma-separated N/period (s, m, h, d), every one of which must hold; empty:
+# no limit. A refused start answers 429 with Retry-After and stores nothing.
+ARENA_BATTLE_RATE_VOTER = env_str("ARENA_BATTLE_RATE_VOTER", "6/m,60/h,300/d")
+ARENA_BATTLE_RATE_ADDRESS = env_str("ARENA_BATTLE_RATE_ADDRESS", "10/m,120/h,600/d")
+ARENA_BATTLE_RATE_NETWORK = env_str("ARENA_BATTLE_RATE_NETWORK", "60/m,1200/h,6000/d")
+# Battles still being answered at once, per voter and per client address (0: no limit). This is
+# also what keeps one client from filling the answering threads that every voter shares.
+ARENA_BATTLES_IN_FLIGHT_VOTER = env_int("ARENA_BATTLES_IN_FLIGHT_VOTER", 2)
+ARENA_BATTLES_IN_FLIGHT_ADDRESS = env_int("ARENA_BATTLES_IN_FLIGHT_ADDRESS", 4)
+for _name in (
+    "ARENA_ADDRESS_DAILY_VOTES",
+    "ARENA_ACCOUNT_DAILY_VOTES",
+    "ARENA_WIDE_NETWORK_DAILY_VOTES",
+    "ARENA_BATTLES_IN_FLIGHT_VOTER",
+    "ARENA_BATTLES_IN_FLIGHT_ADDRESS",
+):
+    if globals()[_name] < 0:
+        raise ImproperlyConfigured(f"{_name} must be 0 or more, got {globals()[_name]}")
+# A proof-of-work challenge (ALTCHA, battles/challenge.py) before a session's first battle and
+# again every ARENA_CHALLENGE_EVERY battles; COST is the PBKDF2 iterations of each try (about
+# 128 tries on average). On unless DEBUG; ARENA_CHALLENGE=0 for load tests and trusted deployments.
+ARENA_CHALLENGE = env_bool("ARENA_CHALLENGE", not DEBUG)
+ARENA_CHALLENGE_EVERY = env_int("ARENA_CHALLENGE_EVERY", 20)
+ARENA_CHALLENGE_COST = env_int("ARENA_CHALLENGE_COST", 5000)
+if ARENA_CHALLENGE_EVERY < 1 or ARENA_CHALLENGE_COST < 1:
+    raise ImproperlyConfigured("ARENA_CHALLENGE_EVERY and ARENA_CHALLENGE_COST must be 1 or more")
+for _name in ("ARENA_BATTLE_RATE_VOTER", "ARENA_BATTLE_RATE_ADDRESS", "ARENA_BATTLE_RATE_NETWORK"):
+    try:
+        parse_rates(globals()[_name])
+    except ValueError as _error:
+        raise ImproperlyConfigured(f"{_name}: {_error}") from None
+
 # Ratings
 ARENA_BOOTSTRAP_ROUNDS = env_int("ARENA_BOOTSTRAP_ROUNDS", 1000)
 ARENA_BOOTSTRAP_SEED = env_int("ARENA_BOOTSTRAP_SEED", 42)
@@ -469,9 +527,11 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     }
 }
-# The cache holds login-throttle counters and the cached leaderboard. One process's memory
-# by default; CACHE_URL=redis://... shares it between the web processes of a deployment, so
-# the login limits count across all of them.
+# The cache holds counters every web process must share (the login throttle, the battle and
+# test-call limits, DRF's download throttle) and the cached leaderboard. CACHE_URL=redis://...
+# keeps it in Redis; without it, in a table of the site's database (arenasite/cache.py), which
+# every process and host shares too, never in one process's memory, where each gunicorn
+# worker would count on its own. The table is made by migrate.
 CACHE_URL = env_str("CACHE_URL")
 if CACHE_URL:
     if not CACHE_URL.startswith(("redis://", "rediss://")):
@@ -481,6 +541,16 @@ if CACHE_URL:
     # there and written through to the database. (Not with one process's memory: another
     # process would keep serving a session that was changed or ended elsewhere.)
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+else:
+    # Sessions stay in their own table: reading them through a cache that is itself the
+    # database would only add a query. MAX_ENTRIES: counters of a day's clients, not 300.
+    CACHES = {
+        "default": {
+            "BACKEND": "arenasite.cache.DatabaseCache",
+            "LOCATION": "arenasite_cache",
+            "OPTIONS": {"MAX_ENTRIES": 20000},
+        }
+    }
 
 LOGGING = {
     "version": 1,

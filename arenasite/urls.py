@@ -4,7 +4,7 @@ from django.urls import include, path, re_path
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from battles.api import BattleCreateApi, BattleDetailApi, BattleTurnApi, BattleVoteApi
+from battles.api import BattleCreateApi, BattleDetailApi, BattleTurnApi, BattleVoteApi, ChallengeApi
 from leaderboard.api import LeaderboardApi, ModelRatingApi
 from leaderboard.views import model_registry
 from releases.api import ReleaseDetailApi, ReleaseListApi
@@ -26,6 +26,7 @@ urlpatterns = [
     # The split view serves its start-up script as a file: the page has no inline script (CSP).
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("providers.api.urls")),
+    path("api/v1/challenge/", ChallengeApi.as_view(), name="api-challenge"),
     path("api/v1/battles/", BattleCreateApi.as_view(), name="api-battles"),
     path("api/v1/battles/<str:battle_id>/", BattleDetailApi.as_view(), name="api-battle"),
     path("api/v1/battles/<str:battle_id>/turns/", BattleTurnApi.as_view(), name="api-battle-turns"),

@@ -21,7 +21,7 @@ from django.utils.html import format_html, format_html_join
 
 from arenasite.admin_mixins import ReadOnlyAdminMixin
 
-from . import anomalies, identity_admin  # noqa: F401  (identity_admin registers the identity terms)
+from . import anomalies, budget_admin, identity_admin  # noqa: F401  (they register budgets and identity terms)
 from .models import Battle, FlaggedVoter, SamplingShare, Vote, VoterDecision
 
 

@@ -33,7 +33,7 @@ from django.db import close_old_connections, transaction
 
 from arenasite import clock
 
-from . import language, moderation
+from . import budgets, language, moderation
 from .clients import FailureKind, ModelCallFailed, NoAnswerBackend, stream_answer
 from .models import Battle, BattleStyle
 
@@ -122,16 +122,27 @@ def _answer_side(battle_id: int, side: str) -> tuple[str, str]:
             if time.monotonic() - saved_at >= interval:
                 save()
                 saved_at = time.monotonic()
+    except NoAnswerBackend:
+        save()
+        return Battle.AnswerState.FAILED, f"Model {side.upper()} cannot answer right now."
     except ModelCallFailed as exc:
+        _count_call(model.pk, asked, pieces)
         save()
         if exc.kind == FailureKind.TOO_LONG:
             return Battle.AnswerState.CUT, ""
         return Battle.AnswerState.FAILED, f"Model {side.upper()}: {exc.user_message}"
-    except NoAnswerBackend:
-        save()
-        return Battle.AnswerState.FAILED, f"Model {side.upper()} cannot answer right now."
+    _count_call(model.pk, asked, pieces)
     save()
     return Battle.AnswerState.DONE, ""
+
+
+def _count_call(model_id: int, asked: list[dict], pieces: list[str]) -> None:
+    # A call that was made costs its budget whether or not the answer came out whole.
+    characters = sum(len(message["content"]) for message in asked) + sum(len(piece) for piece in pieces)
+    try:
+        budgets.record_call(model_id, characters)
+    except Exception:  # counting must never cost the voter the answer
+        logger.exception("model %s: could not count the call against its budget", model_id)
 
 
 def _end_side(battle_id: int, side: str, state: str, failure: str) -> None:

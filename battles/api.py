@@ -12,9 +12,9 @@ from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import arena
+from . import arena, challenge
 from .models import Battle, Winner
-from .voters import judge_for, network_for
+from .voters import judge_for, voter_for
 
 
 class BattleMessageSerializer(serializers.Serializer):
@@ -70,6 +70,22 @@ class PromptSerializer(serializers.Serializer):
 class NewBattleSerializer(PromptSerializer):
     model_a = TextField(required=False, help_text="Side-by-side mode: a listed model's name.")
     model_b = TextField(required=False, help_text="Side-by-side mode: a listed model's name.")
+    altcha = TextField(
+        required=False,
+        help_text="A solved proof-of-work challenge (GET /api/v1/challenge/), base64, when the site asks for one: "
+        "before a session's first battle and every few battles after.",
+    )
+
+
+ChallengeSerializer = inline_serializer(
+    "Challenge",
+    {
+        "parameters": serializers.DictField(
+            help_text="ALTCHA v2: algorithm (PBKDF2/SHA-256), nonce, salt, cost, keyLength, keyPrefix, expiresAt."
+        ),
+        "signature": serializers.CharField(),
+    },
+)
 
 
 class VoteSerializer(serializers.Serializer):
@@ -104,7 +120,20 @@ def vote_payload(battle: Battle, winner: str) -> dict:
 
 
 def refused(exc: arena.BattleRefused) -> Response:
-    return Response({"detail": exc.message}, status=exc.status_code)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, arena.TooManyBattles) else None
+    return Response({"detail": exc.message}, status=exc.status_code, headers=headers)
+
+
+CHALLENGE_REQUIRED = OpenApiResponse(
+    ErrorSerializer,
+    description="A solved proof-of-work challenge is needed (missing, wrong, expired or used before): "
+    "GET /api/v1/challenge/, solve it, and send the solution as `altcha`. Nothing was stored.",
+)
+TOO_MANY = OpenApiResponse(
+    ErrorSerializer,
+    description="A limit on starting battles or turns was reached (docs/security.md); the Retry-After header says "
+    "after how many seconds to try again. Nothing was stored.",
+)
 
 
 class BattleCreateApi(APIView):
@@ -117,6 +146,8 @@ class BattleCreateApi(APIView):
         responses={
             201: BattleSerializer,
             400: ErrorSerializer,
+            403: CHALLENGE_REQUIRED,
+            429: TOO_MANY,
             503: OpenApiResponse(ErrorSerializer, description="Too few models can answer right now."),
         },
     )
@@ -125,10 +156,14 @@ class BattleCreateApi(APIView):
         form.is_valid(raise_exception=True)
         data = form.validated_data
         try:
+            challenge.spend(request, data.get("altcha"))
+        except challenge.ChallengeRequired as exc:
+            return Response({"detail": exc.message}, status=status.HTTP_403_FORBIDDEN)
+        try:
             models = None
             if "model_a" in data or "model_b" in data:
                 models = arena.pick_by_names(data.get("model_a"), data.get("model_b"))
-            battle = arena.start_battle(prompt=data["prompt"], judge=judge_for(request), models=models)
+            battle = arena.start_battle(prompt=data["prompt"], voter=voter_for(request), models=models)
         except arena.BattleRefused as exc:
             return refused(exc)
         return Response(battle_payload(battle), status=status.HTTP_201_CREATED)
@@ -155,14 +190,21 @@ class BattleTurnApi(APIView):
 
     @extend_schema(
         request=PromptSerializer,
-        responses={200: BattleSerializer, 400: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer},
+        responses={
+            200: BattleSerializer,
+            400: ErrorSerializer,
+            404: ErrorSerializer,
+            409: ErrorSerializer,
+            429: TOO_MANY,
+        },
     )
     def post(self, request, battle_id: str):
         form = PromptSerializer(data=request.data)
         form.is_valid(raise_exception=True)
+        voter = voter_for(request, create=False)
         try:
-            battle = arena.battle_of(battle_id, judge_for(request, create=False))
-            battle = arena.add_turn(battle, form.validated_data["prompt"])
+            battle = arena.battle_of(battle_id, voter and voter.judge)
+            battle = arena.add_turn(battle, form.validated_data["prompt"], voter)
         except arena.BattleRefused as exc:
             return refused(exc)
         return Response(battle_payload(battle))
@@ -180,10 +222,28 @@ class BattleVoteApi(APIView):
     def post(self, request, battle_id: str):
         form = VoteSerializer(data=request.data)
         form.is_valid(raise_exception=True)
+        voter = voter_for(request, create=False)
         try:
-            judge = judge_for(request, create=False)
-            battle = arena.battle_of(battle_id, judge)
-            vote, _ = arena.cast_vote(battle, form.validated_data["winner"], judge, network_for(request))
+            battle = arena.battle_of(battle_id, voter and voter.judge)
+            vote, _ = arena.cast_vote(battle, form.validated_data["winner"], voter)
         except arena.BattleRefused as exc:
             return refused(exc)
         return Response(vote_payload(battle, vote.winner))
+
+
+class ChallengeApi(APIView):
+    """A proof-of-work challenge (ALTCHA v2) to solve before starting a battle.
+
+    Find the counter whose PBKDF2 key (over nonce and counter, with the salt and cost
+    given) starts with `keyPrefix`; the `altcha` libraries do it (`solve_challenge`). Send
+    the base64 payload of challenge and solution as `altcha` with the next new battle.
+    """
+
+    permission_classes = [permissions.AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(responses={200: ChallengeSerializer})
+    def get(self, request):
+        response = Response(challenge.new_challenge())
+        response["Cache-Control"] = "no-store"
+        return response

@@ -19,12 +19,13 @@ from django.db.models import Q
 from arenasite import clock
 from providers.models import ArenaModel
 
-from . import answering
+from . import answering, limits
 from .arena_pool import record_served, sample_pair, sampleable_models
 from .identity import identity_probe, revealed_term
 from .identity_terms import approved_terms
 from .models import Battle, ExclusionReason, FlaggedVoter, Vote, Winner
 from .sampling import NotEnoughModels
+from .voters import Voter
 
 
 class BattleRefused(Exception):
@@ -49,6 +50,24 @@ class BattleConflict(BattleRefused):
 
 class ArenaClosed(BattleRefused):
     status_code = 503
+
+
+class TooManyBattles(BattleRefused):
+    """A limit of battles.limits: answered 429 with Retry-After."""
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int):
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+def _within_limits(voter: Voter) -> None:
+    try:
+        limits.check_in_flight(voter)
+        limits.take_battle_rate(voter)
+    except limits.LimitReached as exc:
+        raise TooManyBattles(exc.message, exc.retry_after) from exc
 
 
 def _encodable(text: str) -> bool:
@@ -95,14 +114,16 @@ def pick_by_names(name_a: object, name_b: object) -> tuple[ArenaModel, ArenaMode
     return found[name_a], found[name_b]
 
 
-def start_battle(*, prompt: str, judge: str, models: tuple[ArenaModel, ArenaModel] | None = None) -> Battle:
+def start_battle(*, prompt: str, voter: Voter, models: tuple[ArenaModel, ArenaModel] | None = None) -> Battle:
     """A new battle on `prompt`, answered in the background.
 
     Without `models` the pair is drawn from the pool and the battle is anonymous; with
     them (side-by-side mode) the names are shown from the start and the vote never
-    counts. Raises InvalidInput for a bad prompt, ArenaClosed when the pool is too small.
+    counts. Raises InvalidInput for a bad prompt, TooManyBattles past the voter's limits
+    (battles/limits.py), ArenaClosed when the pool is too small; nothing is stored then.
     """
     prompt = clean_prompt(prompt)
+    _within_limits(voter)
     anony = models is None
     if anony:
         try:
@@ -117,7 +138,8 @@ def start_battle(*, prompt: str, judge: str, models: tuple[ArenaModel, ArenaMode
             model_a=model_a,
             model_b=model_b,
             anony=anony,
-            judge=judge,
+            judge=voter.judge,
+            address=voter.address,
             turn=1,
             prompt_chars=len(prompt),
             conversation_a=_asked([], prompt),
@@ -156,8 +178,8 @@ def battle_of(question_id: str, judge: str | None) -> Battle:
     return answering.expire_stuck(battle)
 
 
-def add_turn(battle: Battle, prompt: str) -> Battle:
-    """Ask both models one more question in the same battle."""
+def add_turn(battle: Battle, prompt: str, voter: Voter) -> Battle:
+    """Ask both models one more question in the same battle (within the voter's limits)."""
     prompt = clean_prompt(prompt)
     with transaction.atomic():
         # Locked, so a vote and a new turn arriving together cannot both pass their checks.
@@ -172,6 +194,7 @@ def add_turn(battle: Battle, prompt: str) -> Battle:
             raise BattleConflict(
                 f"A battle has at most {settings.ARENA_MAX_TURNS} turns; vote, then start a new round."
             )
+        _within_limits(voter)
         battle.conversation_a = _asked(battle.conversation_a, prompt)
         battle.conversation_b = _asked(battle.conversation_b, prompt)
         battle.turn += 1
@@ -191,14 +214,14 @@ def add_turn(battle: Battle, prompt: str) -> Battle:
     return battle
 
 
-def cast_vote(battle: Battle, winner: object, judge: str, network: str = "") -> tuple[Vote, bool]:
+def cast_vote(battle: Battle, winner: object, voter: Voter) -> tuple[Vote, bool]:
     """Store the voter's one vote on the battle: (vote, created).
 
     The same vote again answers the stored one (created False), so a retried request is
     harmless; a different second vote, or a vote while answers are still arriving, is a
     BattleConflict. A vote on a battle that ended with a failed answer is stored but
-    excluded (`error`), like every vote that must not count. `network` is the client's
-    network id (battles/voters.py `network_for`), "" when unknown.
+    excluded (`error`), like every vote that must not count. The voter's client address and
+    networks (battles/voters.py `voter_for`) are counted against their daily caps.
     """
     if winner not in Winner.values:
         raise InvalidInput(f"The vote must be one of {', '.join(repr(w) for w in Winner.values)}.")
@@ -210,16 +233,18 @@ def cast_vote(battle: Battle, winner: object, judge: str, network: str = "") -> 
                 return _same_vote(existing, winner), False
             if locked.status == Battle.Status.ANSWERING:
                 raise BattleConflict("Wait until both answers are complete before voting.")
-            _lock_daily_counts(judge, network)
+            _lock_daily_counts(voter)
             vote = Vote.objects.create(
                 battle=locked,
                 model_a_id=locked.model_a_id,
                 model_b_id=locked.model_b_id,
                 anony=locked.anony,
                 winner=winner,
-                judge=judge,
-                network=network,
-                excluded_reason=exclusion_reason(locked, judge, network),
+                judge=voter.judge,
+                network=voter.network,
+                address="" if voter.signed_in else voter.address,
+                wide_network=voter.wide_network,
+                excluded_reason=exclusion_reason(locked, voter),
                 created_at=clock.now(),
             )
     except IntegrityError:
@@ -242,7 +267,7 @@ def _same_vote(existing: Vote, winner: str) -> Vote:
     return existing
 
 
-def exclusion_reason(battle: Battle, judge: str, network: str = "") -> str:
+def exclusion_reason(battle: Battle, voter: Voter) -> str:
     """Why this vote must not count, or "" when it counts. The first reason found wins."""
     if battle.answers_cut_or_failed:
         return ExclusionReason.ERROR
@@ -252,9 +277,9 @@ def exclusion_reason(battle: Battle, judge: str, network: str = "") -> str:
         return ExclusionReason.IDENTITY_PROBE
     if battle.openai_moderation and battle.openai_moderation.get("flagged"):
         return ExclusionReason.MODERATION
-    if FlaggedVoter.objects.filter(judge=judge, state=FlaggedVoter.State.BANNED).exists():
+    if FlaggedVoter.objects.filter(judge=voter.judge, state=FlaggedVoter.State.BANNED).exists():
         return ExclusionReason.FLAGGED_USER
-    if over_daily_limit(judge) or network_over_daily_limit(network):
+    if over_daily_limit(voter) or network_over_daily_limit(voter):
         return ExclusionReason.RATE_LIMITED
     return ""
 
@@ -279,22 +304,31 @@ def identity_terms() -> frozenset[str]:
     return approved_terms()
 
 
-def over_daily_limit(judge: str, now: datetime | None = None) -> bool:
-    """Whether the voter has used up today's votes (UTC day); the vote being cast is the next one."""
-    limit = settings.ARENA_VOTER_DAILY_VOTES
-    if not limit:
+def _used_up(limit: int, now: datetime | None, **who: str) -> bool:
+    """Whether the votes of today (UTC day) matching `who` have reached `limit` (0: no limit)."""
+    if not limit or not all(who.values()):
         return False
-    return Vote.objects.filter(judge=judge, created_at__gte=_day_start(now)).count() >= limit
+    return Vote.objects.filter(**who, created_at__gte=_day_start(now)).count() >= limit
 
 
-def network_over_daily_limit(network: str, now: datetime | None = None) -> bool:
-    """Whether the voter's network (/24 or /48) has used up today's votes (UTC day). Many
-    voters share a network (an office, a campus, a mobile carrier's NAT), so this cap is
-    far above the per-voter one: it stops one machine posing as many voters."""
-    limit = settings.ARENA_NETWORK_DAILY_VOTES
-    if not limit or not network:
-        return False
-    return Vote.objects.filter(network=network, created_at__gte=_day_start(now)).count() >= limit
+def over_daily_limit(voter: Voter, now: datetime | None = None) -> bool:
+    """Whether the voter has used up today's votes; the vote being cast is the next one. A
+    signed-in voter is counted per account; an anonymous one per session and per client
+    address, which every fresh cookie jar at that address shares."""
+    if voter.signed_in:
+        return _used_up(settings.ARENA_ACCOUNT_DAILY_VOTES, now, judge=voter.judge)
+    return _used_up(settings.ARENA_VOTER_DAILY_VOTES, now, judge=voter.judge) or _used_up(
+        settings.ARENA_ADDRESS_DAILY_VOTES, now, address=voter.address
+    )
+
+
+def network_over_daily_limit(voter: Voter, now: datetime | None = None) -> bool:
+    """Whether the voter's network (/24 or /48), or on IPv6 its /32, has used up today's votes.
+    Many voters share a network (an office, a campus, a mobile carrier's NAT), so these caps
+    are far above the per-voter one: they stop one machine posing as many voters."""
+    return _used_up(settings.ARENA_NETWORK_DAILY_VOTES, now, network=voter.network) or _used_up(
+        settings.ARENA_WIDE_NETWORK_DAILY_VOTES, now, wide_network=voter.wide_network
+    )
 
 
 def _day_start(now: datetime | None) -> datetime:
@@ -303,24 +337,30 @@ def _day_start(now: datetime | None) -> datetime:
 
 
 # Namespaces of the advisory locks taken while a vote is counted against the caps.
-_JUDGE_LOCK, _NETWORK_LOCK = 7001, 7002
+_JUDGE_LOCK, _NETWORK_LOCK, _ADDRESS_LOCK, _WIDE_NETWORK_LOCK = 7001, 7002, 7003, 7004
 
 
-def _lock_daily_counts(judge: str, network: str) -> None:
-    """Serialise the votes of one voter, and of one network, while each is counted and stored.
+def _lock_daily_counts(voter: Voter) -> None:
+    """Serialise the votes of one voter, address and network while each is counted and stored.
 
     Without it two votes of the same voter on two battles (two tabs, or a script) would
     both count the day's votes before either is stored, and both pass the cap. The battle
     row lock does not help, since the battles differ. PostgreSQL: transaction-scoped
-    advisory locks, always taken in the same order (battle, voter, network), so two votes
-    cannot wait on each other. SQLite has one writer at a time and needs none.
+    advisory locks, always taken in the same order (battle, voter, address, network, wide
+    network), so two votes cannot wait on each other. SQLite has one writer at a time and
+    needs none.
     """
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_JUDGE_LOCK, judge])
-        if network:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_NETWORK_LOCK, network])
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_JUDGE_LOCK, voter.judge])
+        for namespace, ident in (
+            (_ADDRESS_LOCK, voter.address),
+            (_NETWORK_LOCK, voter.network),
+            (_WIDE_NETWORK_LOCK, voter.wide_network),
+        ):
+            if ident:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [namespace, ident])
 
 
 def revealed_names(battle: Battle) -> tuple[str, str]:

@@ -18,6 +18,7 @@ from django.db.models import Q, QuerySet
 
 from providers.models import ArenaModel
 
+from .budgets import exhausted_today
 from .models import SamplingShare
 from .sampling import Candidate, choose_pair, effective_weight, expected_shares
 
@@ -30,12 +31,16 @@ def sampleable_models() -> QuerySet[ArenaModel]:
     """Models anonymous battles may draw: in the blind test or listed, and able to answer.
 
     Able to answer means the demo flag (the local demo backend needs no endpoint) or an
-    endpoint that is not known to be offline. Imported history models are listed but have
-    no endpoint, so they are never drawn. A model whose endpoint has not been checked yet
-    is drawn: the health check runs every few minutes and the first failed call marks it.
+    endpoint that is not known to be offline, and a daily budget not used up (an endpoint
+    budget that ran out today). Imported history models are listed but have no endpoint,
+    so they are never drawn. A model whose endpoint has not been checked yet is drawn: the
+    health check runs every few minutes and the first failed call marks it.
     """
     answerable = Q(is_demo=True) | (~Q(endpoint_base_url="") & ~Q(endpoint_model_id=""))
-    return ArenaModel.objects.in_pool().filter(answerable, endpoint_offline_since__isnull=True)
+    # A model whose endpoint budget ran out today rests until the day ends (battles/budgets.py).
+    return (
+        ArenaModel.objects.in_pool().filter(answerable, endpoint_offline_since__isnull=True).exclude(exhausted_today())
+    )
 
 
 def model_weight(model: ArenaModel) -> float:

@@ -80,6 +80,13 @@ class Battle(models.Model):
         db_default="",
         help_text="The voter who started it, as a salted hash (battles/voters.py).",
     )
+    address = models.CharField(
+        max_length=32,
+        blank=True,
+        db_default="",
+        editable=False,
+        help_text="The client address (IPv4, IPv6 /64) that started it, as a salted hash, for battles in flight.",
+    )
     status = models.CharField(max_length=10, choices=Status, default=Status.READY, db_default=Status.READY)
     state_a = models.CharField(max_length=10, choices=AnswerState, default=AnswerState.DONE, db_default="done")
     state_b = models.CharField(max_length=10, choices=AnswerState, default=AnswerState.DONE, db_default="done")
@@ -90,6 +97,13 @@ class Battle(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(condition=~Q(model_a=models.F("model_b")), name="battle_two_different_models"),
+        ]
+        indexes = [
+            # Battles still being answered, per voter and per client address (battles/limits.py).
+            models.Index(fields=["judge"], name="battle_answering_judge", condition=Q(status="answering")),
+            models.Index(
+                fields=["address"], name="battle_answering_address", condition=Q(status="answering") & ~Q(address="")
+            ),
         ]
 
     def __str__(self) -> str:
@@ -179,6 +193,18 @@ class Vote(models.Model):
         db_default="",
         help_text="The client's network (/24 or /48) as a salted hash, for the per-network daily cap.",
     )
+    address = models.CharField(
+        max_length=32,
+        blank=True,
+        db_default="",
+        help_text="An anonymous voter's client address (IPv4, IPv6 /64) as a salted hash, for the per-address cap.",
+    )
+    wide_network = models.CharField(
+        max_length=32,
+        blank=True,
+        db_default="",
+        help_text="The client's IPv6 /32 as a salted hash, for the coarse IPv6 cap.",
+    )
     excluded_reason = models.CharField(max_length=24, choices=ExclusionReason, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -195,6 +221,10 @@ class Vote(models.Model):
             ),
             # The per-network daily cap counts a network's votes of the day as each vote arrives.
             models.Index(fields=["network", "created_at"], name="vote_network_day", condition=~Q(network="")),
+            models.Index(fields=["address", "created_at"], name="vote_address_day", condition=~Q(address="")),
+            models.Index(
+                fields=["wide_network", "created_at"], name="vote_wide_network_day", condition=~Q(wide_network="")
+            ),
         ]
 
     def __str__(self) -> str:
@@ -361,3 +391,44 @@ class IdentityTerm(models.Model):
 
     def __str__(self) -> str:
         return self.term
+
+
+class EndpointBudget(models.Model):
+    """What staff allow one model's endpoint to cost per UTC day. Past either figure the model
+    leaves the battle pool until the day ends (battles/budgets.py)."""
+
+    model = models.OneToOneField("providers.ArenaModel", models.CASCADE, related_name="+")
+    daily_requests = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Model calls per UTC day (one per side and turn); empty: no limit."
+    )
+    daily_characters = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Characters sent and received per UTC day (conversation plus answer); empty: no limit.",
+    )
+
+    class Meta:
+        verbose_name = "endpoint budget"
+
+    def __str__(self) -> str:
+        return f"budget of {self.model}"
+
+
+class EndpointUsage(models.Model):
+    """One model's endpoint use on one UTC day, counted as each answer ends."""
+
+    model = models.ForeignKey("providers.ArenaModel", models.CASCADE, related_name="+")
+    day = models.DateField()
+    requests = models.PositiveIntegerField(default=0)
+    characters = models.PositiveBigIntegerField(default=0)
+    exhausted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the day's budget ran out and the model left the pool."
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "day"], name="endpoint_usage_one_row_per_day")]
+        verbose_name = "endpoint usage"
+        verbose_name_plural = "endpoint usage"
+
+    def __str__(self) -> str:
+        return f"{self.model} on {self.day}"

@@ -14,12 +14,17 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from . import arena
+from . import arena, challenge
 from .models import Battle, Winner
-from .voters import judge_for, network_for
+from .voters import judge_for, voter_for
 
 # How often the battle fragment asks for the answers so far while they stream in.
 POLL_MILLISECONDS = 400
+# The page's words when the browser's proof of work is missing or failed (the widget solves it).
+CHALLENGE_PAGE_MESSAGE = (
+    "Your browser's proof-of-work check did not come through. Wait until the check below says it is done "
+    "(it needs JavaScript), then send again."
+)
 
 
 class PromptForm(forms.Form):
@@ -62,32 +67,60 @@ class SideBySideForm(PromptForm):
 def arena_page(request):
     """Ask a question; two anonymous models answer it."""
     form = PromptForm(request.POST or None)
-    status = 200
+    status, headers = 200, None
     if request.method == "POST":
         status = 400
         if form.is_valid():
             try:
-                battle = arena.start_battle(prompt=form.cleaned_data["prompt"], judge=judge_for(request))
+                challenge.spend(request, request.POST.get("altcha"))
+                battle = arena.start_battle(prompt=form.cleaned_data["prompt"], voter=voter_for(request))
+            except challenge.ChallengeRequired:
+                form.add_error(None, CHALLENGE_PAGE_MESSAGE)
+                status = 403
             except arena.BattleRefused as exc:
                 form.add_error(None, exc.message)
                 status = exc.status_code
+                headers = _retry_after(exc)
             else:
                 return redirect("battles:battle", battle_id=battle.question_id)
-    return render(request, "battles/arena.html", {"form": form, "max_turns": settings.ARENA_MAX_TURNS}, status=status)
+    context = {"form": form, "max_turns": settings.ARENA_MAX_TURNS, "challenge": challenge.needed(request)}
+    return _render(request, "battles/arena.html", context, status, headers)
+
+
+def _retry_after(exc: arena.BattleRefused) -> dict | None:
+    return {"Retry-After": str(exc.retry_after)} if isinstance(exc, arena.TooManyBattles) else None
+
+
+def _render(request, template: str, context: dict, status: int, headers: dict | None):
+    response = render(request, template, context, status=status)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
 def side_by_side_page(request):
     """Pick two listed models by name and compare them; these votes never count."""
     form = SideBySideForm(request.POST or None)
-    status = 200
+    status, headers = 200, None
     if request.method == "POST":
         status = 400
         if form.is_valid():
             data = form.cleaned_data
-            battle = arena.start_battle(prompt=data["prompt"], judge=judge_for(request), models=data["models"])
-            return redirect("battles:battle", battle_id=battle.question_id)
-    return render(request, "battles/side_by_side.html", {"form": form}, status=status)
+            try:
+                challenge.spend(request, request.POST.get("altcha"))
+                battle = arena.start_battle(prompt=data["prompt"], voter=voter_for(request), models=data["models"])
+            except challenge.ChallengeRequired:
+                form.add_error(None, CHALLENGE_PAGE_MESSAGE)
+                status = 403
+            except arena.BattleRefused as exc:
+                form.add_error(None, exc.message)
+                status = exc.status_code
+                headers = _retry_after(exc)
+            else:
+                return redirect("battles:battle", battle_id=battle.question_id)
+    context = {"form": form, "challenge": challenge.needed(request)}
+    return _render(request, "battles/side_by_side.html", context, status, headers)
 
 
 def _battle_or_404(request, battle_id: str) -> Battle:
@@ -139,25 +172,26 @@ def battle_fragment(request, battle_id: str):
 def battle_turn(request, battle_id: str):
     battle = _battle_or_404(request, battle_id)
     form = PromptForm(request.POST)
-    status = 400
+    status, headers = 400, None
     if form.is_valid():
         try:
-            arena.add_turn(battle, form.cleaned_data["prompt"])
+            arena.add_turn(battle, form.cleaned_data["prompt"], voter_for(request, create=False))
         except arena.BattleRefused as exc:
             form.add_error(None, exc.message)
             status = exc.status_code
+            headers = _retry_after(exc)
         else:
             # To the new turn: after several turns it is below the fold.
             return redirect(reverse("battles:battle", args=[battle.question_id]) + f"#turn-{battle.turn + 1}")
-    return render(request, "battles/battle.html", _battle_context(battle, turn_form=form), status=status)
+    context = _battle_context(battle, turn_form=form)
+    return _render(request, "battles/battle.html", context, status, headers)
 
 
 @require_POST
 def battle_vote(request, battle_id: str):
-    judge = judge_for(request, create=False)
     battle = _battle_or_404(request, battle_id)
     try:
-        arena.cast_vote(battle, request.POST.get("winner"), judge, network_for(request))
+        arena.cast_vote(battle, request.POST.get("winner"), voter_for(request, create=False))
     except arena.BattleRefused as exc:
         context = _battle_context(battle, vote_error=exc.message)
         return render(request, "battles/battle.html", context, status=exc.status_code)

@@ -10,6 +10,12 @@ The per-network daily cap needs to know which votes come from one network. The c
 address is cut to its network prefix (/24 for IPv4, /48 for IPv6: what one household,
 office or server usually holds) and only an HMAC of that prefix is stored, never the
 address nor the prefix itself.
+
+Clearing cookies makes a new session, so an anonymous voter's caps are also counted per
+client address (the IPv4 address, the IPv6 /64 one device or home is given) and per
+network, with a coarser IPv6 cap on the /32 a provider hands out, since one /32 holds
+65,536 /48s. The client address is REMOTE_ADDR, or the forwarded client behind trusted
+proxies (arenasite/client_address.py).
 """
 
 from __future__ import annotations
@@ -18,9 +24,12 @@ import hashlib
 import hmac
 import ipaddress
 import uuid
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest
+
+from arenasite.client_address import client_address
 
 SESSION_KEY = "arena_voter"
 
@@ -50,6 +59,39 @@ def judge_for(request: HttpRequest, *, create: bool = True) -> str | None:
 
 IPV4_PREFIX = 24
 IPV6_PREFIX = 48
+# One client address: an IPv4 address, or the /64 an IPv6 device or home is given.
+IPV6_ADDRESS_PREFIX = 64
+# The coarser IPv6 cap: the /32 a provider is allocated.
+IPV6_WIDE_PREFIX = 32
+
+
+@dataclass(frozen=True)
+class Voter:
+    """Who is voting, as stored and as counted: the judge id and the client's address, network
+    and (IPv6) wide network as salted hashes, "" where unknown."""
+
+    judge: str
+    signed_in: bool = False
+    address: str = ""
+    network: str = ""
+    wide_network: str = ""
+
+
+def voter_for(request: HttpRequest, *, create: bool = True) -> Voter | None:
+    """The request's voter with its client address; None for a new anonymous visitor when not `create`."""
+    judge = judge_for(request, create=create)
+    if judge is None:
+        return None
+    ip = client_address(request)
+    text = str(ip) if ip is not None else ""
+    user = getattr(request, "user", None)
+    return Voter(
+        judge=judge,
+        signed_in=bool(user is not None and user.is_authenticated),
+        address=address_id(text),
+        network=network_id(text),
+        wide_network=wide_network_id(text),
+    )
 
 
 def network_prefix(address: str) -> str | None:
@@ -77,20 +119,44 @@ _NO_CLIENT_NETWORK = [
 ]
 
 
-def network_id(address: str) -> str:
-    """The stored form of the client's network: 32 hex characters of HMAC-SHA256, or "" when
-    unknown (not an address, or a loopback or private one)."""
-    prefix = network_prefix(address)
-    if prefix is None or not _names_a_client_network(ipaddress.ip_network(prefix)):
+def _prefix_id(kind: str, address: str, ipv4_prefix: int | None, ipv6_prefix: int) -> str:
+    """An HMAC of the address cut to the prefix for its version; "" when it is not an address,
+    names no client network (loopback, private), or (ipv4_prefix None) is IPv4."""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
         return ""
-    return hmac.new(settings.JUDGE_SALT.encode(), f"network:{prefix}".encode(), hashlib.sha256).hexdigest()[:32]
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = ipv4_prefix if ip.version == 4 else ipv6_prefix
+    if prefix is None:
+        return ""
+    network = ipaddress.ip_network(f"{ip}/{prefix}", strict=False)
+    if not _names_a_client_network(network):
+        return ""
+    return hmac.new(settings.JUDGE_SALT.encode(), f"{kind}:{network}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def network_id(address: str) -> str:
+    """The stored form of the client's network (/24, /48): 32 hex characters of HMAC-SHA256, or ""
+    when unknown (not an address, or a loopback or private one)."""
+    return _prefix_id("network", address, IPV4_PREFIX, IPV6_PREFIX)
+
+
+def address_id(address: str) -> str:
+    """The stored form of the client's address (IPv4 /32, IPv6 /64), as network_id."""
+    return _prefix_id("address", address, 32, IPV6_ADDRESS_PREFIX)
+
+
+def wide_network_id(address: str) -> str:
+    """The stored form of the client's IPv6 /32; "" for IPv4, where the /24 is already coarse."""
+    return _prefix_id("wide", address, None, IPV6_WIDE_PREFIX)
 
 
 def network_for(request: HttpRequest) -> str:
-    """The request's network id. REMOTE_ADDR is the address of whoever connected: behind a
-    proxy the deployment must set it to the client's (as the proxy reports it); a forwarded
-    header is never read here, since any client can write one."""
-    return network_id(request.META.get("REMOTE_ADDR", ""))
+    """The request's network id, from its client address (arenasite/client_address.py)."""
+    ip = client_address(request)
+    return network_id(str(ip)) if ip is not None else ""
 
 
 def _names_a_client_network(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:

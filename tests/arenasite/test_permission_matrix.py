@@ -31,6 +31,7 @@ from rest_framework.test import APIClient
 from arenasite import clock
 from battles.voters import SESSION_KEY, judge_id
 from leaderboard import plotly_js
+from providers import changes
 from providers.models import ApiToken, ArenaModel, Membership
 from releases import building, sharing
 from releases.models import DataSharingAgreement, Download
@@ -191,7 +192,16 @@ ROWS: list[Row] = [
         "/api/v1/models/{a_initial}/rating/",
         cells(401, 404, 404, 200, 200, 404, 200),
     ),
+    Row(
+        "models API",
+        "withdraw a pending endpoint change",
+        "post",
+        "/api/v1/models/{a_initial}/withdraw-change/",
+        OWNERS_WRITE,
+        note="staff with permission: those who may change models",
+    ),
     # --- battle API: a battle is its voter's ---------------------------------------------------------
+    Row("battle API", "a proof-of-work challenge", "get", "/api/v1/challenge/", every(200)),
     Row("battle API", "start a battle", "post", "/api/v1/battles/", every(201), data={"prompt": "Hello?"}),
     Row("battle API", "read one's own battle", "get", "/api/v1/battles/{own_battle}/", every(200)),
     Row("battle API", "read another voter's battle", "get", "/api/v1/battles/{stranger_battle}/", every(404)),
@@ -380,6 +390,14 @@ ROWS: list[Row] = [
     ),
     Row(
         "portal",
+        "withdraw a pending endpoint change",
+        "post",
+        "/portal/providers/provider-a/models/{a_initial}/change/withdraw/",
+        MEMBERS_POST,
+        data={},
+    ),
+    Row(
+        "portal",
         "submit a draft",
         "post",
         "/portal/providers/provider-a/models/{a_draft}/submit/",
@@ -503,6 +521,15 @@ ROWS: list[Row] = [
         cells(302, 302, 302, 302, 302, 403, 302),
         note="staff with permission: done, back to the list",
         data={"action": "revoke", "_selected_action": "{agreement_a}", "confirm": "yes", "reason": "matrix"},
+    ),
+    Row(
+        "admin",
+        "approve an access or endpoint change",
+        "post",
+        "/admin/providers/changerequest/",
+        cells(302, 302, 302, 302, 302, 403, 302),
+        note="staff with permission: approved (the rules checked again), back to the list",
+        data={"action": "approve", "_selected_action": "{change_a}", "confirm": "yes", "reason": ""},
     ),
     Row(
         "admin",
@@ -632,6 +659,10 @@ def _build_world() -> World:
     publish_run([models["a_initial"]], published_at=clock.now(), status=S.INITIAL_RATING)
 
     ids = {name: str(model.pk) for name, model in models.items()}
+    pending = changes.model_edit(
+        model_id=models["a_initial"].pk, actor=users["member"], values={"endpoint_model_id": "matrix-swap"}
+    )
+    ids["change_a"] = str(pending.change.pk)
     voted_battle(models["a_listed"], models["b_listed"], days_ago=5)
     published = building.publish(build(clock.now() - timedelta(days=4)))
     voted_battle(models["a_listed"], models["b_listed"], days_ago=1)

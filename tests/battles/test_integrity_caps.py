@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from arenasite import clock
 from battles.arena import cast_vote
 from battles.models import Battle, Vote
-from battles.voters import network_for, network_id, network_prefix
+from battles.voters import Voter, network_for, network_id, network_prefix
 from providers.models import ArenaModel
 
 from ..conftest import make_model
@@ -86,7 +86,7 @@ def ready_battle(pair, prompt: str = "Explain binary search.") -> Battle:
 def votes_of(judges: list[str], networks: list[str], pair) -> list[str]:
     reasons = []
     for judge, network in zip(judges, networks, strict=True):
-        vote, created = cast_vote(ready_battle(pair), "model_a", judge, network)
+        vote, created = cast_vote(ready_battle(pair), "model_a", Voter(judge, network=network))
         assert created
         reasons.append(vote.excluded_reason)
     return reasons
@@ -106,7 +106,7 @@ def test_the_voter_cap_is_per_voter_and_per_utc_day(pair):
     assert reasons == ["", "", "", ""]
     with mock.patch("arenasite.clock.now", return_value=tomorrow):
         battle = ready_battle(pair)
-        assert cast_vote(battle, "tie", "j1")[0].excluded_reason == ""
+        assert cast_vote(battle, "tie", Voter("j1"))[0].excluded_reason == ""
 
 
 @pytest.mark.django_db
@@ -129,8 +129,8 @@ def test_zero_means_no_cap(pair):
 @override_settings(ARENA_VOTER_DAILY_VOTES=2, ARENA_NETWORK_DAILY_VOTES=0)
 def test_a_retried_vote_does_not_use_up_the_cap(pair):
     battle = ready_battle(pair)
-    cast_vote(battle, "model_a", "j1")
-    _, created = cast_vote(battle, "model_a", "j1")
+    cast_vote(battle, "model_a", Voter("j1"))
+    _, created = cast_vote(battle, "model_a", Voter("j1"))
     assert not created
     assert votes_of(["j1"], [""], pair[::-1]) == [""]
 
@@ -148,7 +148,7 @@ def test_two_votes_of_one_voter_at_the_same_moment_cannot_both_pass_the_cap(pair
     def vote(battle):
         try:
             barrier.wait()
-            cast_vote(battle, "model_a", "same-judge")
+            cast_vote(battle, "model_a", Voter("same-judge"))
         except Exception as exc:  # surfaced below
             errors.append(exc)
         finally:

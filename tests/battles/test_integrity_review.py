@@ -16,6 +16,7 @@ from arenasite import clock
 from battles import anomalies
 from battles.arena import cast_vote
 from battles.models import Battle, FlaggedVoter, Vote, VoterDecision
+from battles.voters import Voter
 from leaderboard.models import ModelRating, RatingRun
 from leaderboard.tasks import recompute_ratings
 from providers.models import ArenaModel
@@ -202,11 +203,11 @@ def test_a_cleared_voter_confirmed_later_is_excluded_again(flagged, staff):
 def test_a_banned_voters_next_vote_is_excluded_as_it_arrives(flagged, staff, models):
     anomalies.flagged_voter_decide(voter_id=flagged.pk, decision="ban", actor=staff, reason="Sockpuppet ring.")
     battle = Battle.objects.create(question_id="after-ban", model_a=models["strong"], model_b=models["third"])
-    vote, _ = cast_vote(battle, "model_b", RIGGER)
+    vote, _ = cast_vote(battle, "model_b", Voter(RIGGER))
     assert vote.excluded_reason == "flagged_user"
     # Another voter's vote on the same kind of battle counts.
     other = Battle.objects.create(question_id="other", model_a=models["strong"], model_b=models["third"])
-    assert cast_vote(other, "model_b", HONEST[0])[0].excluded_reason == ""
+    assert cast_vote(other, "model_b", Voter(HONEST[0]))[0].excluded_reason == ""
 
 
 @pytest.mark.parametrize(

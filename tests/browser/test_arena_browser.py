@@ -259,3 +259,18 @@ def test_a_visitor_without_javascript_can_play_a_battle(page_without_javascript,
     page.get_by_role("button", name="Tie").click()
     expect(page.locator(".reveal")).to_contain_text("You voted: Tie.")
     assert Vote.objects.get().winner == "tie"
+
+
+def test_the_proof_of_work_check_solves_itself_in_the_browser_before_the_first_battle(page, pool):
+    """The ALTCHA widget and its worker, served by the site under its strict CSP, solve the
+    challenge while the voter types; the battle then starts."""
+    with override_settings(ARENA_CHALLENGE=True, ARENA_CHALLENGE_COST=2000, ARENA_CHALLENGE_EVERY=2):
+        page.goto("/arena/")
+        expect(page.locator("altcha-widget")).to_be_visible()
+        page.wait_for_function("() => document.querySelector('input[name=altcha]')?.value", timeout=30_000)
+        snap(page, "challenge-solved")
+        ask_in_the_arena(page, PROMPT)
+        expect_turn_complete(page, turns=1)
+        page.goto("/arena/")  # the solution covers the session's next battle: no widget
+        expect(page.get_by_label("Your prompt")).to_be_visible()
+        expect(page.locator("altcha-widget")).to_have_count(0)

@@ -30,6 +30,7 @@ _FILE_VALUES = _read_env_file()
 def _get(name: str) -> str | None:
     return os.environ.get(name, _FILE_VALUES.get(name))
 
+
 _TRUE = ("1", "true", "True", "yes")
 _FALSE = ("0", "false", "False", "no", "")
 

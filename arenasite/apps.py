@@ -12,6 +12,7 @@ class ArenasiteConfig(AppConfig):
         from django.db.models import signals
 
         from . import audit
+        from .cache import create_cache_table
 
         # dispatch_uid: ready() may run more than once in tests; one row per event.
         auth_signals.user_logged_in.connect(audit.on_login, dispatch_uid="audit-login")
@@ -37,3 +38,5 @@ class ArenasiteConfig(AppConfig):
         signals.post_save.connect(
             audit.on_lifecycle_event_saved, sender="providers.LifecycleEvent", dispatch_uid="audit-lifecycle"
         )
+        # The shared cache's table, when the cache is the database (no CACHE_URL).
+        signals.post_migrate.connect(create_cache_table, sender=self, dispatch_uid="cache-table")

@@ -60,6 +60,8 @@ def find_personal_data(texts: Iterable[str]) -> str | None:
 
 
 def _reason(text: str) -> str | None:
+    if ("\uff20" in text or "\ufe6b" in text) and _has_email(text.translate(_WIDE_AT)):
+        return "email"  # "zhang.san＠163.com": a full-width or small "@" (and dots) as ASCII
     if "@" in text and _has_email(text):
         return "email"
     encoded = text.encode("utf-8", "replace")
@@ -77,7 +79,7 @@ def _reason(text: str) -> str | None:
         if best is not None and _RANK[best] <= _RANK[reason]:
             continue  # nothing this kind finds could outrank what was found
         if check is None:
-            if _OBFUSCATED_EMAIL.search(text):
+            if _has_obfuscated_email(text):
                 return "email"
             continue
         for match in finder.finditer(encoded):
@@ -94,7 +96,7 @@ def _reason(text: str) -> str | None:
 # and would add nothing but cost). The search starts at "@", a literal, so texts without
 # an address pay next to nothing.
 
-_EMAIL_DOMAIN = re.compile(r"@((?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63})(?![\w-]|\.[^\W_])")
+_EMAIL_DOMAIN = re.compile(r"@( ?)((?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+([^\W\d_]{2,63}))(?![\w-]|\.[^\W_])")
 # The local part as people write it (letters, digits, "._%+-"): RFC 5322 allows quotes and
 # more, but then 'user@example.com' in code would read as an address starting with "'".
 _EMAIL_LOCAL = re.compile(r"[\w.%+-]{1,64}\Z")
@@ -118,11 +120,22 @@ _ASSET = re.compile(r"\d+(?:\.\d+)?x\.[a-z]+\Z", re.IGNORECASE)
 def _has_email(text: str) -> bool:
     for match in _EMAIL_DOMAIN.finditer(text):
         at = match.start()
-        local = _EMAIL_LOCAL.search(text, max(0, at - 64), at)
+        # "jane.roe @ gmail.com": one space on either side of the "@" still makes an address
+        # (a way to dodge a filter), if what follows ends in a real top-level domain and is
+        # no call; a spaced "@" is otherwise code: "x @ self.weights", "q @ k.to(device)"
+        # multiply matrices in Python.
+        spaced_before = text[at - 1 : at] == " "
+        spaced = spaced_before or match.group(1)
+        if spaced and (match.group(3).lower() not in _TLDS or text[match.end() : match.end() + 1] in ("(", "[")):
+            continue
+        end = at - 1 if spaced_before else at
+        local = _EMAIL_LOCAL.search(text, max(0, end - 64), end)
         if local is None:
             continue  # "@app.route", "@types/node": nothing before the "@"
         name = local.group().strip(".+-")
-        domain = match.group(1)
+        if spaced and len(name) < 2:
+            continue  # "a @ b.co": operands, not a mailbox
+        domain = match.group(2)
         if not name or _RESERVED_DOMAIN.search(domain) or _ASSET.match(domain):
             continue
         if _PLACEHOLDER_LOCAL.match(name):
@@ -131,11 +144,51 @@ def _has_email(text: str) -> bool:
     return False
 
 
+# Full-width and small commercial at (U+FF20, U+FE6B) and full-width and ideographic full
+# stops, as in "zhang.san＠163．com", read as their ASCII forms.
+_WIDE_AT = str.maketrans({"\uff20": "@", "\ufe6b": "@", "\uff0e": ".", "\u3002": "."})
+
 # "jane.smith [at] uni-heidelberg [dot] de", "jane(at)example.org": checked only when the
 # candidate pass saw an "[at]" or "(at)" (_OBFUSCATED).
 _OBFUSCATED_EMAIL = re.compile(
     r"[\w.+-]+\s*[\[(]\s*at\s*[\])]\s*[^\W_][\w-]*(?:\s*(?:[\[(]\s*dot\s*[\])]|\.)\s*[^\W_][\w-]*)+", re.IGNORECASE
 )
+# "jane dot roe at gmail dot com", "jane.roe AT gmx DOT net": the words themselves, checked
+# only when the candidate pass saw "<word> at <word> dot <letter>". The domain must end in
+# " dot " and a real top-level domain; its first word must not be one that follows "at" in
+# a sentence ("peaked at the dot com bubble").
+_SPELLED_EMAIL = re.compile(
+    r"(?<![\w.+-])([^\W_][\w+-]*(?:(?: dot |\.)[\w+-]+)*) at "
+    r"([^\W_][\w-]*)((?: dot [^\W_][\w-]*)*) dot ([^\W\d_]{2,24})\b",
+    re.IGNORECASE,
+)
+_SPELLED_DOT = re.compile(r" dot ", re.IGNORECASE)
+_SENTENCE_WORDS = frozenset(
+    "the a an this that these those my your his her its our their each every any some one no all "
+    "least most first last once home work night noon".split()
+)
+
+
+def _has_obfuscated_email(text: str) -> bool:
+    if _OBFUSCATED_EMAIL.search(text):
+        return True
+    for match in _SPELLED_EMAIL.finditer(text):
+        local, first, rest, tld = match.groups()
+        if first.lower() in _SENTENCE_WORDS or tld.lower() not in _TLDS:
+            continue
+        address = _SPELLED_DOT.sub(".", f"{local}@{first}{rest}.{tld}")
+        if _has_email(address):  # the same placeholders and reserved domains are let through
+            return True
+    return False
+
+
+# Top-level domains a spaced or spelled-out address must end in: the generic ones people
+# write addresses with, and every country's (phonenumbers knows the regions; .uk and .eu are
+# not among them).
+_TLDS = frozenset(
+    "com org net edu gov mil int info biz name pro mobi asia tel travel jobs museum coop aero "
+    "io co ai app dev me tv cc xyz online site tech email mail cloud shop store blog uk eu".split()
+) | frozenset(region.lower() for region in phonenumbers.SUPPORTED_REGIONS)
 
 
 # ---------------------------------------------------------------------------------------
@@ -187,8 +240,13 @@ _HEX = "[0-9a-fA-F]{1,4}"
 _IPV6 = rf"[23][0-9a-fA-F]{{0,3}}(?:(?::{_HEX}){{0,6}}::(?:{_HEX}(?::{_HEX}){{0,6}})?|(?::{_HEX}){{7}})"
 # Two capitals, the check digits, then the account, grouped by fours or not.
 _IBAN = r"[A-Z]{2}\d\d(?: ?[0-9A-Z]){10,30}"
-# "jane.smith [at] uni-heidelberg [dot] de", "jane(at)example.org".
-_OBFUSCATED = r"[A-Za-z0-9._%+\-\x80-\xff] ?[\[(] ?(?:at|AT|At) ?[\])] ?[A-Za-z0-9\x80-\xff]"
+# "jane.smith [at] uni-heidelberg [dot] de", "jane(at)example.org"; "jane dot roe at gmail
+# dot com" (the word "dot" after "at <word>" is rare enough in chat text to stay cheap).
+_OBFUSCATED = (
+    r"[A-Za-z0-9._%+\-\x80-\xff] ?[\[(] ?(?:at|AT|At) ?[\])] ?[A-Za-z0-9\x80-\xff]"
+    r"|[A-Za-z0-9\x80-\xff] (?:at|AT|At) [A-Za-z0-9\x80-\xff][A-Za-z0-9\-\x80-\xff]*"
+    r"(?: (?:dot|DOT|Dot) [A-Za-z0-9\-\x80-\xff]+)* (?:dot|DOT|Dot) [A-Za-z]"
+)
 
 # Street addresses. English and other "number, name, type": 221B Baker Street, 1600
 # Pennsylvania Avenue NW, 42 Wallaby Way, 350 Fifth Ave, 123 main st. The name is one to
@@ -625,7 +683,7 @@ _DOTTED_QUAD = re.compile(r"(?<![\d.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\.?\d
 # "root@203.0.114.5" far more often than an npm pin with four parts. Anywhere else a
 # public dotted quad is taken for an address, even "see section 2.1.3.4", a cheap miss.
 _VERSION_CONTEXT = re.compile(
-    r"(?:[=~<>!]=|[\^~]|[A-Za-z_]-|\b[vV]\.?|(?:version|release|build|firmware|ver\.?|update|patch)\s*[:#]?\s*)\Z",
+    r"(?:[=~<>!]=|[\^~]|[A-Za-z_]-|\b[vV]\.?|\b(?:version|release|build|firmware|ver\.?|update|patch)\s*[:#]?\s*)\Z",
     re.IGNORECASE,
 )
 

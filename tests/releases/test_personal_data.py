@@ -326,5 +326,67 @@ def test_it_survives_lone_surrogates():
     assert find_personal_data(["broken \ud800 text, call +1 212 736 5000"]) == "phone"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "jane dot roe at gmail dot com",
+        "write to Jane DOT Roe AT gmail DOT com",
+        "jane.roe at gmx dot net",
+        "omar at uni-heidelberg dot de",
+        "li dot wei at mail dot tsinghua dot edu dot cn",
+        "jane.roe @ gmail.com",
+        "jane.roe @gmail.com and jane.roe@ gmail.com",
+        "mail jane.roe @ outlook.co.uk (work)",
+        "jane.roe＠gmail.com",
+        "邮箱：zhang.san＠163．com",
+        "jane.roe﹫gmail.com",
+    ],
+)
+def test_it_finds_addresses_spelled_out_spaced_or_with_a_full_width_at(text):
+    assert find_personal_data([text]) == "email"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "y = x @ self.weights",
+        "scores = q @ k.transpose(-2, -1)",
+        "out = attn @ v.to(device)",
+        "a @ b.com",
+        "The market peaked at the dot com bubble.",
+        "compute the dot product at x dot y",
+        "user dot name at example dot com",
+        "your.email @ gmail.com",
+        "write to someone＠example.com",
+        "Look at google.com for it.",
+    ],
+)
+def test_it_lets_matrix_products_sentences_and_spelled_placeholders_through(text):
+    assert find_personal_data([text]) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "our DNS server 8.8.8.8 answers",
+        "the printer driver 203.0.114.5 is down",
+        "rebuild 8.8.4.4",
+        "call dispatch 93.184.216.34",
+        "the observer 1.1.1.1",
+        "autoupdate 8.8.8.8",
+        "the server: 8.8.8.8",
+    ],
+)
+def test_it_finds_public_ip_addresses_after_words_that_end_like_version_words(text):
+    assert find_personal_data([text]) == "ip_address"
+
+
+@pytest.mark.parametrize(
+    "text", ["build 1.2.3.4", "ver. 8.8.8.8", "update: 8.8.8.8", "patch #8.8.8.8", "release 2.3.4.5"]
+)
+def test_a_dotted_quad_right_after_a_version_word_is_still_a_version(text):
+    assert find_personal_data([text]) is None
+
+
 def test_an_obfuscated_address_outranks_a_phone_number():
     assert find_personal_data(["call +1 212 736 5000 or write jane (at) uni-heidelberg (dot) de"]) == "email"

@@ -5,6 +5,12 @@ records the voters it flags (FlaggedVoter), excludes their votes with `flagged_u
 carries out staff decisions (confirm, clear, ban), each logged as a VoterDecision.
 Detection runs before every rating recomputation (leaderboard/tasks.py), from the
 `detect_anomalous_voters` command, and as the Celery task battles.tasks.detect_anomalous_voters.
+
+A voter is a session or an account. A script that clears its cookies before every vote makes
+sessions too short to test (fewer than the test's minimum of votes each); the votes of such
+short sessions are therefore tested together per client address, as one voter named
+`address:<address id>`. Flagging, reviewing and excluding such a voter acts on the
+anonymous votes of that address (votes_of).
 """
 
 from __future__ import annotations
@@ -23,12 +29,21 @@ from providers.models import ArenaModel
 
 from . import integrity
 from .models import ExclusionReason, FlaggedVoter, Vote, VoterDecision, VoterState
+from .voters import ADDRESS_VOTER
 
 logger = logging.getLogger(__name__)
 
 FLAGGED_USER = ExclusionReason.FLAGGED_USER
 # Judges per UPDATE ... WHERE judge IN (...): keeps each statement's parameter list small.
 JUDGE_BATCH = 500
+
+
+def votes_of(judge: str) -> QuerySet:
+    """The votes of a tested voter: a session's or account's, or for `address:<id>` the
+    anonymous votes of that client address."""
+    if judge.startswith(ADDRESS_VOTER):
+        return Vote.objects.filter(address=judge.removeprefix(ADDRESS_VOTER))
+    return Vote.objects.filter(judge=judge)
 
 
 class DecisionError(Exception):
@@ -141,21 +156,23 @@ def detect_anomalous_voters(*, alpha: float | None = None) -> DetectionReport:
 
 
 def _read_votes():
-    """(judge, model_a, model_b, level, counts) arrays of the tested votes, oldest first."""
+    """(voter, model_a, model_b, level, counts) arrays of the tested votes, oldest first. The
+    voter is the judge, or for a session too short to test alone, its client address."""
     rows = (
         tested_votes()
         .order_by("created_at", "id")
-        .values_list("judge", "model_a_id", "model_b_id", "winner", "excluded_reason")
+        .values_list("judge", "address", "model_a_id", "model_b_id", "winner", "excluded_reason")
     )
-    judges, model_a, model_b, level, counted = [], [], [], [], []
-    for judge, a, b, winner, reason in rows.iterator(chunk_size=20_000):
+    judges, addresses, model_a, model_b, level, counted = [], [], [], [], [], []
+    for judge, address, a, b, winner, reason in rows.iterator(chunk_size=20_000):
         judges.append(judge)
+        addresses.append(address)
         model_a.append(a)
         model_b.append(b)
         level.append(integrity.LEVELS[winner])
         counted.append(not reason)
     return (
-        np.array(judges, dtype=object),
+        _voters(np.array(judges, dtype=object), np.array(addresses, dtype=object)),
         np.array(model_a, dtype=np.int64),
         np.array(model_b, dtype=np.int64),
         np.array(level, dtype=np.int64),
@@ -163,13 +180,30 @@ def _read_votes():
     )
 
 
+def _voters(judges: np.ndarray, addresses: np.ndarray) -> np.ndarray:
+    """Each vote's tested voter: its judge, unless the judge has too few votes to be tested
+    and the vote has a client address, when the address's short sessions are one voter."""
+    if not len(judges):
+        return judges
+    unique, inverse, counts = np.unique(judges.astype(str), return_inverse=True, return_counts=True)
+    short = (counts[inverse] < integrity.DEFAULT_MIN_VOTES) & (addresses != "")
+    voters = judges.copy()
+    voters[short] = ADDRESS_VOTER + addresses[short].astype(object)
+    return voters
+
+
 def _exclude(judges: list[str]) -> int:
     """Exclude every counting vote of these voters with `flagged_user`; the number changed.
     Votes already excluded for another reason keep it, so clearing restores only these."""
     changed = 0
-    for start in range(0, len(judges), JUDGE_BATCH):
-        batch = judges[start : start + JUDGE_BATCH]
-        changed += Vote.objects.filter(judge__in=batch, excluded_reason="").update(excluded_reason=FLAGGED_USER)
+    addresses = [judge.removeprefix(ADDRESS_VOTER) for judge in judges if judge.startswith(ADDRESS_VOTER)]
+    judges = [judge for judge in judges if not judge.startswith(ADDRESS_VOTER)]
+    for field, values in (("judge", judges), ("address", addresses)):
+        for start in range(0, len(values), JUDGE_BATCH):
+            batch = values[start : start + JUDGE_BATCH]
+            changed += Vote.objects.filter(**{f"{field}__in": batch}, excluded_reason="").update(
+                excluded_reason=FLAGGED_USER
+            )
     return changed
 
 
@@ -201,7 +235,7 @@ def flagged_voter_decide(*, voter_id: int, decision: str, actor, reason: str) ->
         if voter.state == target:
             raise DecisionError(f"{voter} is already {voter.get_state_display().lower()}.")
         if target == VoterState.CLEARED:
-            changed = Vote.objects.filter(judge=voter.judge, excluded_reason=FLAGGED_USER).update(excluded_reason="")
+            changed = votes_of(voter.judge).filter(excluded_reason=FLAGGED_USER).update(excluded_reason="")
         else:
             changed = _exclude([voter.judge])
         logged = VoterDecision.objects.create(
@@ -220,7 +254,7 @@ def flagged_voter_decide(*, voter_id: int, decision: str, actor, reason: str) ->
 
 
 def voter_votes(voter: FlaggedVoter) -> QuerySet:
-    return Vote.objects.filter(judge=voter.judge).select_related("battle", "model_a", "model_b").order_by("created_at")
+    return votes_of(voter.judge).select_related("battle", "model_a", "model_b").order_by("created_at")
 
 
 @dataclass(frozen=True)
@@ -247,8 +281,9 @@ def rating_effect(voter: FlaggedVoter) -> list[RatingEffect]:
     # the same use as the benchmarks', not a dependency on the leaderboard's tables.
     from leaderboard import ratings
 
-    others = _pair_counts(Vote.objects.filter(anony=True, excluded_reason="").exclude(judge=voter.judge))
-    own = _pair_counts(tested_votes().filter(judge=voter.judge))
+    mine = votes_of(voter.judge).values("pk")
+    others = _pair_counts(Vote.objects.filter(anony=True, excluded_reason="").exclude(pk__in=mine))
+    own = _pair_counts(tested_votes().filter(pk__in=mine))
     if not own:
         return []
     with_voter = dict(others)

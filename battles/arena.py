@@ -25,7 +25,7 @@ from .identity import identity_probe, revealed_term
 from .identity_terms import approved_terms
 from .models import Battle, ExclusionReason, FlaggedVoter, Vote, Winner
 from .sampling import NotEnoughModels
-from .voters import Voter
+from .voters import ADDRESS_VOTER, Voter
 
 
 class BattleRefused(Exception):
@@ -277,7 +277,10 @@ def exclusion_reason(battle: Battle, voter: Voter) -> str:
         return ExclusionReason.IDENTITY_PROBE
     if battle.openai_moderation and battle.openai_moderation.get("flagged"):
         return ExclusionReason.MODERATION
-    if FlaggedVoter.objects.filter(judge=voter.judge, state=FlaggedVoter.State.BANNED).exists():
+    # A banned voter: the session or account, or (anonymous votes) the client address whose
+    # short sessions were tested together (battles/anomalies.py).
+    banned = [voter.judge] + ([ADDRESS_VOTER + voter.address] if voter.address and not voter.signed_in else [])
+    if FlaggedVoter.objects.filter(judge__in=banned, state=FlaggedVoter.State.BANNED).exists():
         return ExclusionReason.FLAGGED_USER
     if over_daily_limit(voter) or network_over_daily_limit(voter):
         return ExclusionReason.RATE_LIMITED

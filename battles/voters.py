@@ -65,6 +65,11 @@ IPV6_ADDRESS_PREFIX = 64
 IPV6_WIDE_PREFIX = 32
 
 
+# The name the anomalous-voter test gives one client address's short sessions, tested together
+# (battles/anomalies.py); staff review and ban it like any voter.
+ADDRESS_VOTER = "address:"
+
+
 @dataclass(frozen=True)
 class Voter:
     """Who is voting, as stored and as counted: the judge id and the client's address, network

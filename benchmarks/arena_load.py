@@ -103,6 +103,16 @@ def server_environment(args) -> dict:
         ARENA_ANSWER_SAVE_INTERVAL="0.25",
         ARENA_VOTER_DAILY_VOTES="0",
         ARENA_NETWORK_DAILY_VOTES="0",
+        # The voters are simulated from one machine: the front door's limits and proof of work
+        # (benchmarks/front_door.py measures those) would refuse them, not measure the site.
+        ARENA_ADDRESS_DAILY_VOTES="0",
+        ARENA_BATTLE_RATE_VOTER="",
+        ARENA_BATTLE_RATE_ADDRESS="",
+        ARENA_BATTLE_RATE_NETWORK="",
+        ARENA_BATTLES_IN_FLIGHT_VOTER="0",
+        ARENA_BATTLES_IN_FLIGHT_ADDRESS="0",
+        ARENA_CHALLENGE="0",
+        ARENA_STAFF_REQUIRE_MFA="0",
         DB_CONN_MAX_AGE=str(args.conn_max_age),
         LOG_LEVEL="WARNING",
     )

@@ -307,3 +307,48 @@ def test_flagged_voters_cannot_be_edited_or_deleted_in_admin(admin_client, flagg
     assert admin_client.post(f"/admin/battles/flaggedvoter/{flagged.pk}/delete/").status_code == 403
     flagged.refresh_from_db()
     assert flagged.state == "flagged"
+
+
+# --- short sessions tested together per client address ----------------------------------------------
+
+ADDRESS = "a" * 32  # an address id, as battles/voters.py stores it
+
+
+def add_cookie_clearing_votes(models, address: str, outcomes: list[str], prefix: str) -> list[str]:
+    """One vote per fresh session, all from one client address: each session is too short to test."""
+    judges = [f"{prefix}-{n}" for n in range(len(outcomes))]
+    for judge, outcome in zip(judges, outcomes, strict=True):
+        add_votes(models, judge, [outcome])
+    Vote.objects.filter(judge__in=judges).update(address=address)
+    return judges
+
+
+def test_a_voter_who_clears_cookies_before_every_vote_is_tested_and_flagged_by_address(arena_votes):
+    judges = add_cookie_clearing_votes(arena_votes, ADDRESS, ["weak"] * 15, "fresh")
+    honest = add_cookie_clearing_votes(arena_votes, "b" * 32, CROWD, "household")
+    report = anomalies.detect_anomalous_voters()
+    assert sorted(row.judge for row in report.flagged) == sorted([RIGGER, f"address:{ADDRESS}"])
+    assert set(Vote.objects.filter(judge__in=judges).values_list("excluded_reason", flat=True)) == {"flagged_user"}
+    assert set(Vote.objects.filter(judge__in=honest).values_list("excluded_reason", flat=True)) == {""}
+    # The honest voters with enough votes of their own are judged as before.
+    assert report.tested == 31 + 2
+
+
+def test_staff_review_an_address_like_a_voter_and_a_ban_excludes_its_next_fresh_session(arena_votes, models):
+    add_cookie_clearing_votes(arena_votes, ADDRESS, ["weak"] * 15, "fresh")
+    anomalies.detect_anomalous_voters()
+    flagged = FlaggedVoter.objects.get(judge=f"address:{ADDRESS}")
+    assert anomalies.voter_votes(flagged).count() == 15
+    anomalies.flagged_voter_decide(voter_id=flagged.pk, decision="ban", actor=None, reason="one script, many cookies")
+    battle = Battle.objects.create(
+        question_id="q-after-ban",
+        model_a=models["strong"],
+        model_b=models["weak"],
+        turn=1,
+        conversation_a=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}],
+        conversation_b=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hey."}],
+    )
+    vote, _ = cast_vote(battle, "model_b", Voter("brand-new-session", address=ADDRESS))
+    assert vote.excluded_reason == "flagged_user"
+    cleared = anomalies.flagged_voter_decide(voter_id=flagged.pk, decision="clear", actor=None, reason="checked")
+    assert cleared.votes_changed == 16

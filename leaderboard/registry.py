@@ -13,6 +13,7 @@ from datetime import datetime
 
 from django.db.models import Count, Q
 
+from providers import changes
 from providers.models import ArenaModel, LifecycleEvent, RetirementRule
 
 from . import fairness
@@ -71,7 +72,13 @@ def registry_rows(now: datetime) -> list[RegistryRow]:
     by_id = {row.model.pk: row for row in rows}
     if not by_id:
         return rows
-    events = LifecycleEvent.objects.filter(arena_model_id__in=by_id).order_by("created_at", "id")
+    # Requests, withdrawals and refusals of access or endpoint changes, and key rotations, are
+    # between the provider and staff; an approved change stays on the public record.
+    events = (
+        LifecycleEvent.objects.filter(arena_model_id__in=by_id)
+        .exclude(action__in=changes.PRIVATE_ACTIONS)
+        .order_by("created_at", "id")
+    )
     for model_id, action, kind, to_status, rule, reason, effective_at in events.values_list(
         "arena_model_id", "action", "kind", "to_status", "rule", "reason", "effective_at"
     ):

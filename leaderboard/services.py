@@ -599,7 +599,8 @@ def _anchor():
     name = settings.ARENA_RATING_ANCHOR_MODEL
     if not name:
         return None
-    model_id = ArenaModel.objects.filter(name=name).values_list("pk", flat=True).first()
+    # Public names are unique among public models only: a hidden model may share the name.
+    model_id = ArenaModel.objects.filter(name=name, listed_at__isnull=False).values_list("pk", flat=True).first()
     return (str(model_id), settings.ARENA_RATING_ANCHOR_RATING) if model_id else None
 
 

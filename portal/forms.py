@@ -68,6 +68,12 @@ class ArenaModelForm(forms.Form):
             if instance.status != LifecycleStatus.DRAFT:
                 self.fields["name"].disabled = True
                 self.fields["name"].help_text = "The public name can only change while the model is a draft."
+            if instance.status in ArenaModel.POOL_STATUSES:
+                for name in ("access_kind", "endpoint_base_url", "endpoint_model_id"):
+                    self.fields[name].help_text = (
+                        "The model is in the arena: a change here waits for staff approval, and the model is "
+                        "served as approved until then. A key entered with such a change goes with it."
+                    )
 
     def api_data(self) -> dict[str, Any]:
         """The cleaned input as the API takes it: only what the form may change."""

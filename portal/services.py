@@ -1,8 +1,9 @@
 """What the provider portal changes, as plain functions its views call.
 
 The rules are the REST API's, called rather than copied: a model's fields go through the
-API's `OwnArenaModelSerializer` (provider scoping, the name only while a draft, http(s)
-endpoints, a name taken meanwhile), transitions through `providers.lifecycle`, agreements
+API's `OwnArenaModelSerializer` (provider scoping, the name rules of providers.names, http(s)
+endpoints, a name taken meanwhile) and are written by `providers.changes` (a change of access
+or endpoint of a model in the pool waits for staff), transitions through `providers.lifecycle`, agreements
 and shares through `releases.sharing`. What only the portal does lives here: creating a
 provider (its creator becomes its admin), the one test call to an endpoint, and issuing
 and revoking the caller's own API tokens.
@@ -25,8 +26,10 @@ from rest_framework.exceptions import ValidationError as ApiValidationError
 
 from arenasite import clock
 from battles.clients import CallLimits, DemoClient, FailureKind, ModelCallFailed, OpenAIChatClient
+from providers import changes
 from providers.api.serializers import OwnArenaModelSerializer
 from providers.api.views import TERMINAL
+from providers.lifecycle import TransitionRefused
 from providers.models import ApiToken, ArenaModel, Membership, Provider
 
 # The test call: one question, one answer, no retry; at most this many calls per user and
@@ -111,10 +114,11 @@ def model_register(*, provider: Provider, user, data: dict[str, Any]) -> ArenaMo
         raise InvalidInput(_api_errors(exc.detail)) from None
 
 
-def model_update(*, model_id: int, user, data: dict[str, Any]) -> ArenaModel:
+def model_update(*, model_id: int, user, data: dict[str, Any]) -> changes.EditOutcome:
     """Change some fields of a model, as PATCH /api/v1/models/{id}/ does: under the row lock,
     so the edit is judged against the current status; a retired, rejected or withdrawn
-    model cannot be edited. Only the fields in `data` are written."""
+    model cannot be edited. Only the fields in `data` are written; for a model in the pool,
+    a new access kind or endpoint becomes a request for staff (providers.changes)."""
     with transaction.atomic():
         instance = ArenaModel.objects.select_for_update().get(pk=model_id)
         if instance.status in TERMINAL:
@@ -123,9 +127,19 @@ def model_update(*, model_id: int, user, data: dict[str, Any]) -> ArenaModel:
         if not serializer.is_valid():
             raise InvalidInput(_api_errors(serializer.errors))
         try:
-            return serializer.save()
-        except ApiValidationError as exc:
-            raise InvalidInput(_api_errors(exc.detail)) from None
+            return changes.model_edit(model_id=model_id, actor=user, values=serializer.validated_data)
+        except TransitionRefused as exc:
+            raise InvalidInput({"__all__": [exc.detail]}) from None
+        except changes.InvalidName as exc:
+            raise InvalidInput({"name": [str(exc)]}) from None
+
+
+def change_withdraw(*, model_id: int, user) -> None:
+    """Withdraw the model's pending change of access or endpoint (providers.changes)."""
+    try:
+        changes.change_withdraw(model_id=model_id, actor=user)
+    except TransitionRefused as exc:
+        raise InvalidInput({"__all__": [exc.detail]}) from None
 
 
 # --- the test call ---------------------------------------------------------------------------

@@ -16,6 +16,11 @@ urlpatterns = [
     path("providers/<slug:slug>/models/<int:pk>/edit/", views.model_edit, name="model-edit"),
     path("providers/<slug:slug>/models/<int:pk>/test/", views.model_test, name="model-test"),
     path("providers/<slug:slug>/models/<int:pk>/heads-up/", views.model_heads_up, name="model-heads-up"),
+    path(
+        "providers/<slug:slug>/models/<int:pk>/change/withdraw/",
+        views.model_change_withdraw,
+        name="model-change-withdraw",
+    ),
     path("providers/<slug:slug>/models/<int:pk>/<str:action>/", views.model_transition, name="model-transition"),
     path("providers/<slug:slug>/data/", views.data, name="data"),
     path("providers/<slug:slug>/data/accept/", views.agreement_accept, name="agreement-accept"),

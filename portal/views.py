@@ -26,7 +26,7 @@ from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from providers import lifecycle
+from providers import changes, lifecycle
 from providers.api.views import TERMINAL
 from providers.lifecycle import MOVES, PROVIDER_ACTIONS, REASON_REQUIRED, Action, TransitionRefused
 from providers.models import ApiToken, ArenaModel, Membership
@@ -145,12 +145,12 @@ def model_edit(request, slug: str, pk: int):
         status = 400
         if form.is_valid():
             try:
-                services.model_update(model_id=model.pk, user=request.user, data=form.api_data())
+                outcome = services.model_update(model_id=model.pk, user=request.user, data=form.api_data())
             except InvalidInput as exc:
                 _add_errors(form, exc)
                 status = 409 if "__all__" in exc.errors else 400
             else:
-                messages.success(request, "Saved.")
+                messages.success(request, outcome.describe())
                 return redirect("portal:model", slug=slug, pk=model.pk)
     context = _layout(request, membership, form=form, model=model, title=f"Edit {model.name}")
     return render(request, "portal/model_form.html", context, status=status)
@@ -182,6 +182,7 @@ def _model_page(
         actions=actions,
         editable=model.status not in TERMINAL,
         heads_up_form=HeadsUpForm(initial={"heads_up_requested": not model.heads_up_requested}),
+        pending_change=changes.pending_change(model),
         test_answer=request.session.pop(_test_session_key(model), None),
         problem=problem,
         min_listed_days=settings.ARENA_MIN_LISTED_DAYS,
@@ -226,6 +227,20 @@ def model_transition(request, slug: str, pk: int, action: str):
 
 @login_required
 @require_POST
+def model_change_withdraw(request, slug: str, pk: int):
+    """Withdraw the pending change of access or endpoint; the approved values stay in use."""
+    membership = _membership(request, slug)
+    model = _model(membership, pk)
+    try:
+        services.change_withdraw(model_id=model.pk, user=request.user)
+    except InvalidInput as exc:
+        return _model_page(request, membership, model, status=409, problem=str(exc))
+    messages.success(request, "The change request is withdrawn; the model is served as approved.")
+    return redirect("portal:model", slug=slug, pk=model.pk)
+
+
+@login_required
+@require_POST
 def model_heads_up(request, slug: str, pk: int):
     """Ask for (or cancel) the one day's notice before listing."""
     membership = _membership(request, slug)
@@ -235,7 +250,7 @@ def model_heads_up(request, slug: str, pk: int):
     try:
         model = services.model_update(
             model_id=model.pk, user=request.user, data={"heads_up_requested": form.cleaned_data["heads_up_requested"]}
-        )
+        ).model
     except InvalidInput as exc:
         return _model_page(request, membership, model, status=409, problem=str(exc))
     if model.heads_up_requested:

@@ -17,6 +17,7 @@ from django.utils.html import format_html
 from arenasite import clock
 from arenasite.admin_mixins import ReadOnlyAdminMixin
 
+from . import changes, names
 from .lifecycle import (
     MOVES,
     REASON_MAX_LENGTH,
@@ -26,7 +27,7 @@ from .lifecycle import (
     TransitionRefused,
     transition,
 )
-from .models import ApiToken, ArenaModel, LifecycleEvent, Membership, Provider, RetirementRule
+from .models import ApiToken, ArenaModel, ChangeRequest, LifecycleEvent, Membership, Provider, RetirementRule
 
 Status = ArenaModel.Status
 
@@ -170,6 +171,18 @@ class ArenaModelForm(forms.ModelForm):
             return self.instance.endpoint_api_key  # keep what is stored
         return value
 
+    def clean_name(self):
+        # The rules providers meet (providers/names.py): reserved names, one name per provider,
+        # one name among public models.
+        name = self.cleaned_data["name"]
+        if self.instance.pk and name == self.instance.name:
+            return name
+        provider = self.cleaned_data.get("provider") or (self.instance.provider if self.instance.pk else None)
+        refusal = names.name_refusal(name, provider=provider, exclude_pk=self.instance.pk)
+        if refusal:
+            raise forms.ValidationError(refusal)
+        return name
+
     def clean_battle_targets(self):
         targets = self.cleaned_data["battle_targets"]
         if self.instance.pk and any(target.pk == self.instance.pk for target in targets):
@@ -265,6 +278,7 @@ class ArenaModelAdmin(admin.ModelAdmin):
         "retired_at",
         "withdrawn_at",
         "api_key_state",
+        "pending_change",
         "endpoint_last_checked_at",
         "endpoint_last_ok_at",
         "endpoint_offline_since",
@@ -313,6 +327,7 @@ class ArenaModelAdmin(admin.ModelAdmin):
             "Endpoint",
             {
                 "fields": [
+                    "pending_change",
                     "endpoint_base_url",
                     "endpoint_model_id",
                     "api_key_state",
@@ -370,9 +385,47 @@ class ArenaModelAdmin(admin.ModelAdmin):
         ends = obj.listing_window_ends_at
         return date_format(timezone.localtime(ends), "DATETIME_FORMAT") if ends else "-"
 
+    @admin.display(description="change waiting for staff")
+    def pending_change(self, obj):
+        change = changes.pending_change(obj) if obj.pk else None
+        if change is None:
+            return "none (a change of access or endpoint of a model in the arena waits for staff here)"
+        url = reverse("admin:providers_changerequest_change", args=[change.pk])
+        return format_html(
+            '<a href="{}">{}</a>, asked for {}', url, change.describe(), f"{change.requested_at:%Y-%m-%d %H:%M}"
+        )
+
     @admin.display(description="stored API key")
     def api_key_state(self, obj):
         return "set (hidden)" if obj.endpoint_api_key else "not set"
+
+    # -- saving ----------------------------------------------------------------------
+
+    def save_model(self, request, obj, form, change):
+        """Access kind, endpoint and key go through providers.changes, as from the API: for a model
+        in the pool a new access kind or endpoint becomes a request to approve under Access or
+        endpoint changes, and a replaced key is logged. The other fields are saved here."""
+        if not change:
+            return super().save_model(request, obj, form, change)
+        stored = ArenaModel.objects.get(pk=obj.pk)
+        routed = {
+            field: getattr(obj, field)
+            for field in (*changes.REVIEWED_FIELDS, "endpoint_api_key")
+            if getattr(obj, field) != getattr(stored, field)
+        }
+        for field in routed:
+            setattr(obj, field, getattr(stored, field))
+        super().save_model(request, obj, form, change)
+        if not routed:
+            return
+        try:
+            outcome = changes.model_edit(model_id=obj.pk, actor=request.user, values=routed)
+        except TransitionRefused as exc:
+            self.message_user(request, f"Access and endpoint unchanged ({exc.rule}): {exc.detail}", messages.ERROR)
+            return
+        if outcome.change is not None:
+            self.message_user(request, outcome.describe() + " Decide it under Access or endpoint changes.")
+        obj.refresh_from_db()
 
     # -- permissions ---------------------------------------------------------------
 
@@ -485,6 +538,104 @@ def _rule_notes(action: Action) -> list[str]:
         Action.WITHDRAW: ["Only models in initial rating can be withdrawn; listed models can only be retired."],
     }
     return notes.get(action, [])
+
+
+class DecisionForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        max_length=REASON_MAX_LENGTH,
+        required=False,
+        help_text="Kept in the model's lifecycle log, which the provider reads.",
+    )
+
+    def __init__(self, *args, required: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].required = required
+
+
+def _change_decision(approve: bool):
+    """An admin action that asks for a reason on a confirmation page, then decides."""
+
+    def run(modeladmin, request, queryset):
+        return modeladmin.confirm_or_decide(request, queryset, approve=approve)
+
+    run.__name__ = "approve" if approve else "refuse"
+    description = "Approve the selected changes…" if approve else "Refuse the selected changes…"
+    return admin.action(description=description, permissions=["decide"])(run)
+
+
+@admin.register(ChangeRequest)
+class ChangeRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Requests to change the access kind or endpoint of a model in the pool. Staff with the
+    lifecycle permission approve (the rules are checked again) or refuse them here; the rows
+    themselves are written by providers.changes only."""
+
+    list_display = ["requested_at", "arena_model", "model_status", "state", "summary", "requested_by", "decided_at"]
+    list_filter = ["state"]
+    list_select_related = ["arena_model", "requested_by"]
+    search_fields = ["arena_model__name", "arena_model__codename", "endpoint_base_url", "endpoint_model_id"]
+    ordering = ["-requested_at", "-id"]
+    actions = [_change_decision(True), _change_decision(False)]
+    fields = [
+        "arena_model",
+        "state",
+        "summary",
+        "access_kind",
+        "endpoint_base_url",
+        "endpoint_model_id",
+        "replaces_api_key",
+        "previous",
+        "requested_by",
+        "requested_at",
+        "decided_by",
+        "decided_at",
+        "decision_reason",
+    ]
+    readonly_fields = fields
+
+    def has_decide_permission(self, request):
+        return changes.may_decide(request.user)
+
+    @admin.display(description="change")
+    def summary(self, obj):
+        return obj.describe()
+
+    @admin.display(description="model status")
+    def model_status(self, obj):
+        return obj.arena_model.get_status_display()
+
+    def confirm_or_decide(self, request, queryset, *, approve: bool):
+        verb = "Approve" if approve else "Refuse"
+        form = DecisionForm(request.POST if "confirm" in request.POST else None, required=not approve)
+        if form.is_bound and form.is_valid():
+            for change in queryset:
+                self._decide(request, change, approve=approve, reason=form.cleaned_data["reason"])
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{verb} access or endpoint changes",
+            "opts": self.model._meta,
+            "verb": verb,
+            "action_name": "approve" if approve else "refuse",
+            "changes": queryset.select_related("arena_model", "arena_model__provider", "requested_by"),
+            "form": form,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/providers/changerequest/decide.html", context)
+
+    def _decide(self, request, change: ChangeRequest, *, approve: bool, reason: str) -> None:
+        decide = changes.change_approve if approve else changes.change_refuse
+        try:
+            outcome = decide(change_id=change.pk, actor=request.user, reason=reason)
+        except TransitionRefused as exc:
+            self.message_user(request, f"{change.arena_model}: refused ({exc.rule}): {exc.detail}", messages.ERROR)
+            return
+        if not outcome.changed:
+            self.message_user(request, f"{change.arena_model}: already {outcome.change.state}.", messages.INFO)
+            return
+        self.message_user(
+            request, f"{change.arena_model}: {outcome.change.describe()}: {outcome.change.state}.", messages.SUCCESS
+        )
 
 
 @admin.register(LifecycleEvent)

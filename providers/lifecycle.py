@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 
 from arenasite import clock
 
+from . import names
 from .models import ArenaModel, LifecycleEvent, Provider, RetirementRule
 from .signals import transition_done
 
@@ -225,9 +226,11 @@ def _publish(model, action, actor, reason, now, rule) -> Outcome:
     if model.list_after is not None:
         if now < model.list_after:
             return Outcome(model, None)  # already decided, waiting out the heads-up
-        # The decision was taken and checked when it was scheduled; carry it out.
+        # The decision was taken and checked when it was scheduled; carry it out, unless another
+        # model has taken the public name meanwhile.
+        _check_public_name(model)
         model.list_after = None
-        return _record(model, action, actor, reason or "Listing after the heads-up period.", now, to=Status.LISTED)
+        return _list(model, action, actor, reason or "Listing after the heads-up period.", now)
     minimum = settings.ARENA_LISTING_MIN_VOTES
     if model.votes_counted < minimum:
         raise TransitionRefused(
@@ -235,10 +238,36 @@ def _publish(model, action, actor, reason, now, rule) -> Outcome:
             f"Listing needs at least {minimum} counted votes to rate the model; "
             f"{model.name} has {model.votes_counted}.",
         )
+    _check_public_name(model)
     if model.heads_up_requested:
         model.list_after = now + timedelta(days=settings.ARENA_HEADS_UP_DAYS)
         return _record(model, action, actor, reason, now, to=Status.LISTED, effective_at=model.list_after)
-    return _record(model, action, actor, reason, now, to=Status.LISTED)
+    return _list(model, action, actor, reason, now)
+
+
+def _check_public_name(model: ArenaModel) -> None:
+    """Public names are unique among public models only (providers/names.py), so two providers
+    may hold one name on hidden models; the first listed keeps it."""
+    clash = names.public_name_clash(model)
+    if clash is not None:
+        raise TransitionRefused(
+            "name_taken",
+            f"Another public model ({clash.provider.name}'s) is already named {clash.name!r}; "
+            f"{model.name} ({model.codename}) needs a new public name before it is listed. Staff rename it in "
+            "admin, with the provider.",
+        )
+
+
+def _list(model, action, actor, reason, now) -> Outcome:
+    try:
+        # A savepoint: the unique index on public names refuses a listing that raced another
+        # one of the same name, and the refusal must leave the transaction usable.
+        with transaction.atomic():
+            return _record(model, action, actor, reason, now, to=Status.LISTED)
+    except IntegrityError:
+        model.status, model.listed_at = Status.INITIAL_RATING, None
+        _check_public_name(model)
+        raise
 
 
 def _retire(model, action, actor, reason, now, rule) -> Outcome:

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from arenasite.append_only import AppendOnlyModel
@@ -175,7 +176,9 @@ class ArenaModel(models.Model):
     POOL_STATUSES = (LifecycleStatus.INITIAL_RATING, LifecycleStatus.LISTED)
 
     provider = models.ForeignKey(Provider, models.PROTECT, related_name="models")
-    name = models.CharField("public name", max_length=100, unique=True)
+    # Unique within the provider and among public models only (providers/names.py): a name
+    # held by another provider's hidden model is not "taken", so registering reveals nothing.
+    name = models.CharField("public name", max_length=100)
     codename = models.CharField(
         max_length=40, unique=True, editable=False, help_text="Shown instead of the name while the model is not public."
     )
@@ -252,6 +255,18 @@ class ArenaModel(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(status__in=LifecycleStatus.values), name="arenamodel_status_valid"),
             models.CheckConstraint(condition=Q(access_kind__in=AccessKind.values), name="arenamodel_access_kind_valid"),
+            models.UniqueConstraint(
+                F("provider"),
+                Lower("name"),
+                name="arenamodel_name_unique_per_provider",
+                violation_error_message="The provider already has a model with this public name.",
+            ),
+            models.UniqueConstraint(
+                Lower("name"),
+                condition=Q(listed_at__isnull=False),
+                name="arenamodel_public_name_unique",
+                violation_error_message="A public model already has this public name.",
+            ),
             models.CheckConstraint(
                 condition=Q(sampling_weight__gt=0),
                 name="arenamodel_sampling_weight_positive",
@@ -308,7 +323,10 @@ _NOUNS = (
 def new_codename() -> str:
     while True:
         name = f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-{secrets.randbelow(100):02d}"
-        if not ArenaModel.objects.filter(codename=name).exists():
+        # Names shaped like codenames are refused (providers/names.py); one older than that rule
+        # must not meet a codename equal to it either.
+        taken = Q(codename=name) | Q(name__iexact=name)
+        if not ArenaModel.objects.filter(taken).exists():
             return name
 
 
@@ -359,3 +377,79 @@ class LifecycleEvent(AppendOnlyModel):
     def __str__(self) -> str:
         verb = "scheduled" if self.kind == self.Kind.SCHEDULED else "moved"
         return f"{self.arena_model_id}: {self.action} {verb} {self.from_status} → {self.to_status}"
+
+
+class ChangeRequest(models.Model):
+    """A provider's request to change what answers behind a model in the pool.
+
+    For a model in initial rating or listed, a change of access kind, endpoint address or
+    endpoint model id is not applied when asked: it waits here for staff (providers/changes.py).
+    Until approved, the model keeps being served with its approved values; battles and health
+    checks never read this table. An API key sent with the request belongs to the new endpoint
+    and waits with it; it is wiped when the request is decided or withdrawn.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting for staff"
+        APPROVED = "approved", "Approved"
+        REFUSED = "refused", "Refused"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    arena_model = models.ForeignKey(ArenaModel, models.PROTECT, related_name="change_requests")
+    state = models.CharField(max_length=10, choices=State, default=State.PENDING, editable=False, db_index=True)
+    access_kind = models.CharField(max_length=16, choices=AccessKind, editable=False)
+    endpoint_base_url = models.URLField("endpoint base URL", blank=True, editable=False)
+    endpoint_model_id = models.CharField("endpoint model id", max_length=200, blank=True, editable=False)
+    endpoint_api_key = EncryptedTextField("endpoint API key", blank=True, max_length=1000, editable=False)
+    replaces_api_key = models.BooleanField(
+        default=False, editable=False, help_text="The request carries an API key for the new endpoint."
+    )
+    previous = models.JSONField(
+        default=dict, editable=False, help_text="The approved values when the request was made."
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
+    requested_at = models.DateTimeField(default=timezone.now, editable=False)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
+    decided_at = models.DateTimeField(null=True, blank=True, editable=False)
+    decision_reason = models.TextField(blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "access or endpoint change"
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["arena_model"],
+                condition=Q(state="pending"),
+                name="changerequest_one_pending_per_model",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=["pending", "approved", "refused", "withdrawn"]),
+                name="changerequest_state_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.arena_model}: {self.describe()}"
+
+    def requested_values(self) -> dict[str, str]:
+        return {
+            "access_kind": self.access_kind,
+            "endpoint_base_url": self.endpoint_base_url,
+            "endpoint_model_id": self.endpoint_model_id,
+        }
+
+    def describe(self) -> str:
+        """The change in words, old → new, without the key: for the logs and the pages."""
+        labels = {"access_kind": "access", "endpoint_base_url": "endpoint", "endpoint_model_id": "model id"}
+        parts = [
+            f"{labels[field]} {self.previous.get(field) or '(none)'} → {value or '(none)'}"
+            for field, value in self.requested_values().items()
+            if value != self.previous.get(field)
+        ]
+        if self.replaces_api_key:
+            parts.append("with a new API key")
+        return "; ".join(parts) or "no change"

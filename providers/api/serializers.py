@@ -3,11 +3,13 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from django.db import IntegrityError, transaction
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from .. import changes, names
 from ..endpoints import endpoint_refusal
 from ..lifecycle import REASON_MAX_LENGTH, STAFF_RETIREMENT_RULES
-from ..models import ArenaModel, LifecycleEvent, Provider
+from ..models import ArenaModel, ChangeRequest, LifecycleEvent, Provider
 
 PUBLIC_FIELDS = [
     "id",
@@ -44,6 +46,26 @@ class ArenaModelSerializer(serializers.ModelSerializer):
         read_only_fields = PUBLIC_FIELDS
 
 
+class ChangeRequestSerializer(serializers.ModelSerializer):
+    """A change of access or endpoint waiting for staff; the model is served as approved until then."""
+
+    summary = serializers.CharField(source="describe", read_only=True)
+
+    class Meta:
+        model = ChangeRequest
+        fields = [
+            "id",
+            "state",
+            "summary",
+            "access_kind",
+            "endpoint_base_url",
+            "endpoint_model_id",
+            "replaces_api_key",
+            "requested_at",
+        ]
+        read_only_fields = fields
+
+
 class OwnArenaModelSerializer(serializers.ModelSerializer):
     """A provider's view of its own model (and staff's view of any): the whole record.
 
@@ -57,6 +79,11 @@ class OwnArenaModelSerializer(serializers.ModelSerializer):
         write_only=True, required=False, allow_blank=True, max_length=1000, style={"input_type": "password"}
     )
     endpoint_api_key_set = serializers.SerializerMethodField()
+    pending_change = serializers.SerializerMethodField(
+        help_text="A change of access kind, endpoint address or endpoint model id asked for while the model is "
+        "in initial rating or listed: it waits for staff, and the fields above stay the approved values "
+        "until staff approve it. Withdraw it with POST withdraw-change/."
+    )
 
     class Meta:
         model = ArenaModel
@@ -77,6 +104,7 @@ class OwnArenaModelSerializer(serializers.ModelSerializer):
             "endpoint_last_checked_at",
             "endpoint_offline_since",
             "endpoint_last_error",
+            "pending_change",
         ]
         read_only_fields = [
             "id",
@@ -98,15 +126,41 @@ class OwnArenaModelSerializer(serializers.ModelSerializer):
     def get_endpoint_api_key_set(self, obj) -> bool:
         return bool(obj.endpoint_api_key)
 
+    @extend_schema_field(ChangeRequestSerializer(allow_null=True))
+    def get_pending_change(self, obj) -> dict | None:
+        if obj.pk is None:
+            return None
+        prefetched = getattr(obj, "pending_changes", None)  # the list prefetches them
+        change = prefetched[0] if prefetched else None if prefetched is not None else changes.pending_change(obj)
+        return ChangeRequestSerializer(change).data if change is not None else None
+
     def validate_provider(self, provider):
         if self.instance is not None and provider != self.instance.provider:
             raise serializers.ValidationError("A model cannot move to another provider.")
         return provider
 
     def validate_name(self, name):
-        if self.instance is not None and name != self.instance.name and self.instance.status != "draft":
+        if self.instance is not None and name == self.instance.name:
+            return name
+        if self.instance is not None and self.instance.status != "draft":
             raise serializers.ValidationError("The public name can only change while the model is a draft.")
+        provider = self.instance.provider if self.instance is not None else self._named_provider()
+        refusal = names.name_refusal(
+            name, provider=provider, exclude_pk=self.instance.pk if self.instance is not None else None
+        )
+        if refusal:
+            raise serializers.ValidationError(refusal)
         return name
+
+    def _named_provider(self) -> Provider | None:
+        # validate_name runs before validate() settles the provider; the raw input names it.
+        slug = self.initial_data.get("provider") if isinstance(self.initial_data, dict) else None
+        providers = self.fields["provider"].get_queryset()
+        found = providers.filter(slug=slug).first() if isinstance(slug, str) else None
+        if found is None and slug is None:
+            only = list(providers[:2])
+            found = only[0] if len(only) == 1 else None
+        return found
 
     def validate_endpoint_base_url(self, url):
         # URLField also takes ftp:// and ftps://, but the endpoint is called over HTTP.
@@ -122,30 +176,14 @@ class OwnArenaModelSerializer(serializers.ModelSerializer):
             with transaction.atomic():
                 return super().create(validated_data)
         except IntegrityError:
-            self._refuse_a_taken_name(validated_data)
+            # A name taken by another request between validation and saving is bad input, not a 500.
+            refusal = names.name_refusal(validated_data["name"], provider=validated_data["provider"])
+            if refusal:
+                raise serializers.ValidationError({"name": [refusal]}) from None
             raise
 
     def update(self, instance, validated_data):
-        # Only the columns the request sent: a full save would write back the lifecycle and
-        # health columns as they were when the row was read, undoing a concurrent change.
-        for field, value in validated_data.items():
-            setattr(instance, field, value)
-        try:
-            with transaction.atomic():
-                instance.save(update_fields=list(validated_data))
-        except IntegrityError:
-            self._refuse_a_taken_name(validated_data)
-            raise
-        return instance
-
-    def _refuse_a_taken_name(self, validated_data):
-        """A name taken by another request between validation and saving is bad input, not a 500."""
-        name = validated_data.get("name")
-        others = ArenaModel.objects.filter(name=name)
-        if self.instance is not None:
-            others = others.exclude(pk=self.instance.pk)
-        if name is not None and others.exists():
-            raise serializers.ValidationError({"name": ["model with this public name already exists."]})
+        raise NotImplementedError("Edits go through providers.changes.model_edit().")
 
     def validate(self, attrs):
         if self.instance is None and "provider" not in attrs:

@@ -1,18 +1,19 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import Prefetch
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from arenasite.api import json_error
 
-from .. import lifecycle
+from .. import changes, lifecycle
 from ..lifecycle import Action, TransitionRefused
-from ..models import ArenaModel, sees_every_model
+from ..models import ArenaModel, ChangeRequest, sees_every_model
 from .serializers import (
     ArenaModelSerializer,
     ErrorSerializer,
@@ -74,7 +75,12 @@ class ArenaModelViewSet(
         )
 
     def list(self, request, *args, **kwargs):
-        queryset = self.filter_queryset(self.get_queryset()).prefetch_related("provider__memberships")
+        pending = Prefetch(
+            "change_requests",
+            queryset=ChangeRequest.objects.filter(state=ChangeRequest.State.PENDING),
+            to_attr="pending_changes",
+        )
+        queryset = self.filter_queryset(self.get_queryset()).prefetch_related("provider__memberships", pending)
         page = self.paginate_queryset(queryset)
         data = [self._represent(obj) for obj in page]
         return self.get_paginated_response(data)
@@ -97,26 +103,62 @@ class ArenaModelViewSet(
             raise Http404
         return obj
 
-    def update(self, request, *args, **kwargs):
-        partial = kwargs.pop("partial", False)
+    @extend_schema(
+        request=OwnArenaModelSerializer,
+        responses={
+            200: OwnArenaModelSerializer,
+            409: OpenApiResponse(RefusalSerializer, description="Refused by a rule (e.g. a change already pending)"),
+        },
+        description="Change some fields. For a model in initial rating or listed, a new access kind, endpoint "
+        "address or endpoint model id (with an API key sent alongside) becomes `pending_change`: staff approve "
+        "it, and the model is served as approved until then. A key sent on its own is replaced at once.",
+    )
+    def partial_update(self, request, *args, **kwargs):
         with transaction.atomic():
             # Lock the row as transition() does, so an edit is judged against the current status
             # (the name only while a draft, nothing once terminal) and cannot race a transition.
             model_id = self.get_object().pk
             instance = ArenaModel.objects.select_for_update().get(pk=model_id)
-            serializer = self.get_serializer(instance, data=request.data, partial=partial)
+            serializer = self.get_serializer(instance, data=request.data, partial=True)
             serializer.is_valid(raise_exception=True)
-            self.perform_update(serializer)
-        return Response(serializer.data)
+            self._check_may_edit(instance)
+            try:
+                outcome = changes.model_edit(model_id=model_id, actor=request.user, values=serializer.validated_data)
+            except TransitionRefused as exc:
+                return json_error(exc.detail, status.HTTP_409_CONFLICT, rule=exc.rule)
+            except changes.InvalidName as exc:
+                raise ValidationError({"name": [str(exc)]}) from None
+        return Response(self.get_serializer(outcome.model).data)
 
-    def perform_update(self, serializer):
-        user, model = self.request.user, serializer.instance
+    def _check_may_edit(self, model):
+        user = self.request.user
         is_member = any(m.user_id == user.pk for m in model.provider.memberships.all())
         if not is_member and not user.has_perm("providers.change_arenamodel"):
             raise PermissionDenied("Only the provider's members and staff who may change models may edit it.")
-        if serializer.instance.status in TERMINAL:
-            raise PermissionDenied(f"A {serializer.instance.get_status_display().lower()} model cannot be edited.")
-        serializer.save()
+        if model.status in TERMINAL:
+            raise PermissionDenied(f"A {model.get_status_display().lower()} model cannot be edited.")
+
+    @extend_schema(
+        summary="Withdraw the pending change of access or endpoint",
+        request=None,
+        responses={
+            200: OwnArenaModelSerializer,
+            403: OpenApiResponse(ErrorSerializer, description="Not allowed to edit this model"),
+            404: OpenApiResponse(ErrorSerializer, description="No such model, or not yours"),
+            409: OpenApiResponse(RefusalSerializer, description="No change waits for staff"),
+        },
+    )
+    @action(detail=True, methods=["post"], url_path="withdraw-change")
+    def withdraw_change(self, request, pk=None):
+        """Withdraw the model's change request; it keeps being served with its approved values."""
+        model = self.get_object()
+        self._check_may_edit(model)
+        try:
+            changes.change_withdraw(model_id=model.pk, actor=request.user)
+        except TransitionRefused as exc:
+            return json_error(exc.detail, status.HTTP_409_CONFLICT, rule=exc.rule)
+        model.refresh_from_db()
+        return Response(OwnArenaModelSerializer(model, context=self.get_serializer_context()).data)
 
     @extend_schema(responses={200: LifecycleEventSerializer(many=True)})
     @action(detail=True, methods=["get"], pagination_class=None)

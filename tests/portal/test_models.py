@@ -80,10 +80,10 @@ def test_bad_registrations_show_the_error_and_save_nothing(client_a_web, overrid
 
 
 def test_a_taken_name_is_refused_by_the_apis_rule(client_a_web, provider_b):
-    make_model(provider_b, S.DRAFT, name="aurora-7b")
+    make_model(provider_b, S.LISTED, name="aurora-7b")
     response = client_a_web.post(f"{BASE}/models/new/", registration())
     assert response.status_code == 400
-    assert "already exists" in response.context["form"].errors["name"][0]
+    assert "already named" in response.context["form"].errors["name"][0]
     assert ArenaModel.objects.filter(name="aurora-7b").count() == 1
 
 

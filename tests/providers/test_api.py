@@ -542,19 +542,17 @@ def test_a_body_over_the_upload_limit_answers_413_before_it_is_parsed(client_a, 
     assert client_a.post(MODELS, {"name": "Small"}, format="json").status_code == 201
 
 
-def test_a_name_taken_while_a_new_model_is_validated_is_a_400_not_a_500(
-    client_a, provider_a, provider_b, monkeypatch
-):
+def test_a_name_taken_while_a_new_model_is_validated_is_a_400_not_a_500(client_a, provider_a, monkeypatch):
     validate = OwnArenaModelSerializer.validate
 
     def validate_while_another_request_takes_the_name(serializer, attrs):
-        make_model(provider_b, name="Contested")
+        make_model(provider_a, name="Contested")  # another member of the same provider
         return validate(serializer, attrs)
 
     monkeypatch.setattr(OwnArenaModelSerializer, "validate", validate_while_another_request_takes_the_name)
     body = assert_json_error(client_a.post(MODELS, {"name": "Contested"}, format="json"), 400)
-    assert body["errors"] == {"name": ["model with this public name already exists."]}
-    assert list(ArenaModel.objects.values_list("provider__slug", "name")) == [("provider-b", "Contested")]
+    assert body["errors"] == {"name": ["Provider A already has a model named 'Contested'."]}
+    assert list(ArenaModel.objects.values_list("provider__slug", "name")) == [("provider-a", "Contested")]
 
 
 # Patch --------------------------------------------------------------------------------------------
@@ -706,7 +704,7 @@ def test_it_refuses_bad_fields_in_an_edit_with_a_400(client_a, provider_a, provi
 
 
 def test_an_edit_cannot_take_a_name_already_in_use(client_a, provider_a, provider_b):
-    make_model(provider_b, name="Someone else's")
+    make_model(provider_b, S.LISTED, name="Someone else's")
     draft = make_model(provider_a)
     before = snapshot()
     assert_json_error(client_a.patch(detail_url(draft), {"name": "Someone else's"}, format="json"), 400)
@@ -748,19 +746,17 @@ def test_an_edit_writes_only_the_fields_it_was_sent(client_a, provider_a, staff,
     assert model.endpoint_last_error == "HTTP 502: bad gateway"
 
 
-def test_a_name_taken_while_an_edit_is_validated_is_a_400_not_a_500(
-    client_a, provider_a, provider_b, monkeypatch
-):
+def test_a_name_taken_while_an_edit_is_validated_is_a_400_not_a_500(client_a, provider_a, monkeypatch):
     draft = make_model(provider_a, name="Mine")
     validate = OwnArenaModelSerializer.validate
 
     def validate_while_another_request_takes_the_name(serializer, attrs):
-        make_model(provider_b, name="Contested")
+        make_model(provider_a, name="Contested")
         return validate(serializer, attrs)
 
     monkeypatch.setattr(OwnArenaModelSerializer, "validate", validate_while_another_request_takes_the_name)
     body = assert_json_error(client_a.patch(detail_url(draft), {"name": "Contested"}, format="json"), 400)
-    assert body["errors"] == {"name": ["model with this public name already exists."]}
+    assert body["errors"] == {"name": ["Provider A already has a model named 'Contested'."]}
     draft.refresh_from_db()
     assert draft.name == "Mine"
 

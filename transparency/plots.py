@@ -48,7 +48,7 @@ def provider_share_figure(summary: ProviderSummary, *, top: float) -> dict:
 
 
 def share_figures(summaries: list[ProviderSummary]) -> dict[str, dict]:
-    """Figures keyed by the provider's slug (the page's plot containers use it)."""
+    """Figures keyed by the provider's slug, or selectors.HIDDEN_KEY (the page's plot containers use it)."""
     values = [
         value
         for summary in summaries
@@ -57,4 +57,4 @@ def share_figures(summaries: list[ProviderSummary]) -> dict[str, dict]:
         if value is not None
     ]
     top = min(1.0, max(values, default=0.1) * 1.1) or 0.1
-    return {summary.provider.slug: provider_share_figure(summary, top=top) for summary in summaries}
+    return {summary.key: provider_share_figure(summary, top=top) for summary in summaries}

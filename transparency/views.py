@@ -19,5 +19,7 @@ def transparency(request):
         "policy_changes": selectors.policy_changes(),
         "plotly_js_url": plotly_js.url(),
         "cap": settings.ARENA_INITIAL_RATING_CAP,
+        "delay_days": settings.ARENA_RETRACTION_DELAY_DAYS,
+        "hidden_label": selectors.HIDDEN_LABEL,
     }
     return render(request, "transparency/index.html", context)

@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from arenasite import clock
 from battles.models import SamplingShare
+from providers import lifecycle
 from providers.models import ArenaModel
 from releases.models import DataSharingAgreement, Download, ProviderShare
 from transparency import selectors, services
@@ -39,16 +40,19 @@ def predicted(day: date, hour: int, shares: dict):
 
 @pytest.fixture
 def arena(provider_a, provider_b, staff):
-    return {
+    models = {
         "a1": make_model(provider_a, S.LISTED, staff=staff, name="a-one"),
         "a2": make_model(provider_a, S.LISTED, staff=staff, name="a-two"),
         "b1": make_model(provider_b, S.LISTED, staff=staff, name="b-one"),
         "secret": make_model(provider_b, S.INITIAL_RATING, staff=staff, name="b-secret"),
     }
+    # Listed before the day the page is read on (a provider counts only its public models).
+    ArenaModel.objects.filter(listed_at__isnull=False).update(listed_at=min(clock.now(), NOON) - timedelta(days=1))
+    return models
 
 
 def by_provider(summaries):
-    return {s.provider.slug: s for s in summaries}
+    return {s.key: s for s in summaries}
 
 
 def test_served_and_predicted_shares_per_provider_and_day(arena):
@@ -63,7 +67,11 @@ def test_served_and_predicted_shares_per_provider_and_day(arena):
     a_today, b_today = summaries["provider-a"].days[-1], summaries["provider-b"].days[-1]
     assert (a_today.day, a_today.battles, a_today.day_total) == (TODAY, 12, 20)
     assert a_today.served == pytest.approx(0.6) and a_today.expected == pytest.approx(0.6)
-    assert b_today.served == pytest.approx(0.4) and b_today.expected == pytest.approx(0.4)
+    # B's model in initial rating is not public: its 5 appearances and its predicted share are
+    # counted with every provider's hidden models, not with B.
+    assert b_today.served == pytest.approx(0.15) and b_today.expected == pytest.approx(0.275)
+    hidden = summaries[selectors.HIDDEN_KEY].days[-1]
+    assert hidden.served == pytest.approx(0.25) and hidden.expected == pytest.approx(0.125)
     yesterday = summaries["provider-a"].days[-2]
     assert yesterday.served is None and yesterday.expected is None  # no battles, no snapshot
     assert len(summaries["provider-a"].days) == selectors.DAYS
@@ -76,7 +84,7 @@ def test_a_provider_served_less_than_predicted_shows_the_gap(arena):
     assert summary.served_total == pytest.approx(0.05) and summary.expected_total == pytest.approx(0.5)
 
 
-def test_variants_tested_and_early_access_counts(arena, provider_a, provider_b, member_a, staff):
+def test_variants_tested_and_early_access_counts(arena, provider_a, provider_b, member_a, staff, settings):
     make_model(provider_a, S.WITHDRAWN, staff=staff)
     make_model(provider_a, S.DRAFT, staff=staff)  # never tested
     make_model(provider_a, S.REJECTED, staff=staff)  # never tested
@@ -92,8 +100,13 @@ def test_variants_tested_and_early_access_counts(arena, provider_a, provider_b, 
     summaries = by_provider(selectors.provider_summaries(TODAY))
 
     a, b = summaries["provider-a"], summaries["provider-b"]
-    assert (a.variants, a.shares, a.shared_battles, a.downloads) == (3, 2, 42, 3)
-    assert (b.variants, b.shares, b.shared_battles, b.downloads) == (2, 0, 0, 0)
+    assert (a.variants, a.shares, a.shared_battles, a.downloads) == (2, 2, 42, 3)
+    assert (b.variants, b.shares, b.shared_battles, b.downloads) == (1, 0, 0, 0)
+    # A's withdrawal is public only after the delay, B's model in initial rating when listed.
+    hidden = summaries[selectors.HIDDEN_KEY]
+    assert (hidden.provider, hidden.variants, hidden.shares, hidden.downloads) == (None, 2, 0, 0)
+    later = clock.now() + timedelta(days=settings.ARENA_RETRACTION_DELAY_DAYS, hours=1)
+    assert by_provider(selectors.provider_summaries(TODAY, now=later))["provider-a"].variants == 3
 
 
 def test_the_page_shows_providers_and_never_a_model(client, arena):
@@ -193,3 +206,42 @@ def test_a_closed_arena_is_recorded_as_a_snapshot_without_shares(provider_a, sta
     with time_machine.travel(NOON, tick=False):
         snapshot = services.snapshot_expected_shares()
     assert snapshot is not None and not snapshot.shares.exists()
+
+
+def test_a_provider_whose_first_model_enters_the_blind_test_is_not_shown_until_the_model_is_public(
+    client, arena, staff, settings
+):
+    newcomer = ProviderFactory(name="Stealth Labs", slug="stealth")
+    secret = make_model(newcomer, S.INITIAL_RATING, staff=staff, name="stealth-one")
+    served(TODAY, {arena["a1"]: 6, secret: 6})
+    predicted(TODAY, 1, {arena["a1"]: 1.0, secret: 1.0})
+
+    with time_machine.travel(NOON, tick=False):
+        html = client.get("/transparency/").content.decode()
+    assert "Stealth Labs" not in html and "stealth" not in html
+    assert secret.codename not in html and secret.name not in html
+    assert selectors.HIDDEN_LABEL in html  # its battles are there, under no provider
+
+    # Withdrawn, it is public after the delay, with its battles and its place among the variants.
+    withdrawn = clock.now()
+    with time_machine.travel(withdrawn, tick=False):
+        lifecycle.transition(model_id=secret.pk, action="withdraw", actor=staff, reason="not ready")
+    just_before = withdrawn + timedelta(days=settings.ARENA_RETRACTION_DELAY_DAYS) - timedelta(minutes=1)
+    assert "stealth" not in by_provider(selectors.provider_summaries(TODAY, now=just_before))
+    after = by_provider(selectors.provider_summaries(TODAY, now=just_before + timedelta(minutes=2)))
+    assert after["stealth"].variants == 1 and after["stealth"].days[-1].served == pytest.approx(0.5)
+    assert after[selectors.HIDDEN_KEY].variants == 1  # B's model still in initial rating
+
+
+def test_a_listed_providers_figures_do_not_move_when_its_new_model_enters_the_blind_test(arena, staff):
+    served(TODAY, {arena["a1"]: 4, arena["b1"]: 4})
+    providers = ("provider-a", "provider-b")
+    summaries = by_provider(selectors.provider_summaries(TODAY))
+    before = {key: (summaries[key].variants, summaries[key].days[-1].battles) for key in providers}
+
+    newcomer = make_model(arena["a1"].provider, S.INITIAL_RATING, staff=staff, name="a-new")
+    served(TODAY, {newcomer: 4})
+    after = by_provider(selectors.provider_summaries(TODAY))
+
+    assert {key: (after[key].variants, after[key].days[-1].battles) for key in providers} == before
+    assert after[selectors.HIDDEN_KEY].variants == 2  # the newcomer and B's secret, together

@@ -11,6 +11,8 @@ from rest_framework import exceptions, parsers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from .mfa import withheld_reason
+
 
 class RequestTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
@@ -35,6 +37,10 @@ def exception_handler(exc, context):
         response.data = {"detail": _first_message(errors), "errors": errors}
     elif not (isinstance(response.data, dict) and "detail" in response.data):
         response.data = {"detail": response.data}
+    request = context.get("request")
+    if response.status_code in (403, 404) and request is not None and (reason := withheld_reason(request.user)):
+        # Staff acting without their powers (no second factor) learn why they were refused.
+        response.data["detail"] = f"{response.data['detail']} {reason}"
     return response
 
 

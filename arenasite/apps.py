@@ -11,8 +11,13 @@ class ArenasiteConfig(AppConfig):
         from django.contrib.auth import signals as auth_signals
         from django.db.models import signals
 
-        from . import audit
+        from . import audit, mfa  # mfa also registers its deployment check
         from .cache import create_cache_table
+
+        user_model = get_user_model()
+        # A user whose staff powers are withheld on a request is saved with its real flags; connected
+        # before the audit receivers, so they see the real flags too, and withheld again after them.
+        signals.pre_save.connect(mfa.keep_real_flags_on_save, sender=user_model, dispatch_uid="mfa-real-flags")
 
         # dispatch_uid: ready() may run more than once in tests; one row per event.
         auth_signals.user_logged_in.connect(audit.on_login, dispatch_uid="audit-login")
@@ -21,10 +26,10 @@ class ArenasiteConfig(AppConfig):
         mfa_signals.authenticator_added.connect(audit.on_authenticator_added, dispatch_uid="audit-mfa-added")
         mfa_signals.authenticator_removed.connect(audit.on_authenticator_removed, dispatch_uid="audit-mfa-removed")
 
-        user_model = get_user_model()
         for sender in (user_model, "providers.ApiToken", "providers.Membership"):
             signals.pre_save.connect(audit.remember_previous, sender=sender, dispatch_uid=f"audit-previous-{sender}")
         signals.post_save.connect(audit.on_user_saved, sender=user_model, dispatch_uid="audit-user")
+        signals.post_save.connect(mfa.withhold_again_after_save, sender=user_model, dispatch_uid="mfa-withhold-again")
         signals.post_save.connect(audit.on_token_saved, sender="providers.ApiToken", dispatch_uid="audit-token")
         signals.post_save.connect(
             audit.on_membership_saved, sender="providers.Membership", dispatch_uid="audit-membership"

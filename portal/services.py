@@ -210,9 +210,11 @@ def endpoint_test(model: ArenaModel) -> TestAnswer:
 # --- API tokens ------------------------------------------------------------------------------
 
 
-def token_issue(*, user, name: str) -> tuple[ApiToken, str]:
-    """A new token acting as `user`, and its plaintext, which is shown once and never stored."""
-    return ApiToken.objects.issue(user=user, name=name.strip())
+def token_issue(*, user, name: str, second_factor: bool = False) -> tuple[ApiToken, str]:
+    """A new token acting as `user`, and its plaintext, which is shown once and never stored.
+    `second_factor`: the session asking signed in with one; staff get a token only then
+    (ApiTokenManager.issue raises TokenRefused)."""
+    return ApiToken.objects.issue(user=user, name=name.strip(), second_factor=second_factor)
 
 
 def token_revoke(*, user, token_id: int) -> bool:

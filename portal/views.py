@@ -26,10 +26,11 @@ from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from arenasite.mfa import session_used_second_factor
 from providers import changes, lifecycle
 from providers.api.views import TERMINAL
 from providers.lifecycle import MOVES, PROVIDER_ACTIONS, REASON_REQUIRED, Action, TransitionRefused
-from providers.models import ApiToken, ArenaModel, Membership
+from providers.models import ApiToken, ArenaModel, Membership, TokenRefused
 from releases import files, sharing
 from releases.models import DataSharingAgreement, Download, ProviderShare
 
@@ -360,6 +361,7 @@ def _tokens_page(request, *, form=None, new_token: str = "", status: int = 200) 
         "tokens": ApiToken.objects.filter(user=request.user).order_by("-created_at", "-id"),
         "new_token": new_token,
         "may_issue": memberships.exists(),
+        "staff_token_days": settings.ARENA_STAFF_TOKEN_DAYS,
     }
     response = render(request, "portal/tokens.html", context, status=status)
     if new_token:
@@ -378,7 +380,15 @@ def tokens(request):
     form = TokenForm(request.POST)
     if not form.is_valid():
         return _tokens_page(request, form=form, status=400)
-    _, raw = services.token_issue(user=request.user, name=form.cleaned_data["name"])
+    try:
+        _, raw = services.token_issue(
+            user=request.user,
+            name=form.cleaned_data["name"],
+            second_factor=session_used_second_factor(request, request.user),
+        )
+    except TokenRefused as exc:
+        form.add_error(None, str(exc))
+        return _tokens_page(request, form=form, status=403)
     # Rendered, not redirected: the plaintext exists only in this one response.
     return _tokens_page(request, new_token=raw)
 

@@ -16,6 +16,7 @@ from django.utils.html import format_html
 
 from arenasite import clock
 from arenasite.admin_mixins import ReadOnlyAdminMixin
+from arenasite.mfa import session_used_second_factor
 
 from . import changes, names
 from .lifecycle import (
@@ -667,22 +668,32 @@ class LifecycleEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
-    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter), "staff"]
     search_fields = ["name", "prefix", "user__email", "user__username"]
     autocomplete_fields = ["user"]
     readonly_fields = ["prefix", "created_at", "last_used_at"]
     actions = ["revoke"]
 
     def get_fields(self, request, obj=None):
-        return (
-            ["user", "name"] if obj is None else ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
-        )
+        if obj is None:
+            return ["user", "name"]
+        return [
+            "user",
+            "name",
+            "prefix",
+            "created_at",
+            "last_used_at",
+            "staff",
+            "second_factor",
+            "expires_at",
+            "revoked_at",
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        fixed = ["user", "name", "prefix", "created_at", "last_used_at"]
+        fixed = ["user", "name", "prefix", "created_at", "last_used_at", "staff", "second_factor", "expires_at"]
         # Revocation is final: a token that may have leaked must not be brought back to life.
         return [*fixed, "revoked_at"] if obj.revoked_at else fixed
 
@@ -693,10 +704,27 @@ class ApiTokenAdmin(admin.ModelAdmin):
             field.queryset = field.queryset.filter(pk=request.user.pk)
         return field
 
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if obj is not None:
+            return form
+        second_factor = session_used_second_factor(request, request.user)
+
+        class IssueForm(form):
+            def clean(self):
+                cleaned = super().clean()
+                user = cleaned.get("user")
+                if user is not None and (problem := ApiToken.objects.refusal(user=user, second_factor=second_factor)):
+                    raise forms.ValidationError(problem)
+                return cleaned
+
+        return IssueForm
+
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
-        token, raw = ApiToken.objects.issue(user=obj.user, name=obj.name)
+        second_factor = session_used_second_factor(request, request.user)
+        token, raw = ApiToken.objects.issue(user=obj.user, name=obj.name, second_factor=second_factor)
         obj.pk = token.pk
         obj.refresh_from_db()
         self.message_user(request, f"Token created. Copy it now, it will not be shown again: {raw}", messages.WARNING)

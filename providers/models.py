@@ -61,15 +61,64 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+class TokenRefused(Exception):
+    """An API token that may not be issued; the message says why and what to do."""
+
+
+class TokenExpired(Exception):
+    """A real token past its expiry: it answers like an invalid one, with a sentence of its own."""
+
+    def __init__(self, expires_at: datetime):
+        super().__init__(f"This token expired at {expires_at:%Y-%m-%d %H:%M} UTC; issue a new one.")
+
+
 class ApiTokenManager(models.Manager):
-    def issue(self, *, user, name: str) -> tuple[ApiToken, str]:
-        """Create a token and return it with its plaintext, which is never stored or shown again."""
+    def refusal(self, *, user, second_factor: bool) -> str:
+        """Why a token for `user` may not be issued, or "". A token for staff carries their staff
+        powers, so with ARENA_STAFF_REQUIRE_MFA on it is issued only from a session signed in
+        with a second factor (`second_factor`) and for a user who has one."""
+        from arenasite.mfa import has_totp, holds_staff_role
+
+        if not (settings.ARENA_STAFF_REQUIRE_MFA and holds_staff_role(user)):
+            return ""
+        if not has_totp(user):
+            return (
+                f"{user.get_username()} is staff without a second factor: a token acting as staff needs one. "
+                "Set up an authenticator app at /accounts/2fa/totp/activate/ first."
+            )
+        if not second_factor:
+            return (
+                "A token acting as staff is issued only while signed in with a second factor: "
+                "confirm a code from your authenticator app at /accounts/2fa/reauthenticate/, then try again."
+            )
+        return ""
+
+    def issue(self, *, user, name: str, second_factor: bool = False) -> tuple[ApiToken, str]:
+        """Create a token and return it with its plaintext, which is never stored or shown again.
+
+        `second_factor`: the request issuing it comes from a session that signed in with one
+        (arenasite.mfa.session_used_second_factor). A token for staff expires after
+        ARENA_STAFF_TOKEN_DAYS; raises TokenRefused where refusal() says no."""
+        from arenasite.mfa import holds_staff_role
+
+        if problem := self.refusal(user=user, second_factor=second_factor):
+            raise TokenRefused(problem)
+        staff = holds_staff_role(user)
         prefix = secrets.token_hex(4)
         secret = secrets.token_urlsafe(32)
-        token = self.create(user=user, name=name, prefix=prefix, digest=_digest(secret))
+        token = self.create(
+            user=user,
+            name=name,
+            prefix=prefix,
+            digest=_digest(secret),
+            staff=staff,
+            second_factor=second_factor,
+            expires_at=timezone.now() + timedelta(days=settings.ARENA_STAFF_TOKEN_DAYS) if staff else None,
+        )
         return token, f"{TOKEN_PREFIX}_{prefix}_{secret}"
 
     def verify(self, raw: str) -> ApiToken | None:
+        """The live token `raw` names, or None; raises TokenExpired for one past its expiry."""
         parts = raw.split("_", 2)
         if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
             return None
@@ -78,6 +127,8 @@ class ApiTokenManager(models.Manager):
             return None
         if not token.user.is_active:
             return None
+        if token.expired:
+            raise TokenExpired(token.expires_at)
         return token
 
 
@@ -91,6 +142,11 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    staff = models.BooleanField(default=False, editable=False, help_text="Issued to staff: it expires.")
+    second_factor = models.BooleanField(
+        default=False, editable=False, help_text="Issued from a session signed in with a second factor."
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = ApiTokenManager()
 
@@ -99,6 +155,24 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({TOKEN_PREFIX}_{self.prefix}_…)"
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    def staff_powers_withheld(self) -> str:
+        """Why requests with this token act without its user's staff powers, or "" if they do not
+        (or the user has none): a token issued before its user became staff never carries them,
+        and with ARENA_STAFF_REQUIRE_MFA on only a token issued with a second factor does."""
+        from arenasite import mfa
+
+        if not mfa.holds_staff_role(self.user):
+            return ""
+        if not self.staff:
+            return mfa.TOKEN_NOT_FOR_STAFF
+        if settings.ARENA_STAFF_REQUIRE_MFA and not (self.second_factor and mfa.has_totp(self.user)):
+            return mfa.TOKEN_WITHOUT_FACTOR
+        return ""
 
     def revoke(self) -> bool:
         """Revoke the token for good; False if it already was.

@@ -5,11 +5,17 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
-from ..models import ApiToken
+from arenasite.mfa import withhold_staff_powers
+
+from ..models import ApiToken, TokenExpired
 
 
 class ApiTokenAuthentication(BaseAuthentication):
-    """`Authorization: Bearer arena_<prefix>_<secret>`; only a digest of the secret is stored."""
+    """`Authorization: Bearer arena_<prefix>_<secret>`; only a digest of the secret is stored.
+
+    The request acts as the token's user, without staff powers where the token may not carry
+    them (ApiToken.staff_powers_withheld): the same withholding as a session without a second
+    factor, so every permission check answers as for an ordinary account."""
 
     keyword = b"bearer"
 
@@ -23,9 +29,14 @@ class ApiTokenAuthentication(BaseAuthentication):
             raw = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise AuthenticationFailed("Invalid token.") from None
-        token = ApiToken.objects.verify(raw)
+        try:
+            token = ApiToken.objects.verify(raw)
+        except TokenExpired as exc:
+            raise AuthenticationFailed(str(exc)) from None
         if token is None:
             raise AuthenticationFailed("Invalid or revoked token.")
+        if reason := token.staff_powers_withheld():
+            withhold_staff_powers(token.user, reason)
         # One write a minute at most, so busy clients do not turn reads into writes.
         now = timezone.now()
         if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:

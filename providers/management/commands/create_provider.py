@@ -5,7 +5,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils.text import slugify
 
-from providers.models import ApiToken, Membership, Provider
+from providers.models import ApiToken, Membership, Provider, TokenRefused
 
 
 class Command(BaseCommand):
@@ -41,7 +41,10 @@ class Command(BaseCommand):
                 Membership.objects.create(provider=provider, user=user, role=role)
                 self.stdout.write(f"{user.email} is now {role} of {provider.name}.")
                 if token:
-                    _, raw = ApiToken.objects.issue(user=user, name=f"{provider.slug} (create_provider)")
+                    try:
+                        _, raw = ApiToken.objects.issue(user=user, name=f"{provider.slug} (create_provider)")
+                    except TokenRefused as exc:  # staff, with the second factor required
+                        raise CommandError(f"{exc} Or leave out --token and issue it in the admin.") from None
                     self.stdout.write(f"API token (shown once): {raw}")
 
     def _member(self, email: str):

@@ -1,0 +1,48 @@
+"""A battle's model call, kept on the model's endpoint health record.
+
+The same fields the lifecycle health checks keep (providers/health.py): a failure that
+says the endpoint is down marks it offline, a complete answer clears it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from arenasite import clock
+from providers import health
+from providers.models import ArenaModel
+
+from .base import ModelCallFailed
+
+logger = logging.getLogger(__name__)
+
+
+def recording_outcome(model: ArenaModel, chunks: Iterator[str]) -> Iterator[str]:
+    try:
+        yield from chunks
+    except ModelCallFailed as exc:
+        record_failure(model, exc)
+        raise
+    record_success(model)
+
+
+def record_failure(model: ArenaModel, error: ModelCallFailed) -> ArenaModel:
+    """Keep a failed battle call on the model like a failed health check, so the lifecycle
+    tasks see it (offline since, last error, retirement candidate)."""
+    if not error.counts_against_endpoint:
+        return model
+    logger.warning("battle: %s endpoint failed: %s", model.name, error)
+    return health.record_check(model, health.CheckResult(ok=False, error=f"In a battle: {error}"), clock.now())
+
+
+def record_success(model: ArenaModel) -> ArenaModel:
+    """Clear a recorded failure after a complete answer, as a passing health check would.
+
+    A model with nothing on record is not written: one write per answer would make the
+    pool's busiest rows the hottest rows in the database. The instance may be a little
+    stale (loaded when the battle started); the next health check corrects any miss.
+    """
+    if model.endpoint_offline_since is None and not model.endpoint_last_error:
+        return model
+    return health.record_check(model, health.CheckResult(ok=True), clock.now())

@@ -79,6 +79,7 @@ class ImportRow:
     toxic_chat_tag: Any
     tstamp: float
     created_at: datetime  # tstamp in UTC
+    where: str = ""  # "line 3", "item 7", "row 12": for refusals found after reading
 
 
 def detect_format(path: Path, requested: str = "auto") -> str:
@@ -322,6 +323,7 @@ def normalise(obj: Any, where: str) -> ImportRow:
         toxic_chat_tag=toxic_chat_tag,
         tstamp=tstamp,
         created_at=created_at,
+        where=where,
     )
 
 

@@ -39,6 +39,13 @@ class Action(models.TextChoices):
     RETIRE = "retire", "Retire"
 
 
+class Entry(models.TextChoices):
+    """Ways into the arena other than admission. Not actions anyone can ask transition() for:
+    each has its service below, the only code that records it."""
+
+    IMPORT = "import", "Imported with arena data"
+
+
 # Who may ask for what. Staff (with the transition permission) may do every action.
 PROVIDER_ACTIONS = frozenset({Action.SUBMIT, Action.WITHDRAW, Action.REQUEST_RETIREMENT})
 STAFF_ACTIONS = frozenset({Action.ADMIT, Action.REJECT, Action.PUBLISH, Action.RETIRE})
@@ -337,6 +344,43 @@ def _record(model, action, actor, reason, now, *, to, effective_at=None, rule=""
     model.save(update_fields=_LIFECYCLE_FIELDS)
     logger.info("lifecycle: %s %s (%s) by %s", model.name, action, event.kind, actor or "scheduler")
     return Outcome(model, event, scheduled=scheduled)
+
+
+def import_listed(*, provider: Provider, name: str, listed_at: datetime, reason: str) -> ArenaModel:
+    """Create a model that public arena data shows in battles, as listed, with its `import` event.
+
+    The battles name it, so it is public from the start: it skips admission and initial
+    rating, which is why only the import command calls this. Its name meets the rules any
+    public name meets (providers/names.py), else TransitionRefused(`name_refused`).
+    `listed_at` is when the data first shows it; the event records when it was imported.
+    Not idempotent: the importer reuses the models it finds by name and calls this for the rest.
+    """
+    refusal = names.name_refusal(name, provider=provider)
+    if refusal:
+        raise TransitionRefused("name_refused", refusal)
+    with transaction.atomic():
+        now = clock.now()
+        model = ArenaModel.objects.create(
+            provider=provider,
+            name=name,
+            access_kind=ArenaModel.AccessKind.PUBLIC_API,
+            status=Status.DRAFT,
+            status_changed_at=now,
+            created_at=now,
+        )
+        outcome = _record(model, Entry.IMPORT, None, reason, now, to=Status.LISTED)
+        transition_done.send(sender=ArenaModel, model=model, event=outcome.event)
+        # Listed from its first battle in the data, not from the day it was imported.
+        model.listed_at = listed_at
+        model.save(update_fields=["listed_at"])
+    return model
+
+
+def backdate_import(model: ArenaModel, listed_at: datetime) -> None:
+    """Move an imported model's listing back to an earlier battle found later in the data."""
+    if model.listed_at is not None and listed_at < model.listed_at:
+        model.listed_at = listed_at
+        ArenaModel.objects.filter(pk=model.pk, events__action=Entry.IMPORT).update(listed_at=listed_at)
 
 
 def may_perform(user, model: ArenaModel, action: str) -> bool:

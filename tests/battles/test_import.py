@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 from battles import importing
 from battles.management.commands import import_battles
 from battles.models import Battle, Vote, Winner
+from providers import lifecycle
 from providers.models import ArenaModel, LifecycleEvent, Provider
 
 from ..conftest import make_model
@@ -203,7 +204,12 @@ def test_unknown_models_are_listed_under_the_imported_provider_with_an_event(tmp
     assert ArenaModel.objects.get(name="mpt-7b-chat").listed_at == datetime.fromtimestamp(T0 + 5, tz=UTC)
 
     event = guanaco.events.get()
-    assert (event.action, event.kind, event.from_status, event.to_status) == ("import", "done", "draft", "listed")
+    assert (event.action, event.kind, event.from_status, event.to_status) == (
+        lifecycle.Entry.IMPORT,
+        "done",
+        "draft",
+        "listed",
+    )
     assert event.actor is None
     assert event.reason == "Imported with arena data from arena.jsonl"
     assert event.effective_at == event.created_at == guanaco.created_at
@@ -494,3 +500,56 @@ def test_unstorable_text_in_a_json_array_or_parquet_file_is_refused_with_its_pla
     with pytest.raises(CommandError, match=r"row 3: judge contains a NUL"):
         run(write_parquet(tmp_path / "nul.parquet", rows), "--batch-size", "1")
     assert counts()["Battle"] == 0
+
+
+def test_imported_models_are_listed_by_the_lifecycle_service_which_logs_the_import(tmp_path, monkeypatch, caplog):
+    calls = []
+    import_listed = lifecycle.import_listed
+
+    def spy(**kwargs):
+        calls.append(kwargs["name"])
+        return import_listed(**kwargs)
+
+    monkeypatch.setattr(lifecycle, "import_listed", spy)
+    with caplog.at_level("INFO", logger="providers.lifecycle"):
+        run(write_jsonl(tmp_path / "arena.jsonl", [battle(0), battle(1, model_b="alpaca-13b")]))
+
+    assert calls == ["alpaca-13b", "koala-13b", "vicuna-13b"]  # one batch, in name order
+    assert "lifecycle: koala-13b import (done) by scheduler" in caplog.text
+    events = LifecycleEvent.objects.filter(arena_model__name="alpaca-13b")
+    assert [event.action for event in events] == [lifecycle.Entry.IMPORT]
+    # The import is not a move anyone can ask the lifecycle for: a draft cannot be listed that way.
+    draft = ArenaModel.objects.create(provider=Provider.objects.get(slug="imported"), name="a-draft")
+    with pytest.raises(lifecycle.TransitionRefused) as refused:
+        lifecycle.transition(model_id=draft.pk, action="import")
+    assert refused.value.rule == "unknown_action"
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("anonymous", "'anonymous' is reserved"),
+        ("Anonymous", "'Anonymous' is reserved"),
+        ("brisk-otter-42", "looks like a codename"),
+        ("VICUNA-13B", "A public model is already named"),
+    ],
+)
+def test_an_imported_model_name_is_checked_like_any_other_and_refuses_the_file(tmp_path, provider_a, name, message):
+    make_model(provider_a, ArenaModel.Status.LISTED, name="vicuna-13b")
+    before = counts()
+    rows = [battle(0), battle(1), battle(2, model_b=name)]
+
+    with pytest.raises(CommandError) as refused:
+        run(write_jsonl(tmp_path / "names.jsonl", rows), "--batch-size", "1")
+
+    assert str(refused.value).startswith(f"names.jsonl: line 3: model_b {name!r} cannot be a model's name: ")
+    assert message in str(refused.value)
+    assert str(refused.value).endswith("Nothing was imported.")
+    assert counts() == before
+
+
+def test_a_live_codename_cannot_be_an_imported_models_name(tmp_path, provider_a):
+    hidden = make_model(provider_a, ArenaModel.Status.INITIAL_RATING, name="secret-model")
+    with pytest.raises(CommandError, match=r"item 1: model_a .* cannot be a model's name"):
+        run(write_json(tmp_path / "codename.json", [fastchat(0, model_a=hidden.codename)]))
+    assert not Battle.objects.exists()

@@ -18,14 +18,14 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, reset_queries, transaction
-from django.db.models import Max
+from django.db.models import F, Max
 
-from arenasite import clock
 from battles import importing
 from battles.importing import ImportFormatError, ImportRow
 from battles.models import Battle, BattleStyle, Vote
 from battles.style import conversation_prompt_hash
-from providers.models import ArenaModel, LifecycleEvent, Provider
+from providers import lifecycle
+from providers.models import ArenaModel, Provider
 
 DEFAULT_BATCH_SIZE = 5000
 IMPORTED_PROVIDER = "imported"
@@ -90,7 +90,7 @@ def import_rows(rows: Iterable[ImportRow], *, source_name: str, batch_size: int 
     """Insert new battles and votes batch by batch. Call inside transaction.atomic(): a failure
     part-way leaves earlier batches written until the transaction rolls back."""
     result = ImportResult()
-    models = _ModelResolver(source_name=source_name, now=clock.now())
+    models = _ModelResolver(source_name=source_name)
     # Battles above this id were added by this import, so finding a key among them means
     # the file holds it twice; this keeps the in-file check in the database, not in memory.
     first_new_id = (Battle.objects.aggregate(last=Max("id"))["last"] or 0) + 1
@@ -178,25 +178,30 @@ def _insert(rows: list[ImportRow], ids: dict[str, int]) -> None:
 
 
 class _ModelResolver:
-    """Model names to ids. Names not in the arena become listed models of the "imported" provider."""
+    """Model names to ids. Names not in the arena become listed models of the "imported"
+    provider, through the lifecycle (providers.lifecycle.import_listed), which checks each name
+    like any other public name; a refused name refuses the file at its first row."""
 
-    def __init__(self, *, source_name: str, now: datetime):
+    def __init__(self, *, source_name: str):
         self.source_name = source_name
-        self.now = now
         self.ids: dict[str, int] = {}
         self.provider: Provider | None = None
-        # Models created by this import: the listed_at they were created with, and the earliest tstamp seen.
-        self.created: dict[str, tuple[int, datetime]] = {}
+        # Models created by this import, and the earliest tstamp seen of each.
+        self.created: dict[str, ArenaModel] = {}
         self.earliest: dict[str, datetime] = {}
 
     def resolve(self, rows: list[ImportRow]) -> dict[str, int]:
         unknown = {row.model_a for row in rows} | {row.model_b for row in rows}
         unknown.difference_update(self.ids)
         if unknown:
-            self.ids.update(ArenaModel.objects.filter(name__in=unknown).values_list("name", "id"))
+            # Names are unique among public models, not among hidden ones of different providers;
+            # a public model wins, then the oldest, so the same file always lands on the same model.
+            found = ArenaModel.objects.filter(name__in=unknown).order_by(F("listed_at").asc(nulls_last=True), "pk")
+            for name, pk in found.values_list("name", "id"):
+                self.ids.setdefault(name, pk)
             for name in sorted(unknown.difference(self.ids)):
                 self.earliest[name] = min(row.created_at for row in rows if name in (row.model_a, row.model_b))
-                self._create(name)
+                self._create(name, first=next(row for row in rows if name in (row.model_a, row.model_b)))
         if self.earliest:
             for row in rows:
                 for name in (row.model_a, row.model_b):
@@ -206,38 +211,26 @@ class _ModelResolver:
 
     def finish(self) -> list[str]:
         """Move listed_at back where a later batch held an earlier battle; return the created names."""
-        for name, (pk, listed_at) in self.created.items():
-            if self.earliest[name] < listed_at:
-                ArenaModel.objects.filter(pk=pk).update(listed_at=self.earliest[name])
+        for name, model in self.created.items():
+            lifecycle.backdate_import(model, self.earliest[name])
         return sorted(self.created)
 
-    def _create(self, name: str) -> None:
+    def _create(self, name: str, *, first: ImportRow) -> None:
         if self.provider is None:
             self.provider = (
                 Provider.objects.filter(slug=IMPORTED_PROVIDER).first()
                 or Provider.objects.filter(name=IMPORTED_PROVIDER).first()
                 or Provider.objects.create(name=IMPORTED_PROVIDER, slug=IMPORTED_PROVIDER)
             )
-        listed_at = self.earliest[name]
-        model = ArenaModel.objects.create(
-            provider=self.provider,
-            name=name,
-            access_kind=ArenaModel.AccessKind.PUBLIC_API,
-            status=ArenaModel.Status.LISTED,
-            listed_at=listed_at,
-            status_changed_at=self.now,
-            created_at=self.now,
-        )
-        LifecycleEvent.objects.create(
-            arena_model=model,
-            action="import",
-            kind=LifecycleEvent.Kind.DONE,
-            from_status=ArenaModel.Status.DRAFT,
-            to_status=ArenaModel.Status.LISTED,
-            actor=None,
-            reason=f"Imported with arena data from {self.source_name}",
-            effective_at=self.now,
-            created_at=self.now,
-        )
+        try:
+            model = lifecycle.import_listed(
+                provider=self.provider,
+                name=name,
+                listed_at=self.earliest[name],
+                reason=f"Imported with arena data from {self.source_name}",
+            )
+        except lifecycle.TransitionRefused as exc:
+            field = "model_a" if first.model_a == name else "model_b"
+            raise ImportFormatError(f"{field} {name!r} cannot be a model's name: {exc.detail}", first.where) from None
         self.ids[name] = model.pk
-        self.created[name] = (model.pk, listed_at)
+        self.created[name] = model

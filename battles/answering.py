@@ -2,7 +2,7 @@
 
 When a battle is created or a turn added, `start(battle_id)` (called on commit) hands
 both sides to a pool of threads in the web process. Each side streams its model's answer
-(battles/clients.py) and saves the text as it grows, at most every
+(battles/clients/) and saves the text as it grows, at most every
 ARENA_ANSWER_SAVE_INTERVAL seconds, so the page and the JSON API show it while it is
 written. Each side writes only its own conversation column, so the two never overwrite
 each other.

@@ -151,7 +151,7 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
 
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
-    # One per process, as in battles/clients.py: building it is most of a new client's cost.
+    # One per process, as in battles/clients/openai_compatible.py: building it is most of a new client's cost.
     return httpx.create_ssl_context()
 
 

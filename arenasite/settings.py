@@ -139,7 +139,19 @@ WHITENOISE_AUTOREFRESH = DEBUG
 LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
-ACCOUNT_EMAIL_VERIFICATION = env_str("ACCOUNT_EMAIL_VERIFICATION", "optional")
+# Sign-up must not tell whether an address has an account. allauth can hide it only when an
+# address is confirmed before its account is used: sign-up then always ends on "we sent you
+# a mail" (a new account: the confirmation link; an existing one: a note to its owner that
+# someone tried), and signing in with an unconfirmed address sends the link again. With
+# "optional" or "none" a taken address is refused on the form, which reveals it.
+ACCOUNT_EMAIL_VERIFICATION = env_str("ACCOUNT_EMAIL_VERIFICATION", "mandatory")
+if ACCOUNT_EMAIL_VERIFICATION not in ("mandatory", "optional", "none"):
+    raise ImproperlyConfigured(
+        f"ACCOUNT_EMAIL_VERIFICATION must be mandatory, optional or none, got {ACCOUNT_EMAIL_VERIFICATION!r}"
+    )
+ACCOUNT_PREVENT_ENUMERATION = True
+# Confirming in the browser that signed up signs the new account in (another browser must log in).
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_ADAPTER = "arenasite.accounts.AccountAdapter"
 # Confirming a signed-in user again (before a second factor is added or removed, say) takes the

@@ -1,4 +1,5 @@
 import factory
+from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from factory.django import DjangoModelFactory
@@ -25,6 +26,11 @@ class UserFactory(DjangoModelFactory):
             user.user_permissions.add(Permission.objects.get(codename="transition_arenamodel"))
         if create:
             user.save()  # Password() hashes on build; keep it
+        if create and user.email:
+            # A real account confirms its address before it can sign in (mandatory verification).
+            EmailAddress.objects.get_or_create(
+                user=user, email=user.email, defaults={"verified": True, "primary": True}
+            )
 
 
 class ProviderFactory(DjangoModelFactory):

@@ -1,5 +1,7 @@
 """Accounts are allauth's: email login, sign-up, and an optional TOTP second factor."""
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -8,13 +10,17 @@ from ..factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_a_person_signs_up_and_logs_in_with_an_email(client):
+def test_a_person_signs_up_confirms_the_address_and_logs_in_with_an_email(client, mailoutbox):
     response = client.post(
         "/accounts/signup/",
         {"email": "new@provider.example", "password1": "a-long-passphrase-9", "password2": "a-long-passphrase-9"},
     )
-    assert response.status_code == 302
+    assert response.status_code == 302 and response["Location"] == "/accounts/confirm-email/"
     assert get_user_model().objects.filter(email="new@provider.example").exists()
+    assert not client.get("/").context["user"].is_authenticated, "not signed in before the address is confirmed"
+    link = re.search(r"https?://testserver(/accounts/confirm-email/\S+/)", mailoutbox[0].body).group(1)
+    response = client.post(link)
+    assert response.status_code == 302 and client.get("/").context["user"].email == "new@provider.example"
     client.logout()
     response = client.post("/accounts/login/", {"login": "new@provider.example", "password": "a-long-passphrase-9"})
     assert response.status_code == 302

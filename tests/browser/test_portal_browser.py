@@ -94,7 +94,9 @@ def admin_action(page: Page, changelist: str, row_text: str, action: str, reason
     page.locator(".submit-row input[type=submit]").click()
 
 
-def test_a_provider_goes_from_sign_up_to_a_downloaded_share(browser, live_server, endpoint, staff_user, opponent):
+def test_a_provider_goes_from_sign_up_to_a_downloaded_share(
+    browser, live_server, endpoint, staff_user, opponent, mailoutbox
+):
     errors: list[str] = []
     provider = new_page(browser, live_server.url, errors)
     staff = new_page(browser, live_server.url, errors)
@@ -107,6 +109,10 @@ def test_a_provider_goes_from_sign_up_to_a_downloaded_share(browser, live_server
     provider.locator("form").filter(has=provider.locator("input[name=password2]")).locator(
         "button[type=submit]"
     ).click()
+    # The address is confirmed before the account is used: the link from the mail, then Confirm.
+    expect(provider).to_have_url(re.compile(r"/accounts/confirm-email/$"))
+    provider.goto(re.search(r"https?://[^/\s]+(/accounts/confirm-email/\S+/)", mailoutbox[-1].body).group(1))
+    provider.get_by_role("button", name="Confirm").click()
     provider.get_by_role("link", name="Provider portal").click()
     expect(provider.get_by_role("heading", name="Provider portal")).to_be_visible()
     snap(provider, "portal-start")

@@ -94,6 +94,20 @@ def test_the_demo_is_idempotent_and_covers_every_state():
     assert set(ArenaModel.objects.values_list("status", flat=True)) == set(ArenaModel.Status.values)
 
 
+def test_the_demo_logins_sign_in_at_once_through_the_login_form(client):
+    from providers.management.commands import seed_demo
+
+    run("seed_demo")
+    for email, password in (
+        (seed_demo.STAFF_EMAIL, seed_demo.STAFF_PASSWORD),
+        (seed_demo.PROVIDER_EMAIL, seed_demo.PROVIDER_PASSWORD),
+    ):
+        response = client.post("/accounts/login/", {"login": email, "password": password})
+        assert response.status_code == 302 and response["Location"] != "/accounts/confirm-email/", email
+        assert client.get("/").context["user"].email == email
+        client.logout()
+
+
 def test_the_demo_has_a_rated_vote_history(django_capture_on_commit_callbacks, client):
     from battles.models import Battle, BattleStyle, Vote
     from leaderboard.models import RatingRun

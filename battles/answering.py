@@ -126,7 +126,7 @@ def _answer_side(battle_id: int, side: str) -> tuple[str, str]:
         save()
         return Battle.AnswerState.FAILED, f"Model {side.upper()} cannot answer right now."
     except ModelCallFailed as exc:
-        _count_call(model.pk, asked, pieces)
+        _count_call(model.pk, asked, pieces, exc.kind)
         save()
         if exc.kind == FailureKind.TOO_LONG:
             return Battle.AnswerState.CUT, ""
@@ -136,11 +136,16 @@ def _answer_side(battle_id: int, side: str) -> tuple[str, str]:
     return Battle.AnswerState.DONE, ""
 
 
-def _count_call(model_id: int, asked: list[dict], pieces: list[str]) -> None:
+def _count_call(model_id: int, asked: list[dict], pieces: list[str], failure: FailureKind | None = None) -> None:
     # A call that was made costs its budget whether or not the answer came out whole.
     characters = sum(len(message["content"]) for message in asked) + sum(len(piece) for piece in pieces)
     try:
-        budgets.record_call(model_id, characters)
+        budgets.record_call(
+            model_id,
+            characters,
+            refused=failure == FailureKind.REFUSED,
+            rate_limited=failure == FailureKind.RATE_LIMITED,
+        )
     except Exception:  # counting must never cost the voter the answer
         logger.exception("model %s: could not count the call against its budget", model_id)
 

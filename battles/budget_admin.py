@@ -42,7 +42,7 @@ class EndpointBudgetAdmin(admin.ModelAdmin):
 
 @admin.register(EndpointUsage)
 class EndpointUsageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["day", "model", "requests", "characters", "exhausted_at"]
+    list_display = ["day", "model", "requests", "characters", "refused", "rate_limited", "exhausted_at"]
     list_filter = ["day", ("exhausted_at", admin.EmptyFieldListFilter)]
     list_select_related = ["model"]
     date_hierarchy = "day"

@@ -23,14 +23,19 @@ from .models import EndpointBudget, EndpointUsage
 logger = logging.getLogger(__name__)
 
 
-def record_call(model_id: int, characters: int) -> None:
-    """Count one call of `characters` characters against the model's usage of today."""
+def record_call(model_id: int, characters: int, *, refused: bool = False, rate_limited: bool = False) -> None:
+    """Count one call of `characters` characters against the model's usage of today; `refused`
+    (a 400 and the like) and `rate_limited` (a 429) are counted too, being failures of the
+    call that leave the endpoint's health record alone (battles/clients/health.py)."""
     now = clock.now()
     today = now.date()
     with transaction.atomic():
         EndpointUsage.objects.get_or_create(model_id=model_id, day=today)
         EndpointUsage.objects.filter(model_id=model_id, day=today).update(
-            requests=F("requests") + 1, characters=F("characters") + characters
+            requests=F("requests") + 1,
+            characters=F("characters") + characters,
+            refused=F("refused") + int(refused),
+            rate_limited=F("rate_limited") + int(rate_limited),
         )
         budget = EndpointBudget.objects.filter(model_id=model_id).first()
         if budget is None:

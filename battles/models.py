@@ -421,6 +421,10 @@ class EndpointUsage(models.Model):
     day = models.DateField()
     requests = models.PositiveIntegerField(default=0)
     characters = models.PositiveBigIntegerField(default=0)
+    refused = models.PositiveIntegerField(
+        default=0, help_text="Calls the endpoint refused as bad requests (400, 413, 422: e.g. past its context window)."
+    )
+    rate_limited = models.PositiveIntegerField(default=0, help_text="Calls still answered 429 after the retries.")
     exhausted_at = models.DateTimeField(
         null=True, blank=True, help_text="When the day's budget ran out and the model left the pool."
     )

@@ -24,6 +24,10 @@ class FailureKind(StrEnum):
     CUT = "cut"  # the stream stopped before the answer was complete
     TOO_LONG = "too_long"  # longer than ARENA_MODEL_MAX_ANSWER_CHARS; the stream was cut here
     BUSY = "busy"  # every connection this process allows to the endpoint is in use
+    # The endpoint refused this request (400, 413, 422), e.g. a conversation past its context
+    # window: the request's fault, not the endpoint's.
+    REFUSED = "refused"
+    RATE_LIMITED = "rate_limited"  # still 429 after the retries and their backoff
 
 
 _USER_MESSAGES = {
@@ -34,7 +38,13 @@ _USER_MESSAGES = {
     FailureKind.CUT: "The model's answer broke off before it was finished.",
     FailureKind.TOO_LONG: "The model's answer ran too long and was stopped.",
     FailureKind.BUSY: "The model is busy with other conversations.",
+    FailureKind.REFUSED: "The model's server could not take this conversation (it may be too long for the model).",
+    FailureKind.RATE_LIMITED: "The model's server is receiving too many requests right now.",
 }
+
+# Failures of one request, or of the load on the endpoint, that say nothing about whether it is
+# up: they fail the battle, but the endpoint stays healthy and in the pool.
+_NOT_ENDPOINT_FAILURES = frozenset({FailureKind.BUSY, FailureKind.REFUSED, FailureKind.RATE_LIMITED})
 
 
 class ModelCallFailed(Exception):
@@ -51,8 +61,10 @@ class ModelCallFailed(Exception):
 
     @property
     def counts_against_endpoint(self) -> bool:
-        # Busy is this process's own limit, not a sign that the endpoint is down.
-        return self.kind != FailureKind.BUSY
+        # Busy is this process's own limit, a refusal is about this conversation (too long for
+        # the model, say) and a 429 about the endpoint's load: none says the endpoint is down,
+        # and marking it offline would take a working model out of the pool for every voter.
+        return self.kind not in _NOT_ENDPOINT_FAILURES
 
 
 class NoAnswerBackend(LookupError):

@@ -31,6 +31,10 @@ def record_failure(model: ArenaModel, error: ModelCallFailed) -> ArenaModel:
     """Keep a failed battle call on the model like a failed health check, so the lifecycle
     tasks see it (offline since, last error, retirement candidate)."""
     if not error.counts_against_endpoint:
+        # Reported, not recorded: the endpoint stays healthy and in the pool. The daily usage
+        # counts refusals and 429s (battles/budgets.py), so staff see a model that is often
+        # rate limited or given conversations too long for it.
+        logger.warning("battle: %s did not answer this request (endpoint health unchanged): %s", model.name, error)
         return model
     logger.warning("battle: %s endpoint failed: %s", model.name, error)
     return health.record_check(model, health.CheckResult(ok=False, error=f"In a battle: {error}"), clock.now())

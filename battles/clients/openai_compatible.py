@@ -25,6 +25,11 @@ from .base import FailureKind, Message, ModelCallFailed, check_messages
 # The longest wait before a retry, also when a 429 asks for longer: a voter is watching.
 MAX_BACKOFF_SECONDS = 10.0
 
+# Statuses that refuse this request, not the endpoint: a malformed or oversized request, or a
+# conversation past the model's context window (OpenAI, vLLM and llama.cpp answer that 400).
+# 401, 403 and 404 (a wrong key or model id) fail every request, so they stay endpoint failures.
+REQUEST_REFUSED = frozenset({400, 413, 422})
+
 
 @dataclass(frozen=True)
 class CallLimits:
@@ -244,7 +249,10 @@ class OpenAIChatClient:
         if response.status_code == 429 or response.status_code >= 500:
             retry_after = response.headers.get("retry-after", "")
             seconds = float(retry_after) if re.fullmatch(r"\d+(\.\d+)?", retry_after.strip()) else None
-            raise _Retryable(FailureKind.HTTP, self._scrub(detail), retry_after=seconds)
+            kind = FailureKind.RATE_LIMITED if response.status_code == 429 else FailureKind.HTTP
+            raise _Retryable(kind, self._scrub(detail), retry_after=seconds)
+        if response.status_code in REQUEST_REFUSED:
+            raise self._failed(FailureKind.REFUSED, detail)
         raise self._failed(FailureKind.HTTP, detail)
 
     async def _whole_answer(self, response: httpx.Response) -> str:

@@ -43,5 +43,5 @@ class ArenasiteConfig(AppConfig):
         signals.post_save.connect(
             audit.on_lifecycle_event_saved, sender="providers.LifecycleEvent", dispatch_uid="audit-lifecycle"
         )
-        # The shared cache's table, when the cache is the database (no CACHE_URL).
+        # The table of the cache without CACHE_URL, made if missing (arenasite/cache.py).
         signals.post_migrate.connect(create_cache_table, sender=self, dispatch_uid="cache-table")

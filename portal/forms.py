@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 
 from providers.lifecycle import REASON_MAX_LENGTH
-from providers.models import ArenaModel, LifecycleStatus
+from providers.models import TEMPERATURE_MAX, TEMPERATURE_MIN, ArenaModel, LifecycleStatus
 
 
 class ProviderForm(forms.Form):
@@ -48,6 +48,13 @@ class ArenaModelForm(forms.Form):
         help_text="Stored encrypted; never shown again.",
     )
     clear_endpoint_api_key = forms.BooleanField(label="Remove the stored API key", required=False)
+    temperature = forms.FloatField(
+        label="Sampling temperature",
+        required=False,
+        min_value=TEMPERATURE_MIN,
+        max_value=TEMPERATURE_MAX,
+        help_text=ArenaModel._meta.get_field("temperature").help_text,
+    )
     heads_up_requested = forms.BooleanField(
         label="Ask for one day's notice before listing",
         required=False,

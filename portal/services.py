@@ -188,6 +188,7 @@ def endpoint_test(model: ArenaModel) -> TestAnswer:
                 model_id=model.endpoint_model_id,
                 api_key=model.endpoint_api_key,
                 limits=limits,
+                temperature=model.temperature,
             )
         except ValueError as exc:
             return TestAnswer(ok=False, error=str(exc))

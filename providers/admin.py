@@ -155,6 +155,7 @@ class ArenaModelForm(forms.ModelForm):
             "endpoint_base_url",
             "endpoint_model_id",
             "endpoint_api_key",
+            "temperature",
             "sampling_weight",
             "battle_targets",
         ]
@@ -334,6 +335,7 @@ class ArenaModelAdmin(admin.ModelAdmin):
                     "api_key_state",
                     "endpoint_api_key",
                     "clear_endpoint_api_key",
+                    "temperature",
                 ]
             },
         ),

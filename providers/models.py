@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
@@ -226,6 +227,11 @@ class ArenaModelQuerySet(models.QuerySet):
         )
 
 
+# The sampling temperatures a model's endpoint may be called with (ArenaModel.temperature).
+TEMPERATURE_MIN = 0.1
+TEMPERATURE_MAX = 2.0
+
+
 class LifecycleStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     SUBMITTED = "submitted", "Submitted"
@@ -312,6 +318,18 @@ class ArenaModel(models.Model):
     )
     endpoint_model_id = models.CharField("endpoint model id", max_length=200, blank=True)
     endpoint_api_key = EncryptedTextField("endpoint API key", blank=True, max_length=1000)
+    # Sent with every battle call. A replayed prompt must not get the same answer back: one that
+    # does names the model before the vote to anyone who saw it revealed once. So greedy
+    # decoding (0) is refused; empty leaves the endpoint's own default, which is usually to sample.
+    temperature = models.FloatField(
+        "sampling temperature",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(TEMPERATURE_MIN), MaxValueValidator(TEMPERATURE_MAX)],
+        help_text=f"Sent as the temperature of each chat-completions request, {TEMPERATURE_MIN} to "
+        f"{TEMPERATURE_MAX}; empty: the endpoint's default. Set it when the endpoint's default is greedy, "
+        "so the same prompt gets a different answer each time.",
+    )
     endpoint_last_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     endpoint_last_ok_at = models.DateTimeField(null=True, blank=True, editable=False)
     endpoint_offline_since = models.DateTimeField(null=True, blank=True, editable=False)
@@ -329,6 +347,11 @@ class ArenaModel(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(status__in=LifecycleStatus.values), name="arenamodel_status_valid"),
             models.CheckConstraint(condition=Q(access_kind__in=AccessKind.values), name="arenamodel_access_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(temperature__isnull=True)
+                | Q(temperature__gte=TEMPERATURE_MIN, temperature__lte=TEMPERATURE_MAX),
+                name="arenamodel_temperature_range",
+            ),
             models.UniqueConstraint(
                 F("provider"),
                 Lower("name"),

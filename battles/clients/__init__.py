@@ -49,7 +49,10 @@ def client_for(model: ArenaModel) -> ModelClient:
         return DemoClient(model.name)
     if model.has_endpoint:
         return OpenAIChatClient(
-            base_url=model.endpoint_base_url, model_id=model.endpoint_model_id, api_key=model.endpoint_api_key
+            base_url=model.endpoint_base_url,
+            model_id=model.endpoint_model_id,
+            api_key=model.endpoint_api_key,
+            temperature=model.temperature,
         )
     raise NoAnswerBackend(
         f"Model {model.name!r} has no answer backend: it is not a demo model and has no endpoint "

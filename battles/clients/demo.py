@@ -6,6 +6,7 @@ import hashlib
 import json
 import random
 import re
+import secrets
 import time
 from collections.abc import Iterator, Sequence
 
@@ -13,7 +14,8 @@ from django.conf import settings
 
 from .base import Message, check_messages
 
-# Each demo model gets a style from its name, so two demo models answer visibly differently.
+# Each demo model has a habitual style from its name, so two demo models answer visibly
+# differently; the words, and half the time the style, vary from answer to answer.
 _OPENINGS = (
     "Good question.",
     "Here is how I would think about it.",
@@ -93,25 +95,40 @@ def _digest(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
 
-def demo_answer(model_name: str, messages: Sequence[Message]) -> str:
-    """A plausible answer, the same every time for the same model and conversation.
+def demo_seed() -> int:
+    """A fresh seed for one answer, from the system's randomness."""
+    return secrets.randbits(64)
 
-    It never names a model, so demo battles do not trip the identity checks on votes.
+
+def demo_answer(model_name: str, messages: Sequence[Message], *, seed: int | None = None) -> str:
+    """A plausible answer; the same only for the same model, conversation and `seed`.
+
+    Without a seed every call draws one (demo_seed): were answers fixed per conversation, a
+    visitor who once saw the models revealed after a vote could name both before voting
+    whenever the prompt is asked again. The habitual style is chosen half the time, so the
+    style alone does not name the model either. It never names a model, so demo battles do
+    not trip the identity checks on votes.
     """
-    style = _STYLES[_digest(model_name) % len(_STYLES)]
-    rng = random.Random(_digest(model_name + "\0" + json.dumps(list(map(dict, messages)), sort_keys=True)))
+    if seed is None:
+        seed = demo_seed()
+    conversation = json.dumps(list(map(dict, messages)), sort_keys=True)
+    rng = random.Random(_digest(f"{model_name}\0{conversation}\0{seed}"))
+    habitual = _STYLES[_digest(model_name) % len(_STYLES)]
+    style = habitual if rng.random() < 0.5 else rng.choice(_STYLES)
     return style(rng, _topic(messages))
 
 
 class DemoClient:
-    """Answers from `demo_answer`, word by word, with ARENA_DEMO_CHUNK_DELAY between words."""
+    """Answers from `demo_answer`, word by word, with ARENA_DEMO_CHUNK_DELAY between words.
+    Each stream draws its own seed unless one is given."""
 
-    def __init__(self, model_name: str, *, chunk_delay: float | None = None):
+    def __init__(self, model_name: str, *, chunk_delay: float | None = None, seed: int | None = None):
         self.model_name = model_name
         self.chunk_delay = chunk_delay
+        self.seed = seed
 
     def stream(self, messages: Sequence[Message]) -> Iterator[str]:
-        text = demo_answer(self.model_name, check_messages(messages))
+        text = demo_answer(self.model_name, check_messages(messages), seed=self.seed)
         delay = settings.ARENA_DEMO_CHUNK_DELAY if self.chunk_delay is None else self.chunk_delay
         return _words(text, delay)
 

@@ -96,7 +96,15 @@ class OpenAIChatClient:
     loopback once the TLS context is shared (see _tls_context), small next to an answer.
     """
 
-    def __init__(self, *, base_url: str, model_id: str, api_key: str = "", limits: CallLimits | None = None):
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model_id: str,
+        api_key: str = "",
+        limits: CallLimits | None = None,
+        temperature: float | None = None,
+    ):
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r:.100}")
         if not model_id:
@@ -105,12 +113,15 @@ class OpenAIChatClient:
         self.model_id = model_id
         self._api_key = api_key
         self.limits = limits or CallLimits.from_settings()
+        self.temperature = temperature  # ArenaModel.temperature; None: the endpoint's default
 
     def __repr__(self) -> str:  # never the key
         return f"OpenAIChatClient(base_url={self.base_url!r}, model_id={self.model_id!r})"
 
     def stream(self, messages: Sequence[Message]) -> Iterator[str]:
         body = {"model": self.model_id, "messages": check_messages(messages), "stream": True}
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
         try:
             asyncio.get_running_loop()
         except RuntimeError:

@@ -101,6 +101,7 @@ class OwnArenaModelSerializer(serializers.ModelSerializer):
             "endpoint_model_id",
             "endpoint_api_key",
             "endpoint_api_key_set",
+            "temperature",
             "endpoint_last_checked_at",
             "endpoint_offline_since",
             "endpoint_last_error",

@@ -88,6 +88,21 @@ def test_the_request_carries_the_key_and_the_conversation(server):
     assert request.body == {"model": "m-1", "messages": conversation, "stream": True}
 
 
+def test_a_models_sampling_temperature_is_sent_with_each_battle_call(provider_a, server, battle_limits):
+    warm = endpoint_model(provider_a, server, "warm")
+    ArenaModel.objects.filter(pk=warm.pk).update(temperature=0.8)
+    warm.refresh_from_db()
+    default = endpoint_model(provider_a, server, "default")
+
+    "".join(stream_answer(warm, HELLO))
+    "".join(stream_answer(default, HELLO))
+
+    [sent] = server.requests_for("warm")
+    assert sent.body["temperature"] == 0.8
+    [unset] = server.requests_for("default")
+    assert "temperature" not in unset.body  # the endpoint's own default
+
+
 def test_a_request_without_a_key_sends_no_authorization(server):
     "".join(client(server, api_key="").stream(HELLO))
     assert "authorization" not in server.requests[0].headers
@@ -359,19 +374,41 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
-def test_a_demo_answer_is_deterministic_non_empty_and_streamed_word_by_word(no_network):
-    pieces = list(DemoClient("open-lab-7b-chat", chunk_delay=0).stream(HELLO))
+def test_a_demo_answer_is_reproducible_from_its_seed_non_empty_and_streamed_word_by_word(no_network):
+    pieces = list(DemoClient("open-lab-7b-chat", chunk_delay=0, seed=7).stream(HELLO))
     assert len(pieces) > 5 and all(pieces)
-    assert "".join(pieces) == demo_answer("open-lab-7b-chat", HELLO)
-    assert list(DemoClient("open-lab-7b-chat", chunk_delay=0).stream(HELLO)) == pieces
+    assert "".join(pieces) == demo_answer("open-lab-7b-chat", HELLO, seed=7)
+    assert list(DemoClient("open-lab-7b-chat", chunk_delay=0, seed=7).stream(HELLO)) == pieces
 
 
 def test_demo_models_answer_differently(no_network):
     names = ["open-lab-7b-chat", "open-lab-13b-chat", "open-lab-70b-preview", "acme-gpt-large", "acme-gpt-mini"]
-    answers = {name: demo_answer(name, HELLO) for name in names}
+    answers = {name: demo_answer(name, HELLO, seed=1) for name in names}
     assert len(set(answers.values())) == len(names)
     assert any(marker in text for text in answers.values() for marker in ("**", "\n- ", "###", "```"))
-    assert demo_answer(names[0], HELLO) != demo_answer(names[0], [{"role": "user", "content": "Another question"}])
+    another = [{"role": "user", "content": "Another question"}]
+    assert demo_answer(names[0], HELLO, seed=1) != demo_answer(names[0], another, seed=1)
+
+
+def test_a_replayed_prompt_does_not_name_the_demo_models_before_the_vote(provider_a, settings, no_network):
+    """Someone asks one prompt 60 times and learns, from the names revealed after voting in the
+    first 20 battles, which answer came from which model; then tries to name both models of the
+    next 40 battles before voting. With answers fixed per prompt this named both in 40 of 40."""
+    settings.ARENA_DEMO_CHUNK_DELAY = 0
+    first, second = (make_model(provider_a, ArenaModel.Status.LISTED, is_demo=True) for _ in range(2))
+
+    def battle() -> tuple[str, str]:
+        return "".join(stream_answer(first, HELLO)), "".join(stream_answer(second, HELLO))
+
+    learned = {}
+    for _ in range(20):
+        answer_a, answer_b = battle()
+        learned[answer_a], learned[answer_b] = first.name, second.name
+    later = [battle() for _ in range(40)]
+    named = sum(learned.get(a) == first.name and learned.get(b) == second.name for a, b in later)
+
+    assert named <= 3
+    assert len({a for a, _ in later}) >= 35 and len({b for _, b in later}) >= 35
 
 
 def test_a_demo_answer_waits_between_words_as_configured(settings, no_network):
@@ -381,10 +418,11 @@ def test_a_demo_answer_waits_between_words_as_configured(settings, no_network):
     assert time.monotonic() - started >= (len(pieces) - 1) * 0.01
 
 
-def test_a_demo_model_answers_through_the_battle_entry_point(provider_a, settings, no_network):
+def test_a_demo_model_answers_through_the_battle_entry_point(provider_a, settings, no_network, monkeypatch):
     settings.ARENA_DEMO_CHUNK_DELAY = 0
+    monkeypatch.setattr(clients.demo, "demo_seed", lambda: 42)
     model = make_model(provider_a, ArenaModel.Status.LISTED, is_demo=True)
-    assert "".join(stream_answer(model, HELLO)) == demo_answer(model.name, HELLO)
+    assert "".join(stream_answer(model, HELLO)) == demo_answer(model.name, HELLO, seed=42)
 
 
 def test_every_failure_kind_has_a_message_for_the_voter():

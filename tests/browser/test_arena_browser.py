@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
+from battles import clients
 from battles.clients import demo_answer
 from battles.models import Vote
 from providers.models import ArenaModel
@@ -105,9 +106,15 @@ def _console_error(message) -> bool:
     return message.type == "error" and not message.text.startswith("Failed to load resource")
 
 
+# Demo answers vary from battle to battle; here every answer uses this seed, so the test knows
+# what each model says (and that each answer to PROMPT is long enough to watch).
+DEMO_SEED = 0
+
+
 @pytest.fixture(autouse=True)
-def watchable_answers():
+def watchable_answers(monkeypatch):
     # The answering threads read settings while they run, so this reaches them too.
+    monkeypatch.setattr(clients.demo, "demo_seed", lambda: DEMO_SEED)
     with override_settings(**WATCHABLE):
         yield
 
@@ -122,8 +129,8 @@ def pool() -> dict[str, ArenaModel]:
         make_model(harbor, "listed", name="harbor-chat", is_demo=True),
     ]
     for model in models:
-        words = len(demo_answer(model.name, [{"role": "user", "content": PROMPT}]).split())
-        assert words >= MIN_WORDS, f"{model.name} answers in {words} words; pick a name with a longer demo answer"
+        words = len(demo_answer(model.name, [{"role": "user", "content": PROMPT}], seed=DEMO_SEED).split())
+        assert words >= MIN_WORDS, f"{model.name} answers in {words} words; pick another name or DEMO_SEED"
     return {model.name: model for model in models}
 
 
@@ -174,7 +181,7 @@ def expected_answers(model: str, prompts: list[str], shown: list[str]) -> list[s
     answers = []
     for prompt, earlier in zip(prompts, shown, strict=True):
         conversation.append({"role": "user", "content": prompt})
-        answers.append(demo_answer(model, conversation))
+        answers.append(demo_answer(model, conversation, seed=DEMO_SEED))
         conversation.append({"role": "assistant", "content": earlier})
     return answers
 
@@ -238,7 +245,9 @@ def test_a_side_by_side_battle(page, pool):
     expect(page.locator(".answer h3")).to_have_text(["Model A: harbor-chat", "Model B: northwind-listed"])
     expect_streaming(page, "side-by-side")
     expect_turn_complete(page, turns=1)
-    assert answer_text(page, 0, "a") == demo_answer("harbor-chat", [{"role": "user", "content": PROMPT}])
+    assert answer_text(page, 0, "a") == demo_answer(
+        "harbor-chat", [{"role": "user", "content": PROMPT}], seed=DEMO_SEED
+    )
 
     page.get_by_role("button", name="B is better").click()
     reveal = page.locator(".reveal")

@@ -10,7 +10,7 @@
     const figures = JSON.parse(data.textContent);
     for (const [name, figure] of Object.entries(figures)) {
       const target = document.getElementById(`plot-${name}`);
-      if (target) Plotly.newPlot(target, figure.data, figure.layout, {responsive: true, displaylogo: false});
+      if (target) Plotly.newPlot(target, figure.data, themed(figure.layout), {responsive: true, displaylogo: false});
     }
   }
   if (document.readyState === "loading") {
@@ -19,3 +19,8 @@
     draw();
   }
 })();
+
+// The site's dark-mode colours, when arenasite/plot_theme.js is loaded.
+function themed(layout) {
+  return window.arenasitePlotLayout ? window.arenasitePlotLayout(layout) : layout;
+}

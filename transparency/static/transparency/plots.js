@@ -7,6 +7,11 @@ document.addEventListener("DOMContentLoaded", () => {
   const figures = JSON.parse(source.textContent);
   for (const [name, figure] of Object.entries(figures)) {
     const target = document.getElementById(`plot-${name}`);
-    if (target) Plotly.newPlot(target, figure.data, figure.layout, {responsive: true, displaylogo: false});
+    if (target) Plotly.newPlot(target, figure.data, themed(figure.layout), {responsive: true, displaylogo: false});
   }
 });
+
+// The site's dark-mode colours, when arenasite/plot_theme.js is loaded.
+function themed(layout) {
+  return window.arenasitePlotLayout ? window.arenasitePlotLayout(layout) : layout;
+}

@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from battles.api import BattleCreateApi, BattleDetailApi, BattleTurnApi, BattleVoteApi, ChallengeApi
 from leaderboard.api import LeaderboardApi, ModelRatingApi
-from leaderboard.views import model_registry
+from leaderboard.views import model_card, model_registry
 from releases.api import ReleaseDetailApi, ReleaseListApi
 
 from .api import api_not_found
@@ -35,6 +35,7 @@ urlpatterns = [
     path("api/v1/models/<int:pk>/rating/", ModelRatingApi.as_view(), name="api-model-rating"),
     path("leaderboard/", include("leaderboard.urls")),
     path("models/", model_registry, name="model-registry"),
+    path("models/<int:pk>/", model_card, name="model-card"),
     path("transparency/", include("transparency.urls")),
     path("arena/", include("battles.urls")),
     path("data/", include("releases.urls")),

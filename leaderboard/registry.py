@@ -69,9 +69,31 @@ def registry_rows(now: datetime) -> list[RegistryRow]:
         if since is not None and since <= now:
             rows.append(RegistryRow(model=model, public_since=since))
     rows.sort(key=lambda r: (r.model.provider.name, r.model.admitted_at or r.model.listed_at, r.model.pk))
-    by_id = {row.model.pk: row for row in rows}
+    _add_events_and_ratings({row.model.pk: row for row in rows})
+    return rows
+
+
+def registry_row(pk: int, now: datetime) -> RegistryRow | None:
+    """One model's row, as the registry shows it; None unless the model is public (a model's card)."""
+    model = entered_the_arena().select_related("provider", "kept_rating").filter(pk=pk).first()
+    if model is None:
+        return None
+    # Only another listed model of the family can make a never-listed model public before its withdrawal.
+    family = [model]
+    if model.family:
+        family = list(entered_the_arena().filter(provider_id=model.provider_id, family=model.family))
+    since = fairness.public_from(model, fairness.family_listed_at(model, fairness.family_listings(family)))
+    if since is None or since > now:
+        return None
+    row = RegistryRow(model=model, public_since=since)
+    _add_events_and_ratings({model.pk: row})
+    return row
+
+
+def _add_events_and_ratings(by_id: dict[int, RegistryRow]) -> None:
+    """The public lifecycle events of the rows' models, and the current rating of those still in initial rating."""
     if not by_id:
-        return rows
+        return
     # Requests, withdrawals and refusals of access or endpoint changes, and key rotations, are
     # between the provider and staff; an approved change stays on the public record.
     events = (
@@ -99,7 +121,6 @@ def registry_rows(now: datetime) -> list[RegistryRow]:
             run__in=latest, category="overall", arena_model_id__in=testing
         ).values_list("arena_model_id", "rating"):
             by_id[model_id].current_rating = rating
-    return rows
 
 
 def variants_tested(provider_ids=None) -> dict[int, int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db.models import F
+
 from providers.models import ArenaModel
 
 from . import fairness
@@ -95,4 +97,31 @@ def rating_history(category: str, model_ids: list[int], *, runs: int) -> list[tu
         )
         .order_by("run__published_at", "run_id")
         .values_list("run__published_at", "arena_model_id", "rating")
+    )
+
+
+def model_history(model_id: int, *, runs: int) -> list[dict]:
+    """One model's overall rating in each of the latest `runs` published runs, oldest first.
+
+    As in rating_history, only runs in which the model was already public count.
+    """
+    recent = RatingRun.objects.published().order_by("-published_at", "-id").values("pk")[:runs]
+    return list(
+        ModelRating.objects.filter(
+            run__in=recent,
+            category="overall",
+            arena_model_id=model_id,
+            model_status__in=PUBLIC_STATES["with_retired"],
+        )
+        .order_by("run__published_at", "run_id")
+        .values("run_id", "rating", "ci_lower", "ci_upper", "votes", published_at=F("run__published_at"))
+    )
+
+
+def model_categories(run: RatingRun, model_id: int) -> list[dict]:
+    """One model's ratings in every category of a run, if it was public when the run was made."""
+    return list(
+        ModelRating.objects.filter(
+            run=run, arena_model_id=model_id, model_status__in=PUBLIC_STATES["with_retired"]
+        ).values("category", "rating", "ci_lower", "ci_upper", "votes")
     )

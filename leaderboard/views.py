@@ -2,14 +2,14 @@ import re
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.views.decorators.http import require_safe
 
 from arenasite import clock
 
-from . import fairness, plots, registry, selectors
+from . import cards, fairness, plots, registry, selectors
 from . import plotly_js as plotly_bundle
 from .models import RatingRun
 from .services import category_labels
@@ -20,8 +20,20 @@ ACCEPTS_GZIP = re.compile(r"\bgzip\b")
 
 
 def leaderboard(request):
-    """The public leaderboard of the latest published run."""
-    return render(request, "leaderboard/index.html", _board_context(request))
+    """The public leaderboard of the latest published run.
+
+    `q` searches the models' names, providers and licences: rows that do not match are sent
+    hidden, so the page's script can show them again as the search changes, and the search
+    works without the script too.
+    """
+    context = _board_context(request)
+    query = request.GET.get("q", "").strip()[:100]
+    needle = query.casefold()
+    for row in context["rows"]:
+        row["search"] = " ".join(str(row[key] or "") for key in ("model", "provider", "licence")).casefold()
+        row["hidden"] = bool(needle) and needle not in row["search"]
+    context.update(query=query, shown=sum(not row["hidden"] for row in context["rows"]))
+    return render(request, "leaderboard/index.html", context)
 
 
 def leaderboard_plots(request):
@@ -111,3 +123,37 @@ def model_registry(request):
         "min_listed_days": settings.ARENA_MIN_LISTED_DAYS,
     }
     return render(request, "leaderboard/registry.html", context)
+
+
+def model_card(request, pk: int):
+    """A public model's card: who offers it, on what terms, its lifecycle and its rating over the runs.
+
+    Not found unless the model is public (as on /models/): a model under its codename has no card.
+    """
+    now = clock.now()
+    row = registry.registry_row(pk, now)
+    if row is None:
+        raise Http404("No public model with this id.")
+    run = RatingRun.objects.latest_published()
+    history = selectors.model_history(pk, runs=cards.HISTORY_RUNS)
+    labels = category_labels()
+    categories = []
+    if run is not None:
+        order = {name: position for position, name in enumerate(labels)}
+        categories = sorted(
+            selectors.model_categories(run, pk), key=lambda c: (order.get(c["category"], len(order)), c["category"])
+        )
+        for category in categories:
+            category["label"] = labels.get(category["category"], category["category"])
+    context = {
+        "row": row,
+        "model": row.model,
+        "run": run,
+        "categories": categories,
+        "history": history,
+        "chart": cards.history_chart(history),
+        "history_runs": cards.HISTORY_RUNS,
+        "provisional": fairness.is_provisional(row.model),
+        "provisional_votes": settings.ARENA_PROVISIONAL_VOTES,
+    }
+    return render(request, "leaderboard/model.html", context)

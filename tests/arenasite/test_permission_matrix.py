@@ -340,6 +340,15 @@ ROWS: list[Row] = [
         note="staff review a release before publishing it",
     ),
     Row("pages", "model registry", "get", "/models/", every(200)),
+    Row("pages", "a listed model's card", "get", "/models/{a_listed}/", every(200)),
+    Row(
+        "pages",
+        "the card of a model in initial rating",
+        "get",
+        "/models/{a_initial}/",
+        every(404),
+        note="cards are public pages: none before the model is public, for its provider and staff too",
+    ),
     Row("pages", "transparency report", "get", "/transparency/", every(200)),
     # --- provider portal: a provider's pages are its members' only ----------------------------------
     Row(

@@ -201,6 +201,10 @@ def test_make_run_serves_the_main_pages_and_stops_within_15_s_of_sigterm_to_its_
                 assert login in banner
             processes = descendants(run.pid) | {run.pid}
             assert len(processes) >= 4  # the script, web, worker (and its pool), beat
+            # The site runs over ASGI (uvicorn), as in production, not under runserver.
+            commands = [(Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0") for pid in processes]
+            assert any(b"uvicorn" in command and b"arenasite.asgi:application" in command for command in commands)
+            assert not any(b"runserver" in command for command in commands)
 
             os.killpg(run.pid, signal.SIGTERM)
             started = time.monotonic()

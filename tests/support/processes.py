@@ -55,16 +55,21 @@ def free_port() -> int:
 
 
 @contextmanager
-def site_process(log_path: Path, **extra: str) -> Iterator[str]:
+def site_process(log_path: Path, *, asgi: bool = False, **extra: str) -> Iterator[str]:
     """The site under gunicorn on a loopback port, on this test's database; yields its base URL.
 
     It runs the production settings module (tasks are queued, not run eagerly), so what
-    a request needs of the broker is what production needs of it.
+    a request needs of the broker is what production needs of it. `asgi`: with uvicorn's
+    workers, as production serves it (the answer streams need it), else WSGI threads.
     """
     port = free_port()
     env = django_environment(DEBUG="0", ALLOWED_HOSTS="127.0.0.1", **extra)
-    command = [sys.executable, "-m", "gunicorn", "arenasite.wsgi:application", "--bind", f"127.0.0.1:{port}"]
-    command += ["--worker-class", "gthread", "--threads", "4", "--workers", "1", "--graceful-timeout", "5"]
+    if asgi:
+        command = [sys.executable, "-m", "gunicorn", "arenasite.asgi:application", "--bind", f"127.0.0.1:{port}"]
+        command += ["--worker-class", "uvicorn_worker.UvicornWorker", "--workers", "1", "--graceful-timeout", "5"]
+    else:
+        command = [sys.executable, "-m", "gunicorn", "arenasite.wsgi:application", "--bind", f"127.0.0.1:{port}"]
+        command += ["--worker-class", "gthread", "--threads", "4", "--workers", "1", "--graceful-timeout", "5"]
     with open(log_path, "w+") as log:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         base_url = f"http://127.0.0.1:{port}"

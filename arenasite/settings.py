@@ -342,14 +342,16 @@ for _name in ("ARENA_MODEL_RETRIES", "ARENA_MODEL_RETRY_BACKOFF", "ARENA_DEMO_CH
 
 # The voting arena: at most MAX_TURNS user turns per battle, prompts of at most
 # MAX_PROMPT_CHARS characters. Answers are produced on ANSWER_THREADS background threads
-# per web process and saved every ANSWER_SAVE_INTERVAL seconds while they stream in.
+# per web process, written to the battle row once when they end and checkpointed at most
+# every ANSWER_SAVE_INTERVAL seconds while they stream in (viewers get every piece from the
+# stream log below, not from the row).
 # A voter's votes beyond VOTER_DAILY_VOTES in one UTC day are kept but excluded
 # (`rate_limited`; 0: no limit). IDENTITY_WORDS are proposed as identity terms, beside the
 # pool's names, for staff to approve in admin (docs/integrity.md, "Identity terms").
 ARENA_MAX_TURNS = env_int("ARENA_MAX_TURNS", 5)
 ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 8000)
 ARENA_ANSWER_THREADS = env_int("ARENA_ANSWER_THREADS", 32)
-ARENA_ANSWER_SAVE_INTERVAL = env_float("ARENA_ANSWER_SAVE_INTERVAL", 0.25)
+ARENA_ANSWER_SAVE_INTERVAL = env_float("ARENA_ANSWER_SAVE_INTERVAL", 2.0)
 ARENA_VOTER_DAILY_VOTES = env_int("ARENA_VOTER_DAILY_VOTES", 100)
 for _name in ("ARENA_MAX_TURNS", "ARENA_MAX_PROMPT_CHARS", "ARENA_ANSWER_THREADS"):
     if globals()[_name] < 1:
@@ -358,6 +360,22 @@ if not (math.isfinite(ARENA_ANSWER_SAVE_INTERVAL) and ARENA_ANSWER_SAVE_INTERVAL
     raise ImproperlyConfigured(f"ARENA_ANSWER_SAVE_INTERVAL must be 0 or more, got {ARENA_ANSWER_SAVE_INTERVAL!r}")
 if ARENA_VOTER_DAILY_VOTES < 0:
     raise ImproperlyConfigured(f"ARENA_VOTER_DAILY_VOTES must be 0 or more, got {ARENA_VOTER_DAILY_VOTES}")
+# The answers' stream log (battles/stream_log.py, GET /api/v1/battles/{id}/stream/): Redis Streams
+# when STREAM_REDIS_URL (else a redis:// broker or cache URL) names a Redis, so any web process
+# serves any viewer; otherwise in-process, with viewers on other processes reading the row's
+# checkpoints every STREAM_POLL_INTERVAL seconds. A turn's log is kept STREAM_KEEP_SECONDS after
+# its last piece; a reader that hears nothing for STREAM_IDLE_CHECK_SECONDS checks the row.
+ARENA_STREAM_REDIS_URL = env_str("ARENA_STREAM_REDIS_URL") or next(
+    (url for url in (CELERY_BROKER_URL, env_str("CACHE_URL")) if url.startswith(("redis://", "rediss://"))), ""
+)
+ARENA_STREAM_KEEP_SECONDS = env_int("ARENA_STREAM_KEEP_SECONDS", 3600)
+ARENA_STREAM_POLL_INTERVAL = env_float("ARENA_STREAM_POLL_INTERVAL", 1.0)
+ARENA_STREAM_IDLE_CHECK_SECONDS = env_float("ARENA_STREAM_IDLE_CHECK_SECONDS", 10.0)
+if ARENA_STREAM_REDIS_URL and not ARENA_STREAM_REDIS_URL.startswith(("redis://", "rediss://")):
+    raise ImproperlyConfigured(f"ARENA_STREAM_REDIS_URL must be a redis:// URL, got {ARENA_STREAM_REDIS_URL!r}")
+for _name in ("ARENA_STREAM_KEEP_SECONDS", "ARENA_STREAM_POLL_INTERVAL", "ARENA_STREAM_IDLE_CHECK_SECONDS"):
+    if not (math.isfinite(globals()[_name]) and globals()[_name] > 0):
+        raise ImproperlyConfigured(f"{_name} must be more than 0, got {globals()[_name]!r}")
 # Proposed as identity terms; those set when migration battles/0007 ran were approved by it.
 ARENA_IDENTITY_WORDS = env_list("ARENA_IDENTITY_WORDS")
 # Vote integrity (docs/integrity.md). NETWORK_DAILY_VOTES caps the votes of one /24 or /48

@@ -5,6 +5,7 @@ from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from battles.api import BattleCreateApi, BattleDetailApi, BattleTurnApi, BattleVoteApi, ChallengeApi
+from battles.stream_api import battle_stream
 from leaderboard.api import LeaderboardApi, ModelRatingApi
 from leaderboard.views import model_card, model_registry
 from releases.api import ReleaseDetailApi, ReleaseListApi
@@ -29,6 +30,7 @@ urlpatterns = [
     path("api/v1/challenge/", ChallengeApi.as_view(), name="api-challenge"),
     path("api/v1/battles/", BattleCreateApi.as_view(), name="api-battles"),
     path("api/v1/battles/<str:battle_id>/", BattleDetailApi.as_view(), name="api-battle"),
+    path("api/v1/battles/<str:battle_id>/stream/", battle_stream, name="api-battle-stream"),
     path("api/v1/battles/<str:battle_id>/turns/", BattleTurnApi.as_view(), name="api-battle-turns"),
     path("api/v1/battles/<str:battle_id>/vote/", BattleVoteApi.as_view(), name="api-battle-vote"),
     path("api/v1/leaderboard/", LeaderboardApi.as_view(), name="api-leaderboard"),

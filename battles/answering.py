@@ -2,10 +2,12 @@
 
 When a battle is created or a turn added, `start(battle_id)` (called on commit) hands
 both sides to a pool of threads in the web process. Each side streams its model's answer
-(battles/clients/) and saves the text as it grows, at most every
-ARENA_ANSWER_SAVE_INTERVAL seconds, so the page and the JSON API show it while it is
-written. Each side writes only its own conversation column, so the two never overwrite
-each other.
+(battles/clients/), hands every piece to the battle's stream log (battles/stream_log.py,
+which viewers of the SSE stream follow), and writes the text to the row once when the
+answer ends, plus a checkpoint at most every ARENA_ANSWER_SAVE_INTERVAL seconds (2 by
+default) while it grows: a crash loses little, and the polling page and the JSON API,
+which read the row, show the answer as it grows. Each side writes only its own
+conversation column, so the two never overwrite each other.
 
 The side that ends last closes the turn, under a row lock so exactly one of them does:
 it tags the language and moderation (first turn: language; every turn: moderation of the
@@ -33,7 +35,7 @@ from django.db import close_old_connections, transaction
 
 from arenasite import clock
 
-from . import budgets, language, moderation
+from . import budgets, language, moderation, stream_log
 from .clients import FailureKind, ModelCallFailed, NoAnswerBackend, stream_answer
 from .models import Battle, BattleStyle
 
@@ -85,15 +87,23 @@ def expire_stuck(battle: Battle) -> Battle:
 
 
 def _answer_side_and_close(battle_id: int, side: str) -> None:
+    over = False
     try:
         state, failure = _answer_side(battle_id, side)
-        _end_side(battle_id, side, state, failure)
+        over = _end_side(battle_id, side, state, failure)
     except Exception:
         logger.exception("battle %s side %s: answering failed", battle_id, side)
         try:
-            _end_side(battle_id, side, Battle.AnswerState.FAILED, "Something went wrong on our side.")
+            over = _end_side(battle_id, side, Battle.AnswerState.FAILED, "Something went wrong on our side.")
         except Exception:
             logger.exception("battle %s side %s: could not record the failure", battle_id, side)
+    try:
+        if over:
+            # The row is final now: viewers of the stream may send the end.
+            question_id, turn = Battle.objects.values_list("question_id", "turn").get(pk=battle_id)
+            stream_log.close_turn(question_id, turn)
+    except Exception:
+        logger.exception("battle %s: could not close the turn's stream", battle_id)
     finally:
         # As at the end of a request: the thread's connection is kept for the next answer when
         # DB_CONN_MAX_AGE allows it (a session costs the database a process start), else closed.
@@ -111,14 +121,16 @@ def _answer_side(battle_id: int, side: str) -> tuple[str, str]:
     pieces: list[str] = []
     interval = settings.ARENA_ANSWER_SAVE_INTERVAL
     saved_at = time.monotonic()
+    log = stream_log.TurnLog(battle.question_id, battle.turn, side)
 
     def save() -> None:
         answer["content"] = "".join(pieces)
-        Battle.objects.filter(pk=battle_id).update(**{column: conversation})
+        write_answer(battle_id, column, conversation)
 
     try:
         for piece in stream_answer(model, asked):
             pieces.append(piece)
+            log.piece(piece)
             if time.monotonic() - saved_at >= interval:
                 save()
                 saved_at = time.monotonic()
@@ -136,6 +148,11 @@ def _answer_side(battle_id: int, side: str) -> tuple[str, str]:
     return Battle.AnswerState.DONE, ""
 
 
+def write_answer(battle_id: int, column: str, conversation: list[dict]) -> None:
+    """Write one side's conversation: a checkpoint, or the answer as it ended."""
+    Battle.objects.filter(pk=battle_id).update(**{column: conversation})
+
+
 def _count_call(model_id: int, asked: list[dict], pieces: list[str], failure: FailureKind | None = None) -> None:
     # A call that was made costs its budget whether or not the answer came out whole.
     characters = sum(len(message["content"]) for message in asked) + sum(len(piece) for piece in pieces)
@@ -150,12 +167,13 @@ def _count_call(model_id: int, asked: list[dict], pieces: list[str], failure: Fa
         logger.exception("model %s: could not count the call against its budget", model_id)
 
 
-def _end_side(battle_id: int, side: str, state: str, failure: str) -> None:
+def _end_side(battle_id: int, side: str, state: str, failure: str) -> bool:
+    """Record how the side ended; the last side closes the turn. Whether the turn is over."""
     other = "b" if side == "a" else "a"
     with transaction.atomic():
         battle = Battle.objects.select_for_update().get(pk=battle_id)
         if battle.status != Battle.Status.ANSWERING:
-            return  # ended already (expired as stuck)
+            return True  # ended already (expired as stuck)
         setattr(battle, f"state_{side}", state)
         fields = [f"state_{side}"]
         if failure and not battle.failure:
@@ -167,6 +185,7 @@ def _end_side(battle_id: int, side: str, state: str, failure: str) -> None:
         # The row as locked above, with this side's state set: the other side had saved its
         # answer and ended before, so nothing in it has changed since.
         _close_turn(battle)
+    return last
 
 
 def _close_turn(battle: Battle) -> None:

@@ -205,6 +205,14 @@ ROWS: list[Row] = [
     Row("battle API", "start a battle", "post", "/api/v1/battles/", every(201), data={"prompt": "Hello?"}),
     Row("battle API", "read one's own battle", "get", "/api/v1/battles/{own_battle}/", every(200)),
     Row("battle API", "read another voter's battle", "get", "/api/v1/battles/{stranger_battle}/", every(404)),
+    Row("battle API", "stream one's own battle's answers", "get", "/api/v1/battles/{own_battle}/stream/", every(200)),
+    Row(
+        "battle API",
+        "stream another voter's battle's answers",
+        "get",
+        "/api/v1/battles/{stranger_battle}/stream/",
+        every(404),
+    ),
     Row(
         "battle API",
         "add a turn to one's own battle",

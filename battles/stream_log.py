@@ -1,0 +1,366 @@
+"""The pieces of a battle's answers on their way to viewers: a log per battle turn.
+
+The answering threads (battles/answering.py) append each piece of each side's answer as it
+arrives, then mark the turn closed once the battle is ready or failed. Viewers of
+`GET /api/v1/battles/{id}/stream/` (battles/stream_api.py) follow the log of the battle's
+latest turn.
+
+Where the log lives:
+
+- With Redis (ARENA_STREAM_REDIS_URL), a Redis Stream per battle turn: XADD per piece,
+  readers block in XREAD, so any web process or machine serves any viewer. Streams are
+  capped in length and expire ARENA_STREAM_KEEP_SECONDS after their last entry.
+- Without (the embedded default, no server), an in-process broadcaster: a viewer served by
+  the process that generates follows the pieces as they come; any other viewer follows the
+  battle row, whose checkpoints (ARENA_ANSWER_SAVE_INTERVAL) it reads as they are written.
+
+Whatever the source, the battle row is the truth at the end: when the turn is closed the
+reader sends whatever of the final answers the viewer does not have yet, so nothing is lost
+if a log entry was (a Redis hiccup, an expired stream, a process that was not the generator).
+
+Event ids are cursors over the answers, `<turn>.<characters of A>.<characters of B>`: what
+the viewer has after that event. A viewer that reconnects with `Last-Event-ID` is sent the
+answers from there on, whichever process serves it and whether it reads the log or the row,
+so no piece is sent twice and none is missed; nothing is generated again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connection
+
+from .models import Battle
+
+logger = logging.getLogger(__name__)
+
+SIDES = ("a", "b")
+
+
+class Cursor(NamedTuple):
+    """How much of each side's answer of `turn` a viewer has."""
+
+    turn: int
+    a: int = 0
+    b: int = 0
+
+    @property
+    def event_id(self) -> str:
+        return f"{self.turn}.{self.a}.{self.b}"
+
+    @classmethod
+    def parse(cls, last_event_id: str, turn: int) -> Cursor:
+        """The cursor a reconnecting viewer names; from the start of `turn` when it names none,
+        names something else or another turn (a new turn has begun since)."""
+        try:
+            their_turn, a, b = (int(part) for part in last_event_id.split("."))
+        except ValueError:
+            return cls(turn)
+        if their_turn != turn or a < 0 or b < 0:
+            return cls(turn)
+        return cls(turn, a, b)
+
+    def advanced(self, side: str, characters: int) -> Cursor:
+        return self._replace(**{side: getattr(self, side) + characters})
+
+
+# What a reader yields: the next text of a side, or the end of the turn (the row is final then).
+@dataclass(frozen=True)
+class Text:
+    side: str
+    text: str
+    cursor: Cursor
+
+
+@dataclass(frozen=True)
+class End:
+    cursor: Cursor
+
+
+def _key(question_id: str, turn: int) -> str:
+    return f"arena:stream:{question_id}:{turn}"
+
+
+def redis_url() -> str:
+    return settings.ARENA_STREAM_REDIS_URL
+
+
+# --- writing: the answering threads ------------------------------------------------------------
+
+
+class TurnLog:
+    """One side's writer of one battle turn. Never raises: a log that cannot be written costs
+    the viewers their live pieces (they fall back to the row), never the voter the answer."""
+
+    def __init__(self, question_id: str, turn: int, side: str):
+        self.question_id, self.turn, self.side = question_id, turn, side
+        self.offset = 0
+
+    def piece(self, text: str) -> None:
+        if not text:
+            return
+        try:
+            if redis_url():
+                _redis_append(_key(self.question_id, self.turn), {"s": self.side, "o": self.offset, "t": text})
+            else:
+                _local.append(_key(self.question_id, self.turn), self.side, self.offset, text)
+        except Exception:
+            logger.exception("battle %s: could not add a piece to the stream log", self.question_id)
+        self.offset += len(text)
+
+
+def close_turn(question_id: str, turn: int) -> None:
+    """The turn is over and its battle row final: readers send the end. Never raises."""
+    try:
+        if redis_url():
+            _redis_append(_key(question_id, turn), {"end": 1})
+        else:
+            _local.close(_key(question_id, turn))
+    except Exception:
+        logger.exception("battle %s: could not close the stream log", question_id)
+
+
+@functools.cache
+def _sync_redis(url: str):
+    import redis
+
+    return redis.Redis.from_url(url)
+
+
+def _redis_append(key: str, fields: dict) -> None:
+    # Capped well above the longest answer in pieces (each piece is at least a character), so
+    # a turn's log is never trimmed while read; it expires once nobody can still be watching.
+    cap = 2 * settings.ARENA_MODEL_MAX_ANSWER_CHARS + 16
+    pipe = _sync_redis(redis_url()).pipeline(transaction=False)
+    pipe.xadd(key, fields, maxlen=cap, approximate=True)
+    pipe.expire(key, settings.ARENA_STREAM_KEEP_SECONDS)
+    pipe.execute()
+
+
+# --- the in-process broadcaster (no server) --------------------------------------------------
+
+
+@dataclass
+class _Channel:
+    pieces: list[tuple[str, int, str]] = field(default_factory=list)  # (side, offset, text)
+    closed: bool = False
+    touched: float = field(default_factory=time.monotonic)
+    waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(default_factory=set)
+
+
+class _LocalLog:
+    """Each battle turn this process generates: its pieces so far, and the readers waiting."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._channels: dict[str, _Channel] = {}
+
+    def append(self, key: str, side: str, offset: int, text: str) -> None:
+        with self._lock:
+            channel = self._channels.get(key)
+            if channel is None:
+                self._sweep()
+                channel = self._channels[key] = _Channel()
+            channel.pieces.append((side, offset, text))
+            self._wake(channel)
+
+    def close(self, key: str) -> None:
+        with self._lock:
+            channel = self._channels.setdefault(key, _Channel())
+            channel.closed = True
+            self._wake(channel)
+
+    def channel(self, key: str) -> _Channel | None:
+        with self._lock:
+            return self._channels.get(key)
+
+    def read(self, key: str, start: int) -> tuple[list[tuple[str, int, str]], bool]:
+        with self._lock:
+            channel = self._channels[key]
+            return channel.pieces[start:], channel.closed
+
+    def waiter(self, key: str) -> asyncio.Event:
+        """An event set at the next change of the channel; call forget() when done with it."""
+        event = asyncio.Event()
+        with self._lock:
+            self._channels[key].waiters.add((asyncio.get_running_loop(), event))
+        return event
+
+    def forget(self, key: str, event: asyncio.Event) -> None:
+        with self._lock:
+            channel = self._channels.get(key)
+            if channel is not None:
+                channel.waiters = {(loop, e) for loop, e in channel.waiters if e is not event}
+
+    def _wake(self, channel: _Channel) -> None:
+        channel.touched = time.monotonic()
+        for loop, event in channel.waiters:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # the viewer's loop is gone
+                pass
+
+    def _sweep(self) -> None:
+        horizon = time.monotonic() - settings.ARENA_STREAM_KEEP_SECONDS
+        for key in [k for k, c in self._channels.items() if c.touched < horizon]:
+            del self._channels[key]
+
+
+_local = _LocalLog()
+
+
+# --- reading: the viewers ----------------------------------------------------------------------
+
+
+def db(function: Callable) -> Callable:
+    """A database read for an async reader, run as Django runs the request's other sync code.
+
+    The connection is closed after each read: a viewer may wait minutes between reads, and an
+    open connection per viewer would run a busy database out of them. (Never inside a
+    transaction, which only a test holds around a request.)
+    """
+
+    def run(*args):
+        try:
+            return function(*args)
+        finally:
+            if not connection.in_atomic_block:
+                connection.close()
+
+    return sync_to_async(run, thread_sensitive=True)
+
+
+def _answers(pk: int) -> tuple[str, int, str, str]:
+    """The row's status, turn and latest answers (as last checkpointed or final)."""
+    status, turn, a, b = Battle.objects.filter(pk=pk).values_list("status", "turn", "conversation_a", "conversation_b")[
+        0
+    ]
+    return status, turn, a[-1]["content"], b[-1]["content"]
+
+
+async def follow(battle: Battle, cursor: Cursor) -> AsyncIterator[Text | End]:
+    """The rest of the battle's latest turn after `cursor`, then its end."""
+    key = _key(battle.question_id, cursor.turn)
+    if redis_url():
+        source = _follow_redis(battle, key)
+    elif _local.channel(key) is not None:
+        source = _follow_local(key)
+    else:
+        source = _follow_row(battle, cursor.turn)
+    async for side, offset, text in source:
+        have = getattr(cursor, side)
+        if offset + len(text) <= have:
+            continue  # the viewer had it (a reconnect)
+        if offset > have:
+            # A gap in the log (it expired or lost an entry): the row fills it at the end.
+            continue
+        text = text[have - offset :]
+        cursor = cursor.advanced(side, len(text))
+        yield Text(side, text, cursor)
+    # The turn is over and the row final: what the log did not carry, the row does.
+    status, turn, *final = await db(_answers)(battle.pk)
+    if turn == cursor.turn:
+        for side, answer in zip(SIDES, final, strict=True):
+            have = getattr(cursor, side)
+            if len(answer) > have:
+                cursor = cursor.advanced(side, len(answer) - have)
+                yield Text(side, answer[have:], cursor)
+    yield End(cursor)
+
+
+def _coalesced(pieces: list[tuple[str, int, str]]) -> list[tuple[str, int, str]]:
+    """Pieces read together, adjacent pieces of a side joined: fewer, larger events."""
+    merged: list[tuple[str, int, str]] = []
+    for side, offset, text in pieces:
+        if merged and merged[-1][0] == side and merged[-1][1] + len(merged[-1][2]) == offset:
+            merged[-1] = (side, merged[-1][1], merged[-1][2] + text)
+        else:
+            merged.append((side, offset, text))
+    return merged
+
+
+async def _follow_local(key: str) -> AsyncIterator[tuple[str, int, str]]:
+    read = 0
+    while True:
+        event = _local.waiter(key)
+        try:
+            pieces, closed = _local.read(key, read)
+            if not pieces and not closed:
+                await event.wait()
+                pieces, closed = _local.read(key, read)
+        finally:
+            _local.forget(key, event)
+        read += len(pieces)
+        for piece in _coalesced(pieces):
+            yield piece
+        if closed:
+            return
+
+
+async def _follow_row(battle: Battle, turn: int) -> AsyncIterator[tuple[str, int, str]]:
+    """Another process generates (or did): the answers as its checkpoints reach the row."""
+    interval = max(settings.ARENA_STREAM_POLL_INTERVAL, 0.05)
+    while True:
+        status, row_turn, a, b = await db(_answers)(battle.pk)
+        if row_turn != turn or status != Battle.Status.ANSWERING:
+            return  # the end reads the final row
+        for side, answer in (("a", a), ("b", b)):
+            if answer:
+                yield side, 0, answer  # follow() keeps what the viewer does not have
+        await asyncio.sleep(interval)
+
+
+_async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _async_redis():
+    """One connection pool per event loop (a uvicorn worker has one; tests have several)."""
+    import redis.asyncio
+
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        client = _async_clients[loop] = redis.asyncio.Redis.from_url(redis_url())
+    return client
+
+
+async def _follow_redis(battle: Battle, key: str) -> AsyncIterator[tuple[str, int, str]]:
+    client = _async_redis()
+    last = "0-0"
+    block_ms = int(settings.ARENA_STREAM_IDLE_CHECK_SECONDS * 1000)
+    turn = int(key.rsplit(":", 1)[1])
+    if not await client.exists(key):
+        status, row_turn, _, _ = await db(_answers)(battle.pk)
+        if status != Battle.Status.ANSWERING or row_turn != turn:
+            return  # an old turn, its log expired: the row has it all
+    while True:
+        found = await client.xread({key: last}, count=1000, block=block_ms)
+        if not found:
+            # Silence: the generating process may have died, or the stream expired. The row says
+            # whether the turn is still being answered (expire_stuck ends a dead one).
+            status, row_turn, _, _ = await db(_answers)(battle.pk)
+            if status != Battle.Status.ANSWERING or row_turn != turn:
+                return
+            continue
+        pieces: list[tuple[str, int, str]] = []
+        ended = False
+        for entry_id, fields in found[0][1]:
+            last = entry_id
+            if b"end" in fields:
+                ended = True
+                break
+            pieces.append((fields[b"s"].decode(), int(fields[b"o"]), fields[b"t"].decode()))
+        for piece in _coalesced(pieces):
+            yield piece
+        if ended:
+            return

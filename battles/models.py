@@ -25,6 +25,9 @@ class ExclusionReason(models.TextChoices):
     FLAGGED_USER = "flagged_user", "Voter flagged as anomalous"
     MODERATION = "moderation", "Flagged by moderation"
     ERROR = "error", "An answer failed or was cut off"
+    # Imported data that labels a model `anonymous` (a release's never-listed models, a
+    # share's opponents): kept, but which model it was is unknown, so it is never rated.
+    UNNAMED_MODEL = "unnamed_model", "Imported with a model labelled anonymous"
 
 
 class Battle(models.Model):

@@ -59,6 +59,8 @@ STAFF_PERMISSIONS = (
     "change_arenamodel",
     "decide_datasharingagreement",
     "review_identityterm",
+    "add_datarelease",
+    "publish_datarelease",
 )
 
 
@@ -538,6 +540,49 @@ ROWS: list[Row] = [
         cells(302, 302, 302, 302, 302, 403, 302),
         note="staff with permission: done, back to the list",
         data={"action": "revoke", "_selected_action": "{agreement_a}", "confirm": "yes", "reason": "matrix"},
+    ),
+    Row(
+        "admin",
+        "the form to build a community release",
+        "get",
+        "/admin/releases/datarelease/build/",
+        cells(302, 302, 302, 302, 302, 403, 200),
+        note="staff with permission: who may add releases",
+    ),
+    Row(
+        "admin",
+        "build a community release",
+        "post",
+        "/admin/releases/datarelease/build/",
+        cells(302, 302, 302, 302, 302, 403, 302),
+        data={"cutoff": "2020-01-01"},
+        note="staff with permission: built by a Celery task, then to the release's page",
+    ),
+    Row(
+        "admin",
+        "the page confirming a release's publication",
+        "get",
+        "/admin/releases/datarelease/{built}/publish/",
+        cells(302, 302, 302, 302, 302, 403, 200),
+        note="staff with permission: who may publish releases",
+    ),
+    Row(
+        "admin",
+        "publish a built release",
+        "post",
+        "/admin/releases/datarelease/{built}/publish/",
+        cells(302, 302, 302, 302, 302, 403, 302),
+        data={"confirm": "yes", "reason": "matrix"},
+        note="staff with permission: published, back to its page",
+    ),
+    Row(
+        "admin",
+        "publish a built release from the list",
+        "post",
+        "/admin/releases/datarelease/",
+        cells(302, 302, 302, 302, 302, 403, 302),
+        data={"action": "publish", "_selected_action": "{built}", "confirm": "yes", "reason": "matrix"},
+        note="without confirm: the confirmation page",
     ),
     Row(
         "admin",

@@ -316,10 +316,16 @@ def test_staff_publish_from_admin_only_with_the_permission(admin_client, client,
     listing = client.get("/admin/releases/datarelease/").content.decode()
     assert "Publish the selected releases" not in listing
 
+    asked = admin_client.post("/admin/releases/datarelease/", {"action": "publish", "_selected_action": [release.pk]})
+    assert "cannot be undone" in asked.content.decode()  # a confirmation page first
+    release.refresh_from_db()
+    assert release.state == DataRelease.State.BUILT
     response = admin_client.post(
-        "/admin/releases/datarelease/", {"action": "publish", "_selected_action": [release.pk]}, follow=True
+        "/admin/releases/datarelease/",
+        {"action": "publish", "_selected_action": [release.pk], "confirm": "yes", "reason": ""},
+        follow=True,
     )
-    assert f"Release {release.pk} is published." in response.content.decode()
+    assert f"Release {release.pk} is published" in response.content.decode()
     release.refresh_from_db()
     assert release.state == DataRelease.State.PUBLISHED
     page = admin_client.get(f"/admin/releases/datarelease/{release.pk}/change/").content.decode()

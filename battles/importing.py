@@ -40,6 +40,14 @@ TURN_MAX = 32767
 
 REQUIRED = ("model_a", "model_b", "winner", "judge", "tstamp")
 
+# How releases and shares label a model they do not name (releases.building.ANONYMOUS). A row
+# may pair it with itself (two never-listed models, or a share's two hidden sides); such
+# rows are kept and never rated, since which models they were is unknown.
+ANONYMOUS = "anonymous"
+
+# The keys of a message in the public dataset. Others (FastChat's `num_tokens`, say) are dropped.
+MESSAGE_KEYS = ("role", "content")
+
 # How deeply a row may nest, the row object being level 1: a conversation's messages are at
 # level 3, moderation tags at 3 or 4. Without a bound, a file of nested brackets exhausts
 # Python's recursion (JSON Lines) or the JSON array reader's memory, which grows with the
@@ -240,7 +248,7 @@ def normalise(obj: Any, where: str) -> ImportRow:
 
     model_a = _model_name(obj, "model_a", where)
     model_b = _model_name(obj, "model_b", where)
-    if model_a == model_b:
+    if model_a == model_b and model_a != ANONYMOUS:
         raise ImportFormatError(f"model_a and model_b are the same model ({model_a!r})", where)
     winner = obj["winner"]
     if winner not in WINNERS:
@@ -373,9 +381,8 @@ def _conversation(obj: dict, field: str, where: str) -> list:
             raise ImportFormatError(f"{field}[{index}] must be an object with string 'role' and 'content'", where)
         _check_text(message["role"], f"{field}[{index}].role", where)
         _check_text(message["content"], f"{field}[{index}].content", where)
-        if len(message) > 2:  # other keys are stored too
-            _check_json(message, f"{field}[{index}]", where, depth=3)
-    return value
+    # Stored as the dataset has them: role and content, whatever else the file carries.
+    return [{key: message[key] for key in MESSAGE_KEYS} for message in value]
 
 
 def _check_text(text: str, field: str, where: str) -> None:

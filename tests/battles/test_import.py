@@ -431,20 +431,21 @@ UNSTORABLE_ROWS = [
     ),
     (battle(9, question_id="q\udc00"), r"question_id contains a lone surrogate (\udc00)"),
     (battle(9, toxic_chat_tag={"roberta": ["\udfff"]}), "toxic_chat_tag contains a lone surrogate"),
-    (
-        battle(
-            9,
-            conversation_a=[
-                {
-                    "role": "user",
-                    "content": "a",
-                    "meta": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],
-                }
-            ],
-        ),
-        "conversation_a[0] is nested more than 32 levels deep",
-    ),
 ]
+
+
+def test_message_keys_other_than_role_and_content_are_dropped(tmp_path):
+    # FastChat's conversation release writes num_tokens in every message; nothing else reads it,
+    # and the public dataset's messages have role and content only.
+    deep = [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]
+    conversation = [
+        {"role": "user", "content": "Hi?", "num_tokens": 2, "meta": deep},
+        {"role": "assistant", "content": "Hello.", "num_tokens": 2},
+    ]
+    run(write_jsonl(tmp_path / "tokens.jsonl", [battle(1, conversation_a=conversation)]))
+
+    stored = Battle.objects.get()
+    assert stored.conversation_a == [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
 
 
 @pytest.mark.parametrize("row, message", UNSTORABLE_ROWS)
@@ -528,7 +529,6 @@ def test_imported_models_are_listed_by_the_lifecycle_service_which_logs_the_impo
 @pytest.mark.parametrize(
     "name, message",
     [
-        ("anonymous", "'anonymous' is reserved"),
         ("Anonymous", "'Anonymous' is reserved"),
         ("brisk-otter-42", "looks like a codename"),
         ("VICUNA-13B", "A public model is already named"),
@@ -553,3 +553,35 @@ def test_a_live_codename_cannot_be_an_imported_models_name(tmp_path, provider_a)
     with pytest.raises(CommandError, match=r"item 1: model_a .* cannot be a model's name"):
         run(write_json(tmp_path / "codename.json", [fastchat(0, model_a=hidden.codename)]))
     assert not Battle.objects.exists()
+
+
+def test_a_model_labelled_anonymous_is_kept_and_never_rated(tmp_path):
+    # Releases label never-listed models "anonymous", shares every opponent; a row may pair it with itself.
+    rows = [battle(0), battle(1, model_a="anonymous", model_b="anonymous"), battle(2, model_b="anonymous")]
+    out = run(write_jsonl(tmp_path / "release.jsonl", rows))
+
+    assert "3 added" in out and "kept but never rated: 2 battle(s)" in out
+    unnamed = Vote.objects.exclude(battle__question_id="q000000")
+    assert set(unnamed.values_list("excluded_reason", flat=True)) == {"unnamed_model"}
+    assert not any(vote.counts for vote in unnamed)
+    assert Vote.objects.get(battle__question_id="q000000").counts
+    stand_ins = ArenaModel.objects.filter(name__startswith="anonymous")
+    assert stand_ins.count() == 2
+    assert all(m.status == ArenaModel.Status.DRAFT and m.listed_at is None for m in stand_ins)
+    assert not ArenaModel.objects.filter(name="anonymous").exists()
+    # The stand-ins are reused, and a second import of the same file adds nothing.
+    assert "0 added" in run(write_jsonl(tmp_path / "again.jsonl", rows))
+    assert ArenaModel.objects.filter(name__startswith="anonymous").count() == 2
+
+
+def test_a_fastchat_dump_in_both_modes_is_imported_once(tmp_path):
+    # conv_release mode has question_id and conversations; simple mode neither, so its key is a content hash.
+    conv_release = [fastchat(n, question_id=f"conv-{n}") for n in range(4)]
+    simple = [{k: v for k, v in fastchat(n).items() if not k.startswith("conversation")} for n in range(6)]
+    assert "4 added" in run(write_json(tmp_path / "clean_battle_conv.json", conv_release))
+
+    out = run(write_json(tmp_path / "clean_battle.json", simple))
+
+    assert "2 added" in out
+    assert "already imported under another key (same models, winner, judge and time): 4" in out
+    assert Battle.objects.count() == Vote.objects.count() == 6

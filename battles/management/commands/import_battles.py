@@ -4,7 +4,16 @@ schema as JSON Lines or Parquet) as imported battles with their votes.
 All or nothing: the whole file is imported in one transaction, so a malformed row anywhere
 refuses the file and leaves no battle, vote, model or provider behind. Idempotent: a battle
 is keyed by its question_id (or a content hash stored as one), and keys already present are
-skipped. Rows are read and written in batches, so memory does not grow with the file.
+skipped, and so is a battle already present under another key: the same models, winner,
+judge and time (FastChat writes one dump in two modes, one with question ids and one
+without, so the second would otherwise count every vote twice). Rows are read and written
+in batches, so memory does not grow with the file.
+
+A model labelled `anonymous` (as releases and shares label models they do not name) is
+not a model of its own: such a row is stored against a stand-in of the "imported"
+provider (one for each side, never in battles) and its vote is excluded as
+`unnamed_model`, so it is kept and never rated. Message keys other than role and content
+(FastChat's `num_tokens`) are dropped (battles/importing.py).
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from django.db.models import F, Max
 
 from battles import importing
 from battles.importing import ImportFormatError, ImportRow
-from battles.models import Battle, BattleStyle, Vote
+from battles.models import Battle, BattleStyle, ExclusionReason, Vote
 from battles.style import conversation_prompt_hash
 from providers import lifecycle
 from providers.models import ArenaModel, Provider
@@ -31,6 +40,9 @@ DEFAULT_BATCH_SIZE = 5000
 IMPORTED_PROVIDER = "imported"
 ALREADY_IMPORTED = "already imported"
 DUPLICATE_IN_FILE = "duplicate in file"
+SAME_VOTE = "already imported under another key (same models, winner, judge and time)"
+# The stand-ins for a model labelled anonymous, one for each side (a battle's two models differ).
+UNNAMED_NAMES = {"a": "anonymous (model A)", "b": "anonymous (model B)"}
 
 
 @dataclass
@@ -40,10 +52,16 @@ class ImportResult:
     skipped: Counter = field(default_factory=Counter)
     models_created: list[str] = field(default_factory=list)
     batches: int = 0
+    unnamed: int = 0  # rows added with a model labelled anonymous: kept, never rated
 
     def summary(self, source: str, fmt: str) -> list[str]:
         lines = [f"{source} ({fmt}): {self.read} rows read, {self.added} added, {sum(self.skipped.values())} skipped."]
         lines += [f"  skipped: {reason}: {count}" for reason, count in sorted(self.skipped.items())]
+        if self.unnamed:
+            lines.append(
+                f"  kept but never rated: {self.unnamed} battle(s) with a model labelled {importing.ANONYMOUS!r} "
+                f"(vote excluded as {ExclusionReason.UNNAMED_MODEL.value})"
+            )
         if self.models_created:
             lines.append(
                 f'  created {len(self.models_created)} listed model(s) under provider "{IMPORTED_PROVIDER}": '
@@ -98,10 +116,12 @@ def import_rows(rows: Iterable[ImportRow], *, source_name: str, batch_size: int 
         result.read += len(batch)
         result.batches += 1
         fresh = _drop_known(batch, first_new_id, result.skipped)
+        fresh = _drop_same_votes(fresh, result.skipped)
         if fresh:
-            ids = models.resolve(fresh)
-            _insert(fresh, ids)
+            models.resolve(fresh)
+            _insert(fresh, models)
             result.added += len(fresh)
+            result.unnamed += sum(_unnamed(row) for row in fresh)
         # DEBUG keeps every query's SQL; with batches of conversations that is gigabytes by the end.
         reset_queries()
     result.models_created = models.finish()
@@ -135,13 +155,47 @@ def _drop_known(batch: list[ImportRow], first_new_id: int, skipped: Counter) -> 
     return fresh
 
 
-def _insert(rows: list[ImportRow], ids: dict[str, int]) -> None:
+def _unnamed(row: ImportRow) -> bool:
+    return importing.ANONYMOUS in (row.model_a, row.model_b)
+
+
+def _signature(model_a: str, model_b: str, winner: str, judge: str, created_at: datetime) -> tuple:
+    return (model_a, model_b, winner, judge, created_at)
+
+
+def _drop_same_votes(batch: list[ImportRow], skipped: Counter) -> list[ImportRow]:
+    """Leave out rows whose vote is already stored under another key (or earlier in the
+    batch): the same models, winner, judge and time."""
+    if not batch:
+        return batch
+    judges = {row.judge for row in batch}
+    times = {row.created_at for row in batch}
+    stored = Vote.objects.filter(judge__in=judges, created_at__in=times).values_list(
+        "model_a__name", "model_b__name", "winner", "judge", "created_at"
+    )
+    stand_ins = set(UNNAMED_NAMES.values())
+    seen = {
+        _signature(*(importing.ANONYMOUS if name in stand_ins else name for name in (a, b)), winner, judge, at)
+        for a, b, winner, judge, at in stored.iterator()
+    }
+    fresh = []
+    for row in batch:
+        signature = _signature(row.model_a, row.model_b, row.winner, row.judge, row.created_at)
+        if signature in seen:
+            skipped[SAME_VOTE] += 1
+            continue
+        seen.add(signature)
+        fresh.append(row)
+    return fresh
+
+
+def _insert(rows: list[ImportRow], models: _ModelResolver) -> None:
     battles = Battle.objects.bulk_create(
         [
             Battle(
                 question_id=row.question_id,
-                model_a_id=ids[row.model_a],
-                model_b_id=ids[row.model_b],
+                model_a_id=models.id_of(row.model_a, "a"),
+                model_b_id=models.id_of(row.model_b, "b"),
                 anony=row.anony,
                 source=Battle.Source.IMPORTED,
                 language=row.language,
@@ -169,7 +223,7 @@ def _insert(rows: list[ImportRow], ids: dict[str, int]) -> None:
                 anony=row.anony,
                 winner=row.winner,
                 judge=row.judge,
-                excluded_reason="",
+                excluded_reason=ExclusionReason.UNNAMED_MODEL if _unnamed(row) else "",
                 created_at=row.created_at,
             )
             for battle, row in zip(battles, rows, strict=True)
@@ -185,6 +239,7 @@ class _ModelResolver:
     def __init__(self, *, source_name: str):
         self.source_name = source_name
         self.ids: dict[str, int] = {}
+        self.unnamed_ids: dict[str, int] = {}  # side ("a", "b") -> the stand-in for `anonymous`
         self.provider: Provider | None = None
         # Models created by this import, and the earliest tstamp seen of each.
         self.created: dict[str, ArenaModel] = {}
@@ -193,6 +248,7 @@ class _ModelResolver:
     def resolve(self, rows: list[ImportRow]) -> dict[str, int]:
         unknown = {row.model_a for row in rows} | {row.model_b for row in rows}
         unknown.difference_update(self.ids)
+        unknown.discard(importing.ANONYMOUS)
         if unknown:
             # Names are unique among public models, not among hidden ones of different providers;
             # a public model wins, then the oldest, so the same file always lands on the same model.
@@ -209,22 +265,49 @@ class _ModelResolver:
                         self.earliest[name] = row.created_at
         return self.ids
 
+    def id_of(self, name: str, side: str) -> int:
+        """The model id for `name` on `side` ("a" or "b"): `anonymous` is the side's stand-in."""
+        if name != importing.ANONYMOUS:
+            return self.ids[name]
+        if side not in self.unnamed_ids:
+            provider = self._provider()
+            name = UNNAMED_NAMES[side]
+            model = ArenaModel.objects.filter(provider=provider, name=name).first()
+            if model is None:
+                # Not a model that enters the arena (no lifecycle, never in battles): a draft
+                # that holds the imported battles whose model the data does not name.
+                model = ArenaModel.objects.create(
+                    provider=provider,
+                    name=name,
+                    access_kind=ArenaModel.AccessKind.PUBLIC_API,
+                    status=ArenaModel.Status.DRAFT,
+                    description=(
+                        "Stands for the models imported data labels anonymous. Never in battles; "
+                        "its votes are excluded as unnamed_model and never rated."
+                    ),
+                )
+            self.unnamed_ids[side] = model.pk
+        return self.unnamed_ids[side]
+
     def finish(self) -> list[str]:
         """Move listed_at back where a later batch held an earlier battle; return the created names."""
         for name, model in self.created.items():
             lifecycle.backdate_import(model, self.earliest[name])
         return sorted(self.created)
 
-    def _create(self, name: str, *, first: ImportRow) -> None:
+    def _provider(self) -> Provider:
         if self.provider is None:
             self.provider = (
                 Provider.objects.filter(slug=IMPORTED_PROVIDER).first()
                 or Provider.objects.filter(name=IMPORTED_PROVIDER).first()
                 or Provider.objects.create(name=IMPORTED_PROVIDER, slug=IMPORTED_PROVIDER)
             )
+        return self.provider
+
+    def _create(self, name: str, *, first: ImportRow) -> None:
         try:
             model = lifecycle.import_listed(
-                provider=self.provider,
+                provider=self._provider(),
                 name=name,
                 listed_at=self.earliest[name],
                 reason=f"Imported with arena data from {self.source_name}",

@@ -88,6 +88,18 @@ def _stepwise(rng: random.Random, topic: str) -> str:
     return f"### Steps for “{topic}”\n\n{steps}{code}\n\n{rng.choice(_CLOSINGS)}"
 
 
+def _showcase(rng: random.Random, topic: str) -> str:
+    """Every kind of formatting the battle page renders: asked for by a prompt that mentions
+    Markdown, so the page can be tried (and tested) on it."""
+    steps = "\n".join(f"{i}. {s}" for i, s in enumerate(rng.sample(_SENTENCES, 3), start=1))
+    points = "\n".join(f"- {p}" for p in rng.sample(_POINTS, 3))
+    return (
+        f"### On “{topic}”\n\n{rng.choice(_OPENINGS)} {rng.choice(_SENTENCES)}\n\n{steps}\n\n"
+        f"For example:\n\n{rng.choice(_CODE)}\n\n{points}\n\n"
+        f"> {rng.choice(_SENTENCES)}\n\nUse `summarize` on a small sample first. {rng.choice(_CLOSINGS)}"
+    )
+
+
 _STYLES = (_concise, _structured, _explainer, _stepwise)
 
 
@@ -115,6 +127,8 @@ def demo_answer(model_name: str, messages: Sequence[Message], *, seed: int | Non
     rng = random.Random(_digest(f"{model_name}\0{conversation}\0{seed}"))
     habitual = _STYLES[_digest(model_name) % len(_STYLES)]
     style = habitual if rng.random() < 0.5 else rng.choice(_STYLES)
+    if "markdown" in messages[-1]["content"].lower():
+        style = _showcase
     return style(rng, _topic(messages))
 
 

@@ -1,5 +1,6 @@
-"""The arena pages (server-rendered forms, the htmx-polled battle fragment), with real
-background answering threads and demo models."""
+"""The arena pages (server-rendered forms, the battle page whose script follows the answers'
+event stream, refreshing itself without JavaScript), with real background answering threads
+and demo models. The page's script is tested in a browser: tests/browser/."""
 
 from __future__ import annotations
 
@@ -61,11 +62,14 @@ def test_the_arena_page_offers_a_prompt_box(client, pool):
 def test_a_battle_is_played_on_the_pages(client, pool):
     battle = start(client)
     page = client.get(f"/arena/battles/{battle.question_id}/").content.decode()
-    assert "Model A" in page and "Model B" in page and "htmx" in page
+    assert "Model A" in page and "Model B" in page
+    assert f'data-stream="/api/v1/battles/{battle.question_id}/stream/"' in page and "battles/battle.js" in page
+    # Scripts are files of the site (the CSP allows no inline script).
+    assert page.count("<script") == page.count('<script src="/static/')
     assert "northwind-listed" not in page and "northwind-other" not in page
 
     fragment = wait_for_fragment(client, battle)
-    assert "hx-trigger" not in fragment  # polling stops once the turn is over
+    assert 'data-status="ready"' in fragment
     assert 'value="model_a"' in fragment and "disabled" not in fragment.split('class="votes"')[1].split("</form>")[0]
     assert "Send to both" in fragment
 
@@ -75,15 +79,17 @@ def test_a_battle_is_played_on_the_pages(client, pool):
     assert "You voted: Both are bad." in revealed
     assert "northwind-listed" in revealed and "northwind-other" in revealed
     assert "New round" in revealed and 'value="model_a"' not in revealed
+    assert "is a codename" in revealed  # a model never listed is named by its codename
     assert Vote.objects.get().winner == "tie (bothbad)"
 
 
-def test_while_answering_the_fragment_polls_and_the_vote_buttons_wait(client, pool):
+def test_while_answering_the_vote_buttons_wait_and_without_javascript_the_page_refreshes(client, pool):
     with override_settings(ARENA_DEMO_CHUNK_DELAY=0.05):
         battle = start(client)
-        fragment = client.get(f"/arena/battles/{battle.question_id}/answers/").content.decode()
-        assert 'hx-trigger="every 400ms"' in fragment
-        votes = fragment.split('class="votes"')[1].split("</form>")[0]
+        page = client.get(f"/arena/battles/{battle.question_id}/").content.decode()
+        assert 'data-status="answering"' in page
+        assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in page
+        votes = page.split('class="votes"')[1].split("</form>")[0]
         assert votes.count("disabled") == 4
         early = client.post(f"/arena/battles/{battle.question_id}/vote/", {"winner": "model_a"})
         assert early.status_code == 409 and "Wait until both answers are complete" in early.content.decode()

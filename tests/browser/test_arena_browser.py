@@ -1,6 +1,7 @@
-"""The arena in a real browser: Debian's Chromium, driven by Playwright, against a live
-server on loopback, with demo models answering in the server's background threads slowly
-enough to watch the answers arrive.
+"""The arena in a real browser: Debian's Chromium, driven by Playwright, against the site
+under an ASGI server on loopback (the asgi_live_server fixture, tests/browser/conftest.py),
+with demo models answering in the server's background threads slowly enough to watch the
+answers stream in.
 
 Skipped when /usr/bin/chromium is missing, unless CI_REQUIRE_BROWSER=1 (as .ci/run sets),
 where a missing browser fails instead, so CI cannot quietly skip these. Set
@@ -34,7 +35,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 PROMPT = "How do tides work?"
 FOLLOW_UP = "And on Mars?"
 # Each demo model's answer to PROMPT is at least this many words: at one word every
-# ARENA_DEMO_CHUNK_DELAY, a turn lasts over a second, several of the page's 400 ms polls.
+# ARENA_DEMO_CHUNK_DELAY, a turn lasts over a second, many of the stream's events.
 MIN_WORDS = 60
 WATCHABLE = {
     "ARENA_DEMO_CHUNK_DELAY": 0.02,
@@ -71,14 +72,14 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser, live_server) -> Iterator[Page]:
+def page(browser, asgi_live_server) -> Iterator[Page]:
     """A fresh visitor (no cookies) with JavaScript; any script error fails the test."""
-    yield from _visitor(browser, live_server, javascript=True)
+    yield from _visitor(browser, asgi_live_server, javascript=True)
 
 
 @pytest.fixture
-def page_without_javascript(browser, live_server) -> Iterator[Page]:
-    yield from _visitor(browser, live_server, javascript=False)
+def page_without_javascript(browser, asgi_live_server) -> Iterator[Page]:
+    yield from _visitor(browser, asgi_live_server, javascript=False)
 
 
 def _visitor(browser, live_server, *, javascript: bool) -> Iterator[Page]:
@@ -143,7 +144,7 @@ def snap(page: Page, name: str) -> None:
 
 # True at a moment when the last turn shows part of an answer that is still arriving while
 # all four vote buttons are disabled. Checked on every animation frame in the page, since
-# that moment lasts only between two polls (400 ms), and expect()'s retries grow to 1 s apart.
+# that moment can be short, and expect()'s retries grow to 1 s apart.
 PARTIAL_ANSWER_WHILE_VOTING_WAITS = """() => {
   const battle = document.querySelector('section#battle[data-status="answering"]');
   if (!battle) return false;
@@ -172,7 +173,10 @@ def expect_turn_complete(page: Page, turns: int) -> None:
 
 
 def answer_text(page: Page, turn: int, side: str) -> str:
-    return page.locator(".turn").nth(turn).locator(f'[data-side="{side}"] .text').text_content() or ""
+    """The answer as the page holds it: its Markdown source (data-source, set by the page's
+    script, which renders it), else the plain text the server wrote."""
+    text = page.locator(".turn").nth(turn).locator(f'[data-side="{side}"] .text')
+    return text.get_attribute("data-source") or text.text_content() or ""
 
 
 def expected_answers(model: str, prompts: list[str], shown: list[str]) -> list[str]:
@@ -198,7 +202,7 @@ def test_a_whole_anonymous_battle(page, pool):
     snap(page, "arena")
     ask_in_the_arena(page, PROMPT)
     first_battle = page.url
-    expect(page.locator(".answer h3")).to_have_text(["Model A", "Model B"])
+    expect(page.locator(".answer h2")).to_have_text(["Model A", "Model B"])
     expect_streaming(page, "turn-1")
     expect_turn_complete(page, turns=1)
 
@@ -215,7 +219,7 @@ def test_a_whole_anonymous_battle(page, pool):
     expect(reveal).to_contain_text("You voted: A is better.")
     name_a, name_b = reveal.locator("strong").all_text_contents()[1:]
     assert {name_a, name_b} <= set(pool) and name_a != name_b
-    expect(page.locator(".answer h3").first).to_have_text(f"Model A: {name_a}")
+    expect(page.locator(".answer h2").first).to_have_text(f"Model A: {name_a}")
     expect(page.locator('form.votes button[name="winner"]')).to_have_count(0)
     snap(page, "revealed")
     # Both answers of both turns arrived whole, not cut where the page last polled.
@@ -228,7 +232,7 @@ def test_a_whole_anonymous_battle(page, pool):
     expect(page).to_have_url(re.compile(r"/arena/$"))
     ask_in_the_arena(page, "Why is the sky blue?")
     assert page.url != first_battle
-    expect(page.locator(".answer h3")).to_have_text(["Model A", "Model B"])  # anonymous again
+    expect(page.locator(".answer h2")).to_have_text(["Model A", "Model B"])  # anonymous again
     expect(page.locator(".turn")).to_have_count(1)
     expect_turn_complete(page, turns=1)
 
@@ -242,7 +246,7 @@ def test_a_side_by_side_battle(page, pool):
     page.get_by_role("button", name="Send", exact=True).click()
     expect(page).to_have_url(re.compile(r"/arena/battles/[0-9a-f]{32}/$"))
     # The names are shown from the start.
-    expect(page.locator(".answer h3")).to_have_text(["Model A: harbor-chat", "Model B: northwind-listed"])
+    expect(page.locator(".answer h2")).to_have_text(["Model A: harbor-chat", "Model B: northwind-listed"])
     expect_streaming(page, "side-by-side")
     expect_turn_complete(page, turns=1)
     assert answer_text(page, 0, "a") == demo_answer(
@@ -263,7 +267,7 @@ def test_a_visitor_without_javascript_can_play_a_battle(page_without_javascript,
     page = page_without_javascript
     page.goto("/arena/")
     ask_in_the_arena(page, PROMPT)
-    # No htmx: the page reloads itself (a <noscript> refresh) until both answers are in.
+    # No stream: the page reloads itself (a <noscript> refresh) until both answers are in.
     expect_turn_complete(page, turns=1)
     page.get_by_role("button", name="Tie").click()
     expect(page.locator(".reveal")).to_contain_text("You voted: Tie.")

@@ -197,7 +197,10 @@ EXPORT_FIELDS = (
     "vote__created_at",
     "openai_moderation",
     "toxic_chat_tag",
+    "vote__excluded_reason",
 )
+# How a battle whose vote the leaderboard does not count is recorded as taken (ReleasedBattle).
+NOT_COUNTED_PREFIX = "not_counted:"
 
 
 def write_export(
@@ -208,21 +211,30 @@ def write_export(
     after_batch: Callable[[list[tuple[int, str]]], None] | None = None,
 ) -> dict:
     """Write the voted `battles` (in id order) to JSONL and Parquet in `directory`, leaving
-    out those with personal data; the shared core of releases and provider shares.
+    out those whose vote the leaderboard does not count (an exclusion reason: a flagged
+    voter, a revealed identity, ...) and those with personal data; the shared core of
+    releases and provider shares. Side-by-side votes (`anony` false) with no exclusion
+    reason are written, marked by `anony`.
 
     `label(model_a_id, model_b_id)` gives the two published model labels. After each batch,
-    `after_batch` gets (battle id, personal-data reason or "") for every battle of it.
+    `after_batch` gets (battle id, reason or "") for every battle of it: the personal-data
+    kind, or NOT_COUNTED_PREFIX and the vote's exclusion reason.
     Returns the counts and file checksums for the manifest.
     """
     writer = files.ReleaseWriter(directory)
     excluded: Counter[str] = Counter()
+    not_counted: Counter[str] = Counter()
     models: Counter[str] = Counter()
     rows_of = battles.order_by("pk").values_list(*EXPORT_FIELDS)
     try:
         # A server-side cursor on PostgreSQL: one batch in memory at a time.
         for batch in _batched(rows_of.iterator(chunk_size=BATCH), BATCH):
             rows, handled = [], []
-            for pk, qid, a, b, winner, judge, conv_a, conv_b, turn, anony, language, voted_at, mod, toxic in batch:
+            for pk, qid, a, b, winner, judge, conv_a, conv_b, turn, anony, language, voted_at, mod, toxic, why in batch:
+                if why:
+                    handled.append((pk, NOT_COUNTED_PREFIX + why))
+                    not_counted[why] += 1
+                    continue
                 reason = find_personal_data(_texts(conv_a, conv_b)) or ""
                 handled.append((pk, reason))
                 if reason:
@@ -255,7 +267,13 @@ def write_export(
     except BaseException:
         writer.abort()
         raise
-    return {"rows": writer.rows, "excluded": dict(excluded), "models": dict(models), "files": writer.close()}
+    return {
+        "rows": writer.rows,
+        "excluded": dict(excluded),
+        "not_counted": dict(not_counted),
+        "models": dict(models),
+        "files": writer.close(),
+    }
 
 
 def _batched(iterable, size: int):
@@ -288,11 +306,19 @@ def _manifest(release: DataRelease, summary: dict, built_at: datetime) -> dict:
 
 
 def export_counts(summary: dict) -> dict:
-    """The part of a manifest that says what an export (a release or a share) holds."""
+    """The part of a manifest that says what an export (a release or a share) holds.
+
+    `excluded.not_counted` gives, per exclusion reason (battles.models.ExclusionReason), the
+    battles left out because the leaderboard does not count their vote; `excluded.personal_data`
+    those left out for personal data, per kind."""
+    not_counted = summary.get("not_counted", {})
     return {
         "battles": summary["rows"],
-        "considered": summary["rows"] + sum(summary["excluded"].values()),
-        "excluded": {"personal_data": dict(sorted(summary["excluded"].items()))},
+        "considered": summary["rows"] + sum(summary["excluded"].values()) + sum(not_counted.values()),
+        "excluded": {
+            "not_counted": dict(sorted(not_counted.items())),
+            "personal_data": dict(sorted(summary["excluded"].items())),
+        },
         "labels": dict(sorted(summary["models"].items(), key=lambda kv: (-kv[1], kv[0]))),
         "files": summary["files"],
     }

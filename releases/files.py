@@ -34,6 +34,10 @@ FORMAT_FILES = {"jsonl": JSONL_NAME, "parquet": PARQUET_NAME, "manifest": MANIFE
 MODERATION_CATEGORIES = moderation.CATEGORIES
 
 _MESSAGE = pa.struct([("content", pa.string()), ("role", pa.string())])
+# A message's keys in the files: the dataset's, whatever a stored conversation carries
+# (imports used to keep FastChat's `num_tokens`; the arena may keep more of its own).
+MESSAGE_KEYS = ("role", "content")
+CONVERSATIONS = ("conversation_a", "conversation_b")
 _MODERATION = pa.struct(
     [
         ("categories", pa.struct([(name, pa.bool_()) for name in MODERATION_CATEGORIES])),
@@ -82,6 +86,15 @@ def moderation_in_schema(result: Any) -> dict | None:
     }
 
 
+def conversation_in_schema(messages: Any) -> list[dict]:
+    """A stored conversation with exactly the dataset's message keys, role and content."""
+    return [{key: message.get(key) for key in MESSAGE_KEYS} for message in messages or []]
+
+
+class ReleaseFileError(Exception):
+    """Rows that do not fit the dataset's schema; the message says which and why."""
+
+
 def toxic_chat_in_schema(tag: Any) -> dict | None:
     if not isinstance(tag, dict):
         return None
@@ -108,17 +121,28 @@ class ReleaseWriter:
     def write(self, rows: Sequence[dict]) -> None:
         if not rows:
             return
+        rows = [
+            {**row, **{name: conversation_in_schema(row[name]) for name in CONVERSATIONS if name in row}}
+            for row in rows
+        ]
         text = "".join(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows).encode()
         self._jsonl.write(text)
         self._jsonl_hash.update(text)
         # The Parquet rows are parsed back from the JSONL text by Arrow's C++ reader: several
         # times faster than building nested columns from Python objects, and the two files
         # then hold the same values by construction.
-        table = pa_json.read_json(
-            pa.BufferReader(text),
-            read_options=pa_json.ReadOptions(block_size=len(text) + 1),
-            parse_options=pa_json.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="error"),
-        )
+        try:
+            table = pa_json.read_json(
+                pa.BufferReader(text),
+                read_options=pa_json.ReadOptions(block_size=len(text) + 1),
+                parse_options=pa_json.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="error"),
+            )
+        except pa.ArrowException as exc:
+            first = rows[0].get("question_id")
+            raise ReleaseFileError(
+                f"rows {self.rows + 1} to {self.rows + len(rows)} (from question_id {first!r}) do not fit the "
+                f"dataset's Parquet schema: {exc}"
+            ) from exc
         self._parquet.write_table(table.select(COLUMNS))
         self.rows += len(rows)
 

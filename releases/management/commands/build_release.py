@@ -23,14 +23,29 @@ class Command(BaseCommand):
         if target is not None and target.exists() and not target.is_dir():
             raise CommandError(f"--out: {target} exists and is not a directory.")
         try:
-            release = building.build(building.start_release(moment))
+            release = building.start_release(moment)
         except building.ReleaseRefused as exc:
             raise CommandError(str(exc)) from exc
+        try:
+            release = building.build(release)
+        except building.ReleaseRefused as exc:
+            raise CommandError(str(exc)) from exc
+        except Exception as exc:
+            # The release is marked failed with the same reason; no files and no battle are kept.
+            raise CommandError(
+                f"Release {release.pk} failed ({type(exc).__name__}: {exc}); no files were kept and no battle "
+                "was taken."
+            ) from exc
         manifest = release.manifest
+        not_counted = manifest["excluded"].get("not_counted") or {}
         self.stdout.write(
             f"Release {release.pk} built (not yet published): {release.battle_count} battles up to "
             f"{manifest['cutoff']}, {release.excluded_count} left out for personal data "
             f"{manifest['excluded']['personal_data'] or ''}".rstrip()
+        )
+        self.stdout.write(
+            f"Left out because the leaderboard does not count their vote: {sum(not_counted.values())} "
+            f"{not_counted or ''}".rstrip()
         )
         source = building.release_path(release)
         self.stdout.write(f"Files: {source}")

@@ -14,6 +14,14 @@ it tags the language and moderation (first turn: language; every turn: moderatio
 prompts and answers), stores the style features, and sets the battle `ready`, or
 `failed` when a model could not answer. Votes wait for that (battles/arena.py).
 
+The voter may stop the turn (battles/arena.py `stop_answers`). Each side learns it between
+two pieces, from the stream log as it adds a piece or from the row as it checkpoints, stops
+reading its model (which closes the model call), writes what it had and ends `stopped`.
+Every write is for one turn and attempt (`Battle.attempt`, one more per regenerate) and only
+while the battle is still answering it, so a side that ends late, after a stop it could not
+hear (waiting for a first token) or after its battle expired, never writes into the next
+answers.
+
 Why threads in the web process and not Celery tasks: an answer is a long, mostly idle
 HTTP stream that a voter is watching. A worker process per stream would take the
 workers from the rating and release tasks for minutes, and the answers must not wait
@@ -29,6 +37,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
@@ -88,20 +97,26 @@ def expire_stuck(battle: Battle) -> Battle:
 
 def _answer_side_and_close(battle_id: int, side: str) -> None:
     over = False
+    round_ = None
     try:
-        state, failure = _answer_side(battle_id, side)
-        over = _end_side(battle_id, side, state, failure)
+        close_old_connections()
+        battle = Battle.objects.select_related(f"model_{side}").get(pk=battle_id)
+        round_ = Round(battle.question_id, battle.turn, battle.attempt)
+        state, failure = _answer_side(battle, side)
+        over = _end_side(battle_id, side, state, failure, round_)
     except Exception:
         logger.exception("battle %s side %s: answering failed", battle_id, side)
         try:
-            over = _end_side(battle_id, side, Battle.AnswerState.FAILED, "Something went wrong on our side.")
+            if round_ is not None:
+                over = _end_side(
+                    battle_id, side, Battle.AnswerState.FAILED, "Something went wrong on our side.", round_
+                )
         except Exception:
             logger.exception("battle %s side %s: could not record the failure", battle_id, side)
     try:
-        if over:
+        if over and round_ is not None:
             # The row is final now: viewers of the stream may send the end.
-            question_id, turn = Battle.objects.values_list("question_id", "turn").get(pk=battle_id)
-            stream_log.close_turn(question_id, turn)
+            stream_log.close_turn(round_.question_id, round_.turn, round_.attempt)
     except Exception:
         logger.exception("battle %s: could not close the turn's stream", battle_id)
     finally:
@@ -110,10 +125,17 @@ def _answer_side_and_close(battle_id: int, side: str) -> None:
         close_old_connections()
 
 
-def _answer_side(battle_id: int, side: str) -> tuple[str, str]:
+class Round(NamedTuple):
+    """The answers one side is writing: a battle's turn, as its `attempt`."""
+
+    question_id: str
+    turn: int
+    attempt: int
+
+
+def _answer_side(battle: Battle, side: str) -> tuple[str, str]:
     """Stream one side's answer into its conversation. Returns (state, message for the voter)."""
-    close_old_connections()
-    battle = Battle.objects.select_related(f"model_{side}").get(pk=battle_id)
+    battle_id = battle.pk
     model = getattr(battle, f"model_{side}")
     conversation = getattr(battle, f"conversation_{side}")
     column = f"conversation_{side}"
@@ -121,19 +143,26 @@ def _answer_side(battle_id: int, side: str) -> tuple[str, str]:
     pieces: list[str] = []
     interval = settings.ARENA_ANSWER_SAVE_INTERVAL
     saved_at = time.monotonic()
-    log = stream_log.TurnLog(battle.question_id, battle.turn, side)
+    log = stream_log.TurnLog(battle.question_id, battle.turn, side, battle.attempt)
+    turn, attempt = battle.turn, battle.attempt
 
-    def save() -> None:
+    def save(*, checkpoint: bool = False) -> bool:
         answer["content"] = "".join(pieces)
-        write_answer(battle_id, column, conversation)
+        return write_answer(battle_id, column, conversation, turn=turn, attempt=attempt, checkpoint=checkpoint)
 
+    chunks = stream_answer(model, asked)
     try:
-        for piece in stream_answer(model, asked):
+        for piece in chunks:
             pieces.append(piece)
             log.piece(piece)
+            if log.stop_requested:
+                break
             if time.monotonic() - saved_at >= interval:
-                save()
+                if not save(checkpoint=True):
+                    break  # stopped (the row says so), or the turn is no longer this side's to write
                 saved_at = time.monotonic()
+        else:
+            chunks = None
     except NoAnswerBackend:
         save()
         return Battle.AnswerState.FAILED, f"Model {side.upper()} cannot answer right now."
@@ -143,14 +172,35 @@ def _answer_side(battle_id: int, side: str) -> tuple[str, str]:
         if exc.kind == FailureKind.TOO_LONG:
             return Battle.AnswerState.CUT, ""
         return Battle.AnswerState.FAILED, f"Model {side.upper()}: {exc.user_message}"
+    if chunks is not None:
+        # The voter stopped the turn: closing the stream closes the model call (the demo
+        # backend stops drawing words, an endpoint's connection is closed), and records no
+        # outcome on the endpoint's health. The call was made: it costs its budget.
+        chunks.close()
+        logger.info(
+            "battle %s side %s: stopped by the voter after %d characters",
+            battle.question_id,
+            side,
+            len(answer["content"]),
+        )
+        _count_call(model.pk, asked, pieces)
+        save()
+        return Battle.AnswerState.STOPPED, ""
     _count_call(model.pk, asked, pieces)
     save()
     return Battle.AnswerState.DONE, ""
 
 
-def write_answer(battle_id: int, column: str, conversation: list[dict]) -> None:
-    """Write one side's conversation: a checkpoint, or the answer as it ended."""
-    Battle.objects.filter(pk=battle_id).update(**{column: conversation})
+def write_answer(
+    battle_id: int, column: str, conversation: list[dict], *, turn: int, attempt: int, checkpoint: bool = False
+) -> bool:
+    """Write one side's conversation: a checkpoint, or the answer as it ended. Only while the
+    battle still answers this turn and attempt; a checkpoint, only while nobody asked to stop
+    it. Whether it was written."""
+    rows = Battle.objects.filter(pk=battle_id, turn=turn, attempt=attempt, status=Battle.Status.ANSWERING)
+    if checkpoint:
+        rows = rows.filter(stop_requested_at__isnull=True)
+    return rows.update(**{column: conversation}) == 1
 
 
 def _count_call(model_id: int, asked: list[dict], pieces: list[str], failure: FailureKind | None = None) -> None:
@@ -167,13 +217,13 @@ def _count_call(model_id: int, asked: list[dict], pieces: list[str], failure: Fa
         logger.exception("model %s: could not count the call against its budget", model_id)
 
 
-def _end_side(battle_id: int, side: str, state: str, failure: str) -> bool:
+def _end_side(battle_id: int, side: str, state: str, failure: str, round_: Round) -> bool:
     """Record how the side ended; the last side closes the turn. Whether the turn is over."""
     other = "b" if side == "a" else "a"
     with transaction.atomic():
         battle = Battle.objects.select_for_update().get(pk=battle_id)
-        if battle.status != Battle.Status.ANSWERING:
-            return True  # ended already (expired as stuck)
+        if battle.status != Battle.Status.ANSWERING or (battle.turn, battle.attempt) != round_[1:]:
+            return True  # ended already (expired as stuck, or stopped without waiting for this side)
         setattr(battle, f"state_{side}", state)
         fields = [f"state_{side}"]
         if failure and not battle.failure:
@@ -188,22 +238,57 @@ def _end_side(battle_id: int, side: str, state: str, failure: str) -> bool:
     return last
 
 
+def stop_now(battle_id: int, round_: Round) -> bool:
+    """End the round's sides still answering as `stopped`, with the text their last checkpoint
+    wrote, and close the turn, without waiting for them: a side waiting for its model's first
+    token hears the stop only when a piece arrives, and a generator that died never does.
+    Their late writes are refused (write_answer). Idempotent: whether this call ended it."""
+    with transaction.atomic():
+        battle = Battle.objects.select_for_update().get(pk=battle_id)
+        if battle.status != Battle.Status.ANSWERING or (battle.turn, battle.attempt) != round_[1:]:
+            return False
+        fields = {}
+        for side in SIDES:
+            if getattr(battle, f"state_{side}") == Battle.AnswerState.ANSWERING:
+                setattr(battle, f"state_{side}", Battle.AnswerState.STOPPED)
+                fields[f"state_{side}"] = Battle.AnswerState.STOPPED
+        # Over at once, under the lock: from here no side may write into these answers.
+        failed = Battle.AnswerState.FAILED in (battle.state_a, battle.state_b)
+        battle.status = fields["status"] = Battle.Status.FAILED if failed else Battle.Status.READY
+        Battle.objects.filter(pk=battle_id).update(**fields)
+    # Tagged after, outside the lock (moderation may call a service): a vote on stopped answers
+    # is excluded whatever the tags say, and the tags are for exports.
+    tags = _tags(battle)
+    if tags:
+        Battle.objects.filter(pk=battle_id, turn=round_.turn, attempt=round_.attempt).update(**tags)
+    logger.info("battle %s: stopped by the voter, closed without waiting for the answers", battle.question_id)
+    stream_log.close_turn(round_.question_id, round_.turn, round_.attempt)
+    return True
+
+
 def _close_turn(battle: Battle) -> None:
     """Both sides have ended: tag the turn, then open the battle for a vote (or end it)."""
     battle_id = battle.pk
     failed = Battle.AnswerState.FAILED in (battle.state_a, battle.state_b)
-    fields: dict = {}
-    if not failed:
-        # Tags are for exports and exclusions; a fault in one must not keep the voter waiting.
-        try:
-            if battle.turn == 1 or not battle.language:
-                fields["language"] = language.detect_language(_first_prompt(battle))
-            fields["openai_moderation"] = _moderate(battle)
-            BattleStyle.store([battle])
-        except Exception:
-            logger.exception("battle %s: tagging the turn failed", battle.question_id)
+    fields: dict = _tags(battle) if not failed else {}
     fields["status"] = Battle.Status.FAILED if failed else Battle.Status.READY
     Battle.objects.filter(pk=battle_id, status=Battle.Status.ANSWERING).update(**fields)
+
+
+def _tags(battle: Battle) -> dict:
+    """The turn's language and moderation (and its style row, stored here): for exports and
+    exclusions. A fault in one must not keep the voter waiting, so it is logged and left out."""
+    if battle.status == Battle.Status.FAILED:
+        return {}
+    fields: dict = {}
+    try:
+        if battle.turn == 1 or not battle.language:
+            fields["language"] = language.detect_language(_first_prompt(battle))
+        fields["openai_moderation"] = _moderate(battle)
+        BattleStyle.store([battle])
+    except Exception:
+        logger.exception("battle %s: tagging the turn failed", battle.question_id)
+    return fields
 
 
 def _first_prompt(battle: Battle) -> str:

@@ -28,6 +28,7 @@ class ExclusionReason(models.TextChoices):
     # Imported data that labels a model `anonymous` (a release's never-listed models, a
     # share's opponents): kept, but which model it was is unknown, so it is never rated.
     UNNAMED_MODEL = "unnamed_model", "Imported with a model labelled anonymous"
+    STOPPED = "stopped", "The voter stopped an answer before it was complete"
 
 
 class Battle(models.Model):
@@ -52,6 +53,7 @@ class Battle(models.Model):
         ANSWERING = "answering", "Answering"
         DONE = "done", "Complete"
         CUT = "cut", "Cut off at the length limit"
+        STOPPED = "stopped", "Stopped by the voter"
         FAILED = "failed", "Failed"
 
     question_id = models.CharField(max_length=64, unique=True)
@@ -95,6 +97,30 @@ class Battle(models.Model):
     state_b = models.CharField(max_length=10, choices=AnswerState, default=AnswerState.DONE, db_default="done")
     failure = models.CharField(max_length=300, blank=True, db_default="", help_text="What the voter was told.")
     turn_started_at = models.DateTimeField(null=True, blank=True, help_text="When the latest turn was asked.")
+    attempt = models.PositiveSmallIntegerField(
+        default=1,
+        db_default=1,
+        help_text="Which answers of the latest turn these are: 1, then one more per regenerate.",
+    )
+    discarded = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Answers replaced by a regenerate before the vote, oldest first: "
+        '{"turn", "attempt", "answer_a", "answer_b", "state_a", "state_b", "discarded_at"}. Never exported.',
+    )
+    stop_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the voter asked to stop the latest turn's answers."
+    )
+    share_token = models.CharField(
+        max_length=64,
+        unique=True,
+        null=True,
+        blank=True,
+        default=None,
+        editable=False,
+        help_text="The secret of the battle's public link, while its voter shares it.",
+    )
+    shared_at = models.DateTimeField(null=True, blank=True, help_text="When the voter shared it (empty: not shared).")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -129,6 +155,32 @@ class Battle(models.Model):
     @property
     def answers_cut_or_failed(self) -> bool:
         return self.status == self.Status.FAILED or self.AnswerState.CUT in (self.state_a, self.state_b)
+
+    @property
+    def stopped(self) -> bool:
+        """The voter stopped an answer of the latest turn (a later turn is refused after a stop)."""
+        return self.AnswerState.STOPPED in (self.state_a, self.state_b)
+
+    @classmethod
+    def answers_exclusion(cls, status: str, state_a: str, state_b: str) -> str:
+        """Why the latest turn's answers keep a vote from counting, or "": a failed or cut
+        answer is `error`, one the voter stopped is `stopped` (not a fault of the model)."""
+        if status == cls.Status.FAILED or cls.AnswerState.CUT in (state_a, state_b):
+            return ExclusionReason.ERROR
+        if cls.AnswerState.STOPPED in (state_a, state_b):
+            return ExclusionReason.STOPPED
+        return ""
+
+    @staticmethod
+    def attempts_per_turn(turn: int, discarded: list | None) -> list[int]:
+        """For each user turn, which attempt's answers the conversations hold (1 unless
+        regenerated): the answers the vote judged. Exports publish it as `voted_attempt`."""
+        attempts = [1] * turn
+        for entry in discarded or []:
+            index = entry.get("turn", 0) - 1
+            if 0 <= index < len(attempts):
+                attempts[index] = max(attempts[index], entry.get("attempt", 0) + 1)
+        return attempts
 
     @staticmethod
     def pool_for(question_id: str) -> bool:

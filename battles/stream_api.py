@@ -55,7 +55,7 @@ async def battle_stream(request: HttpRequest, battle_id: str):
         return JsonResponse({"detail": str(exc.detail)}, status=401)
     except arena.BattleRefused as exc:
         return JsonResponse({"detail": exc.message}, status=exc.status_code)
-    cursor = stream_log.Cursor.parse(request.headers.get("Last-Event-ID", ""), battle.turn)
+    cursor = stream_log.Cursor.parse(request.headers.get("Last-Event-ID", ""), battle.turn, battle.attempt)
     response = StreamingHttpResponse(_events(battle, cursor), content_type="text/event-stream")
     response["Cache-Control"] = "no-store"
     response["X-Accel-Buffering"] = "no"  # a proxy such as nginx must pass each event on at once

@@ -19,9 +19,17 @@ reader sends whatever of the final answers the viewer does not have yet, so noth
 if a log entry was (a Redis hiccup, an expired stream, a process that was not the generator).
 
 Event ids are cursors over the answers, `<turn>.<characters of A>.<characters of B>`: what
-the viewer has after that event. A viewer that reconnects with `Last-Event-ID` is sent the
-answers from there on, whichever process serves it and whether it reads the log or the row,
-so no piece is sent twice and none is missed; nothing is generated again.
+the viewer has after that event. A regenerate answers the turn again with fresh pieces, so
+the answers of its attempt `n` (2 and after) are counted in ids `<turn>.<n>.<A>.<B>`: never
+an id of an earlier attempt, and an id of one names where to resume in that attempt only. A
+viewer that reconnects with `Last-Event-ID` is sent the answers from there on, whichever
+process serves it and whether it reads the log or the row, so no piece is sent twice and
+none is missed; nothing is generated again.
+
+The log also carries the voter's stop back to the generator (`request_stop`): each side's
+writer learns it as it adds its next piece (in the same Redis round trip, or from the
+in-process channel), and the row's checkpoint write refuses a stopped turn, so a generator
+in another process without Redis learns it at its next checkpoint.
 """
 
 from __future__ import annotations
@@ -48,27 +56,37 @@ SIDES = ("a", "b")
 
 
 class Cursor(NamedTuple):
-    """How much of each side's answer of `turn` a viewer has."""
+    """How much of each side's answer of `turn` (its `attempt`) a viewer has."""
 
     turn: int
     a: int = 0
     b: int = 0
+    attempt: int = 1
 
     @property
     def event_id(self) -> str:
-        return f"{self.turn}.{self.a}.{self.b}"
+        if self.attempt == 1:
+            return f"{self.turn}.{self.a}.{self.b}"
+        return f"{self.turn}.{self.attempt}.{self.a}.{self.b}"
 
     @classmethod
-    def parse(cls, last_event_id: str, turn: int) -> Cursor:
+    def parse(cls, last_event_id: str, turn: int, attempt: int = 1) -> Cursor:
         """The cursor a reconnecting viewer names; from the start of `turn` when it names none,
-        names something else or another turn (a new turn has begun since)."""
+        names something else, another turn or another attempt (begun since)."""
         try:
-            their_turn, a, b = (int(part) for part in last_event_id.split("."))
+            parts = [int(part) for part in last_event_id.split(".")]
         except ValueError:
-            return cls(turn)
-        if their_turn != turn or a < 0 or b < 0:
-            return cls(turn)
-        return cls(turn, a, b)
+            return cls(turn, attempt=attempt)
+        if len(parts) == 3:
+            their_turn, a, b = parts
+            their_attempt = 1
+        elif len(parts) == 4 and parts[1] > 1:
+            their_turn, their_attempt, a, b = parts
+        else:
+            return cls(turn, attempt=attempt)
+        if their_turn != turn or their_attempt != attempt or a < 0 or b < 0:
+            return cls(turn, attempt=attempt)
+        return cls(turn, a, b, attempt)
 
     def advanced(self, side: str, characters: int) -> Cursor:
         return self._replace(**{side: getattr(self, side) + characters})
@@ -87,8 +105,13 @@ class End:
     cursor: Cursor
 
 
-def _key(question_id: str, turn: int) -> str:
-    return f"arena:stream:{question_id}:{turn}"
+def _key(question_id: str, turn: int, attempt: int = 1) -> str:
+    # The first attempt keeps the key it always had; a regenerate's answers get their own log.
+    return f"arena:stream:{question_id}:{turn}" + (f".{attempt}" if attempt > 1 else "")
+
+
+def _stop_key(key: str) -> str:
+    return key.replace("arena:stream:", "arena:stop:", 1)
 
 
 def redis_url() -> str:
@@ -102,32 +125,49 @@ class TurnLog:
     """One side's writer of one battle turn. Never raises: a log that cannot be written costs
     the viewers their live pieces (they fall back to the row), never the voter the answer."""
 
-    def __init__(self, question_id: str, turn: int, side: str):
+    def __init__(self, question_id: str, turn: int, side: str, attempt: int = 1):
         self.question_id, self.turn, self.side = question_id, turn, side
+        self.key = _key(question_id, turn, attempt)
         self.offset = 0
+        # Whether the voter asked to stop, as learnt when the latest piece was added.
+        self.stop_requested = False
 
     def piece(self, text: str) -> None:
         if not text:
             return
         try:
             if redis_url():
-                _redis_append(_key(self.question_id, self.turn), {"s": self.side, "o": self.offset, "t": text})
+                stopped = _redis_append(self.key, {"s": self.side, "o": self.offset, "t": text})
             else:
-                _local.append(_key(self.question_id, self.turn), self.side, self.offset, text)
+                stopped = _local.append(self.key, self.side, self.offset, text)
+            self.stop_requested = self.stop_requested or stopped
         except Exception:
             logger.exception("battle %s: could not add a piece to the stream log", self.question_id)
         self.offset += len(text)
 
 
-def close_turn(question_id: str, turn: int) -> None:
+def close_turn(question_id: str, turn: int, attempt: int = 1) -> None:
     """The turn is over and its battle row final: readers send the end. Never raises."""
     try:
         if redis_url():
-            _redis_append(_key(question_id, turn), {"end": 1})
+            _redis_append(_key(question_id, turn, attempt), {"end": 1})
         else:
-            _local.close(_key(question_id, turn))
+            _local.close(_key(question_id, turn, attempt))
     except Exception:
         logger.exception("battle %s: could not close the stream log", question_id)
+
+
+def request_stop(question_id: str, turn: int, attempt: int = 1) -> None:
+    """Tell the writers of the turn that the voter stopped it (they end at their next piece).
+    Never raises: the row's checkpoint carries the stop too, later."""
+    key = _key(question_id, turn, attempt)
+    try:
+        if redis_url():
+            _sync_redis(redis_url()).set(_stop_key(key), 1, ex=settings.ARENA_STREAM_KEEP_SECONDS)
+        else:
+            _local.stop(key)
+    except Exception:
+        logger.exception("battle %s: could not signal the stop on the stream log", question_id)
 
 
 @functools.cache
@@ -137,14 +177,17 @@ def _sync_redis(url: str):
     return redis.Redis.from_url(url)
 
 
-def _redis_append(key: str, fields: dict) -> None:
+def _redis_append(key: str, fields: dict) -> bool:
+    """Add an entry to the turn's stream; whether the voter has asked to stop the turn (read in
+    the same round trip, so learning of a stop costs the writer nothing)."""
     # Capped well above the longest answer in pieces (each piece is at least a character), so
     # a turn's log is never trimmed while read; it expires once nobody can still be watching.
     cap = 2 * settings.ARENA_MODEL_MAX_ANSWER_CHARS + 16
     pipe = _sync_redis(redis_url()).pipeline(transaction=False)
     pipe.xadd(key, fields, maxlen=cap, approximate=True)
     pipe.expire(key, settings.ARENA_STREAM_KEEP_SECONDS)
-    pipe.execute()
+    pipe.exists(_stop_key(key))
+    return bool(pipe.execute()[-1])
 
 
 # --- the in-process broadcaster (no server) --------------------------------------------------
@@ -164,8 +207,10 @@ class _LocalLog:
     def __init__(self):
         self._lock = threading.Lock()
         self._channels: dict[str, _Channel] = {}
+        self._stopped: dict[str, float] = {}  # key -> when the stop was asked
 
-    def append(self, key: str, side: str, offset: int, text: str) -> None:
+    def append(self, key: str, side: str, offset: int, text: str) -> bool:
+        """Add a piece; whether the voter has asked to stop the turn."""
         with self._lock:
             channel = self._channels.get(key)
             if channel is None:
@@ -173,6 +218,14 @@ class _LocalLog:
                 channel = self._channels[key] = _Channel()
             channel.pieces.append((side, offset, text))
             self._wake(channel)
+            return key in self._stopped
+
+    def stop(self, key: str) -> None:
+        # Kept apart from the channels: a channel in this process means "generated here", and
+        # readers follow it; a stop may arrive before the first piece, or for another process.
+        with self._lock:
+            self._sweep()
+            self._stopped[key] = time.monotonic()
 
     def close(self, key: str) -> None:
         with self._lock:
@@ -214,6 +267,8 @@ class _LocalLog:
         horizon = time.monotonic() - settings.ARENA_STREAM_KEEP_SECONDS
         for key in [k for k, c in self._channels.items() if c.touched < horizon]:
             del self._channels[key]
+        for key in [k for k, at in self._stopped.items() if at < horizon]:
+            del self._stopped[key]
 
 
 _local = _LocalLog()
@@ -240,23 +295,24 @@ def db(function: Callable) -> Callable:
     return sync_to_async(run, thread_sensitive=True)
 
 
-def _answers(pk: int) -> tuple[str, int, str, str]:
-    """The row's status, turn and latest answers (as last checkpointed or final)."""
-    status, turn, a, b = Battle.objects.filter(pk=pk).values_list("status", "turn", "conversation_a", "conversation_b")[
-        0
-    ]
-    return status, turn, a[-1]["content"], b[-1]["content"]
+def _answers(pk: int) -> tuple[str, tuple[int, int], str, str]:
+    """The row's status, (turn, attempt) and latest answers (as last checkpointed or final)."""
+    status, turn, attempt, a, b = Battle.objects.filter(pk=pk).values_list(
+        "status", "turn", "attempt", "conversation_a", "conversation_b"
+    )[0]
+    return status, (turn, attempt), a[-1]["content"], b[-1]["content"]
 
 
 async def follow(battle: Battle, cursor: Cursor) -> AsyncIterator[Text | End]:
     """The rest of the battle's latest turn after `cursor`, then its end."""
-    key = _key(battle.question_id, cursor.turn)
+    key = _key(battle.question_id, cursor.turn, cursor.attempt)
+    round_ = (cursor.turn, cursor.attempt)
     if redis_url():
-        source = _follow_redis(battle, key)
+        source = _follow_redis(battle, key, round_)
     elif _local.channel(key) is not None:
         source = _follow_local(key)
     else:
-        source = _follow_row(battle, cursor.turn)
+        source = _follow_row(battle, round_)
     async for side, offset, text in source:
         have = getattr(cursor, side)
         if offset + len(text) <= have:
@@ -268,8 +324,8 @@ async def follow(battle: Battle, cursor: Cursor) -> AsyncIterator[Text | End]:
         cursor = cursor.advanced(side, len(text))
         yield Text(side, text, cursor)
     # The turn is over and the row final: what the log did not carry, the row does.
-    status, turn, *final = await db(_answers)(battle.pk)
-    if turn == cursor.turn:
+    status, row_round, *final = await db(_answers)(battle.pk)
+    if row_round == round_:
         for side, answer in zip(SIDES, final, strict=True):
             have = getattr(cursor, side)
             if len(answer) > have:
@@ -307,12 +363,12 @@ async def _follow_local(key: str) -> AsyncIterator[tuple[str, int, str]]:
             return
 
 
-async def _follow_row(battle: Battle, turn: int) -> AsyncIterator[tuple[str, int, str]]:
+async def _follow_row(battle: Battle, round_: tuple[int, int]) -> AsyncIterator[tuple[str, int, str]]:
     """Another process generates (or did): the answers as its checkpoints reach the row."""
     interval = max(settings.ARENA_STREAM_POLL_INTERVAL, 0.05)
     while True:
-        status, row_turn, a, b = await db(_answers)(battle.pk)
-        if row_turn != turn or status != Battle.Status.ANSWERING:
+        status, row_round, a, b = await db(_answers)(battle.pk)
+        if row_round != round_ or status != Battle.Status.ANSWERING:
             return  # the end reads the final row
         for side, answer in (("a", a), ("b", b)):
             if answer:
@@ -334,22 +390,21 @@ def _async_redis():
     return client
 
 
-async def _follow_redis(battle: Battle, key: str) -> AsyncIterator[tuple[str, int, str]]:
+async def _follow_redis(battle: Battle, key: str, round_: tuple[int, int]) -> AsyncIterator[tuple[str, int, str]]:
     client = _async_redis()
     last = "0-0"
     block_ms = int(settings.ARENA_STREAM_IDLE_CHECK_SECONDS * 1000)
-    turn = int(key.rsplit(":", 1)[1])
     if not await client.exists(key):
-        status, row_turn, _, _ = await db(_answers)(battle.pk)
-        if status != Battle.Status.ANSWERING or row_turn != turn:
+        status, row_round, _, _ = await db(_answers)(battle.pk)
+        if status != Battle.Status.ANSWERING or row_round != round_:
             return  # an old turn, its log expired: the row has it all
     while True:
         found = await client.xread({key: last}, count=1000, block=block_ms)
         if not found:
             # Silence: the generating process may have died, or the stream expired. The row says
             # whether the turn is still being answered (expire_stuck ends a dead one).
-            status, row_turn, _, _ = await db(_answers)(battle.pk)
-            if status != Battle.Status.ANSWERING or row_turn != turn:
+            status, row_round, _, _ = await db(_answers)(battle.pk)
+            if status != Battle.Status.ANSWERING or row_round != round_:
                 return
             continue
         pieces: list[tuple[str, int, str]] = []

@@ -246,9 +246,9 @@ def test_the_answer_is_written_once_when_it_ends_not_on_every_piece(backend, poo
     writes: Counter = Counter()
     write = answering.write_answer
 
-    def counted(battle_id, column, conversation):
+    def counted(battle_id, column, conversation, **round_):
         writes[column] += 1
-        write(battle_id, column, conversation)
+        return write(battle_id, column, conversation, **round_)
 
     monkeypatch.setattr(answering, "write_answer", counted)
     with override_settings(ARENA_ANSWER_SAVE_INTERVAL=60):
@@ -263,10 +263,10 @@ def test_checkpoints_while_answering_are_at_most_one_per_interval(backend, pool,
     writes: list[float] = []
     write = answering.write_answer
 
-    def counted(battle_id, column, conversation):
+    def counted(battle_id, column, conversation, **round_):
         if column == "conversation_a":
             writes.append(time.monotonic())
-        write(battle_id, column, conversation)
+        return write(battle_id, column, conversation, **round_)
 
     monkeypatch.setattr(answering, "write_answer", counted)
     started = time.monotonic()

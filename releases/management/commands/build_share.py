@@ -38,6 +38,11 @@ class Command(BaseCommand):
             f"Share {share.pk} for {provider.name} built: {share.battle_count} battles up to "
             f"{share.manifest['cutoff']}, {share.excluded_count} left out for personal data {excluded or ''}".rstrip()
         )
+        not_counted = share.manifest["excluded"].get("not_counted") or {}
+        self.stdout.write(
+            f"Left out because the leaderboard does not count their vote: {sum(not_counted.values())} "
+            f"{not_counted or ''}".rstrip()
+        )
         source = sharing.share_path(share)
         self.stdout.write(f"Files: {source}")
         if target is not None:

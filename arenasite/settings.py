@@ -288,9 +288,21 @@ ARENA_RETRACTION_DELAY_DAYS = env_int("ARENA_RETRACTION_DELAY_DAYS", 30)
 ARENA_PROVISIONAL_VOTES = env_int("ARENA_PROVISIONAL_VOTES", 2000)
 ARENA_RETIRE_PERCENTILE = env_float("ARENA_RETIRE_PERCENTILE", 10.0)
 ARENA_RETIRE_MIN_VOTES = env_int("ARENA_RETIRE_MIN_VOTES", 3000)
+# The leaderboard shows a model as rated in a category once it has MIN_MODEL_VOTES counted votes
+# there, and a category once it has MIN_CATEGORY_VOTES; below, the page says how many more are
+# needed. LMArena shows a model after a few hundred votes (its intervals are then some tens of
+# points wide); a category needs enough votes for several models to pass that.
+ARENA_LEADERBOARD_MIN_MODEL_VOTES = env_int("ARENA_LEADERBOARD_MIN_MODEL_VOTES", 300)
+ARENA_LEADERBOARD_MIN_CATEGORY_VOTES = env_int("ARENA_LEADERBOARD_MIN_CATEGORY_VOTES", 1000)
 if ARENA_INITIAL_RATING_CAP < 1:
     raise ImproperlyConfigured(f"ARENA_INITIAL_RATING_CAP must be 1 or more, got {ARENA_INITIAL_RATING_CAP}")
-for _name in ("ARENA_RETRACTION_DELAY_DAYS", "ARENA_PROVISIONAL_VOTES", "ARENA_RETIRE_MIN_VOTES"):
+for _name in (
+    "ARENA_RETRACTION_DELAY_DAYS",
+    "ARENA_PROVISIONAL_VOTES",
+    "ARENA_RETIRE_MIN_VOTES",
+    "ARENA_LEADERBOARD_MIN_MODEL_VOTES",
+    "ARENA_LEADERBOARD_MIN_CATEGORY_VOTES",
+):
     if globals()[_name] < 0:
         raise ImproperlyConfigured(f"{_name} must be 0 or more, got {globals()[_name]}")
 if not (math.isfinite(ARENA_RETIRE_PERCENTILE) and 0 <= ARENA_RETIRE_PERCENTILE <= 100):

@@ -22,6 +22,10 @@ for _name in ("ARENA_BATTLE_RATE_VOTER", "ARENA_BATTLE_RATE_ADDRESS", "ARENA_BAT
     os.environ.setdefault(_name, "")
 for _name in ("ARENA_BATTLES_IN_FLIGHT_VOTER", "ARENA_BATTLES_IN_FLIGHT_ADDRESS"):
     os.environ.setdefault(_name, "0")
+# Test worlds rate models on a handful of votes; the leaderboard's minimums have their own
+# tests (tests/leaderboard/test_minimum_votes.py), which set them back.
+os.environ.setdefault("ARENA_LEADERBOARD_MIN_MODEL_VOTES", "0")
+os.environ.setdefault("ARENA_LEADERBOARD_MIN_CATEGORY_VOTES", "0")
 # Clients in tests do not solve proof-of-work challenges; tests/battles/test_challenge.py does.
 os.environ.setdefault("ARENA_CHALLENGE", "0")
 

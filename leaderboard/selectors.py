@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import F
+from django.db.models import F, Sum
 
 from providers.models import ArenaModel
 
@@ -47,6 +47,26 @@ def board(run: RatingRun, category: str = "overall", *, include_retired: bool = 
     for row in rows:
         row["rank"] = 1 + sum(other["ci_lower"] > row["ci_upper"] for other in rows)
     return rows
+
+
+def category_votes(run: RatingRun, category: str) -> int:
+    """The counted votes of one category of a run (each vote counts once for each of its two models)."""
+    if category == "overall":
+        return run.vote_count
+    total = ModelRating.objects.filter(run=run, category=category).aggregate(total=Sum("votes"))["total"]
+    return (total or 0) // 2
+
+
+def split_rated(rows: list[dict], *, min_votes: int) -> tuple[list[dict], list[dict]]:
+    """The rows shown as rated (at least `min_votes` votes in the category), ranked among
+    themselves, and the others with `votes_needed`, most votes first."""
+    rated = [row for row in rows if row["votes"] >= min_votes]
+    waiting = sorted((row for row in rows if row["votes"] < min_votes), key=lambda row: (-row["votes"], row["model"]))
+    for row in rated:
+        row["rank"] = 1 + sum(other["ci_lower"] > row["ci_upper"] for other in rated)
+    for row in waiting:
+        row["votes_needed"] = min_votes - row["votes"]
+    return rated, waiting
 
 
 def _row(rating: ModelRating) -> dict:

@@ -72,9 +72,21 @@ def _board_context(request) -> dict:
         if category not in names:
             category = "overall"
         rows = selectors.board(run, category, include_retired=include_retired)
+    # A category, and a model in it, is shown as rated only from a minimum of votes; below it
+    # the page says how many more are needed.
+    votes = selectors.category_votes(run, category) if run is not None else 0
+    category_needs = max(0, settings.ARENA_LEADERBOARD_MIN_CATEGORY_VOTES - votes)
+    rows, unrated = selectors.split_rated(rows, min_votes=settings.ARENA_LEADERBOARD_MIN_MODEL_VOTES)
+    if category_needs:
+        rows, unrated = [], []
     return {
         "run": run,
         "rows": rows,
+        "unrated": unrated,
+        "category_votes": votes,
+        "category_needs": category_needs,
+        "min_category_votes": settings.ARENA_LEADERBOARD_MIN_CATEGORY_VOTES,
+        "min_model_votes": settings.ARENA_LEADERBOARD_MIN_MODEL_VOTES,
         "category": category,
         "categories": categories,
         "include_retired": include_retired,

@@ -26,6 +26,7 @@ from .lifecycle import (
     STAFF_RETIREMENT_RULES,
     Action,
     TransitionRefused,
+    preview,
     transition,
 )
 from .models import ApiToken, ArenaModel, ChangeRequest, LifecycleEvent, Membership, Provider, RetirementRule
@@ -166,6 +167,10 @@ class ArenaModelForm(forms.ModelForm):
         # The stored key never goes back to the browser, not even as the field's initial value;
         # this also keeps the change history from claiming the key changed on every save.
         self.initial["endpoint_api_key"] = ""
+        # The model's help texts name settings; staff need the values in force.
+        for name, text in _help_texts_in_force().items():
+            if name in self.fields:
+                self.fields[name].help_text = text
 
     def clean_endpoint_api_key(self):
         value = self.cleaned_data["endpoint_api_key"]
@@ -196,6 +201,25 @@ class ArenaModelForm(forms.ModelForm):
         if cleaned.get("clear_endpoint_api_key"):
             cleaned["endpoint_api_key"] = ""
         return cleaned
+
+
+def _help_texts_in_force() -> dict[str, str]:
+    days = settings.ARENA_HEADS_UP_DAYS
+    return {
+        "family": "Variants of one model line share a family (set by staff, e.g. at admission). When the provider "
+        "lists one of them, the kept ratings of the others become public "
+        f"{settings.ARENA_RETRACTION_DELAY_DAYS} days later (ARENA_RETRACTION_DELAY_DAYS). Empty: the model is a "
+        "family of its own.",
+        "heads_up_requested": f"The provider asked for notice: listing waits {days} day{'s' if days != 1 else ''} "
+        "after the decision (ARENA_HEADS_UP_DAYS).",
+        "sampling_weight": "Weight in the draw of anonymous battles, above 0 (default 1; a higher weight means more "
+        "battles, though not proportionally more). A model in initial rating is drawn "
+        f"{settings.ARENA_NEW_MODEL_BOOST:g} times as often as this weight says until it has "
+        f"{settings.ARENA_NEW_MODEL_BOOST_VOTES} counted votes "
+        "(ARENA_NEW_MODEL_BOOST, ARENA_NEW_MODEL_BOOST_VOTES).",
+        "battle_targets": "Preferred opponents: when this model is drawn first, its opponent comes from these (those "
+        f"in the battle pool) {settings.ARENA_BATTLE_TARGET_SHARE:.0%} of the time (ARENA_BATTLE_TARGET_SHARE).",
+    }
 
 
 class ReasonForm(forms.Form):
@@ -484,6 +508,7 @@ class ArenaModelAdmin(admin.ModelAdmin):
             self._apply(request, queryset, action, form.cleaned_data["reason"], form.cleaned_data.get("rule", ""))
             return None
         from_changelist = request.resolver_match.url_name == "providers_arenamodel_changelist"
+        chosen_rule = request.POST.get("rule", "") if action == Action.RETIRE else ""
         context = {
             **self.admin_site.each_context(request),
             "title": f"{action.label}: confirm",
@@ -491,9 +516,11 @@ class ArenaModelAdmin(admin.ModelAdmin):
             "action": action,
             "action_name": action.value.replace("-", "_"),
             "target": Status(MOVES[action][1]).label,
-            "models": queryset.select_related("provider"),
+            "models": [
+                (model, preview(model_id=model.pk, action=action, actor=request.user, rule=chosen_rule))
+                for model in queryset.select_related("provider")
+            ],
             "form": form,
-            "rule_notes": _rule_notes(action),
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
             "from_changelist": from_changelist,
             "cancel_url": cancel_url or request.get_full_path(),
@@ -516,31 +543,6 @@ class ArenaModelAdmin(admin.ModelAdmin):
         if obj is not None and self.has_transition_permission(request):
             extra_context["transitions"] = [a for a in Action if obj.status in MOVES[a][0]]
         return super().change_view(request, object_id, form_url, extra_context)
-
-
-def _rule_notes(action: Action) -> list[str]:
-    days = settings.ARENA_MIN_LISTED_DAYS
-    notes = {
-        Action.ADMIT: [
-            "Private models are refused: only models third parties can reach may be admitted.",
-            f"A provider may have at most {settings.ARENA_INITIAL_RATING_CAP} models in initial rating at once.",
-            "Set the model's family first if it is a variant of another model: the family decides when its "
-            "rating becomes public if it is never listed.",
-        ],
-        Action.PUBLISH: [
-            f"Listing needs at least {settings.ARENA_LISTING_MIN_VOTES} counted votes.",
-            f"A model whose provider asked for a heads-up is listed {settings.ARENA_HEADS_UP_DAYS} day(s) "
-            "after this decision.",
-        ],
-        Action.RETIRE: [
-            f"A model listed less than {days} days ago is scheduled to retire when the window ends.",
-            "The rule is recorded and public. Offline and below-percentile retirements are checked against the "
-            "rule; the candidates are listed under Leaderboard › Retirement candidates.",
-        ],
-        Action.REQUEST_RETIREMENT: [f"A model listed less than {days} days ago is scheduled, not retired early."],
-        Action.WITHDRAW: ["Only models in initial rating can be withdrawn; listed models can only be retired."],
-    }
-    return notes.get(action, [])
 
 
 class DecisionForm(forms.Form):

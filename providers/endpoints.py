@@ -42,7 +42,7 @@ def endpoint_refusal(url: str, *, resolve: bool = True) -> str | None:
         return "The endpoint URL has no host."
     host = host.rstrip(".").lower()
     if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
-        return f"The endpoint host {host!r} is a local name; use a public address."
+        return f"The endpoint host {host!r} is a local name; use a public address." + _development_hint()
     try:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
@@ -51,8 +51,21 @@ def endpoint_refusal(url: str, *, resolve: bool = True) -> str | None:
         for judged in _judged(address):
             if not _public(judged):
                 leads_to = f" (an IPv6 form of {judged})" if judged != address else ""
-                return f"The endpoint {host!r} points to {address}{leads_to}, which is not a public address."
+                return (
+                    f"The endpoint {host!r} points to {address}{leads_to}, which is not a public address."
+                    + _development_hint()
+                )
     return None
+
+
+def _development_hint() -> str:
+    """In development (DEBUG on), the refusal says how to allow a model server on one's own machine."""
+    if not settings.DEBUG:
+        return ""
+    return (
+        " For development, ARENA_ALLOW_PRIVATE_ENDPOINTS=1 allows endpoints on this machine and private networks "
+        "(never in production)."
+    )
 
 
 # IPv6 ranges that carry an IPv4 address in their low 32 bits and reach it when called:

@@ -105,10 +105,28 @@ class Outcome:
 
     def describe(self) -> str:
         if self.event is None:
-            return f"{self.model.name}: nothing to do, already {self.model.get_status_display().lower()}"
+            model = self.model
+            if model.status == Status.LISTED and model.retire_after is not None:
+                return f"{model.name}: nothing to do, its retirement is already scheduled for {_at(model.retire_after)}"
+            if model.status == Status.INITIAL_RATING and model.list_after is not None:
+                return f"{model.name}: nothing to do, its listing is already scheduled for {_at(model.list_after)}"
+            return f"{model.name}: nothing to do, already {model.get_status_display().lower()}"
         if self.scheduled:
-            return f"{self.model.name}: {self.event.action} scheduled for {self.event.effective_at:%Y-%m-%d %H:%M} UTC"
+            return f"{self.model.name}: {self.event.action} scheduled for {_at(self.event.effective_at)}"
         return f"{self.model.name}: now {self.model.get_status_display().lower()}"
+
+    def foretell(self) -> str:
+        """The outcome as it would be, for a confirmation page (preview())."""
+        if self.event is None:
+            what = self.describe().split(": ", 1)[1]
+            return what[0].upper() + what[1:] + "."
+        if self.scheduled:
+            return f"Scheduled for {_at(self.event.effective_at)}, not done now."
+        return f"Done now: {self.model.get_status_display().lower()}."
+
+
+def _at(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
 def transition(*, model_id: int, action: str, actor=None, reason: str = "", rule: str = "") -> Outcome:
@@ -118,7 +136,8 @@ def transition(*, model_id: int, action: str, actor=None, reason: str = "", rule
     nothing and returns an Outcome without an event. `actor` None means the system
     (the scheduler carrying out an earlier decision). `rule` is the retirement rule a
     staff retirement is made under (RetirementRule; default: a staff decision); a
-    provider's request is always recorded as `provider_request`.
+    provider's request is recorded as `provider_request`, and the same request made by staff
+    (not a member of the provider) as `staff_decision`, so the public line names who decided.
     """
     if action not in MOVES:
         raise TransitionRefused("unknown_action", f"Unknown action {action!r}; known: {', '.join(Action.values)}.")
@@ -132,11 +151,41 @@ def transition(*, model_id: int, action: str, actor=None, reason: str = "", rule
         # one sees the first one's result and is judged against it.
         model = ArenaModel.objects.select_for_update().get(pk=model_id)
         now = clock.now()
+        rule = _decider_rule(model, action, actor, rule)
         handler = _HANDLERS.get(action, _move)
         outcome = handler(model, action, actor, reason, now, rule)
         if outcome.event is not None and not outcome.scheduled:
             transition_done.send(sender=ArenaModel, model=outcome.model, event=outcome.event)
         return outcome
+
+
+def preview(*, model_id: int, action: str, actor=None, rule: str = "") -> str:
+    """What transition() would do to one model now, as a sentence for a confirmation page:
+    done, scheduled (and for when), nothing to do, or refused (with the rule and why).
+
+    The transition is run and rolled back, so the answer is the policy's own, not a copy of it.
+    """
+    try:
+        with transaction.atomic():
+            model = ArenaModel.objects.select_for_update().get(pk=model_id)
+            rule = _decider_rule(model, action, actor, _retirement_rule(action, rule))
+            # A reason is asked on the same page; the preview assumes one is given.
+            outcome = _HANDLERS.get(action, _move)(model, action, actor, "(preview)", clock.now(), rule)
+            answer = outcome.foretell()
+            transaction.set_rollback(True)
+    except TransitionRefused as exc:
+        return f"Refused ({exc.rule}): {exc.detail}"
+    return answer
+
+
+def _decider_rule(model: ArenaModel, action: str, actor, rule: str) -> str:
+    """A retirement request made by staff rather than by a member of the model's provider is
+    recorded, and shown publicly, as a staff decision: the public line names who decided."""
+    if action == Action.REQUEST_RETIREMENT and not (
+        actor is not None and model.provider.memberships.filter(user=actor).exists()
+    ):
+        return RetirementRule.STAFF_DECISION
+    return rule
 
 
 def _retirement_rule(action: str, rule: str) -> str:

@@ -4,7 +4,15 @@ from django.urls import include, path, re_path
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from battles.api import BattleCreateApi, BattleDetailApi, BattleTurnApi, BattleVoteApi, ChallengeApi
+from battles.api import (
+    BattleCreateApi,
+    BattleDetailApi,
+    BattleRegenerateApi,
+    BattleStopApi,
+    BattleTurnApi,
+    BattleVoteApi,
+    ChallengeApi,
+)
 from battles.stream_api import battle_stream
 from leaderboard.api import LeaderboardApi, ModelRatingApi
 from leaderboard.views import model_card, model_registry
@@ -33,6 +41,8 @@ urlpatterns = [
     path("api/v1/battles/<str:battle_id>/stream/", battle_stream, name="api-battle-stream"),
     path("api/v1/battles/<str:battle_id>/turns/", BattleTurnApi.as_view(), name="api-battle-turns"),
     path("api/v1/battles/<str:battle_id>/vote/", BattleVoteApi.as_view(), name="api-battle-vote"),
+    path("api/v1/battles/<str:battle_id>/stop/", BattleStopApi.as_view(), name="api-battle-stop"),
+    path("api/v1/battles/<str:battle_id>/regenerate/", BattleRegenerateApi.as_view(), name="api-battle-regenerate"),
     path("api/v1/leaderboard/", LeaderboardApi.as_view(), name="api-leaderboard"),
     path("api/v1/models/<int:pk>/rating/", ModelRatingApi.as_view(), name="api-model-rating"),
     path("leaderboard/", include("leaderboard.urls")),

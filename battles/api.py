@@ -1,4 +1,5 @@
-"""The battle flow as JSON under /api/v1/battles/: create, read, add a turn, vote.
+"""The battle flow as JSON under /api/v1/battles/: create, read, add a turn, stop or
+regenerate the answers, vote.
 
 The rules are those of the pages (battles/arena.py does the work); a battle belongs to
 the voter who started it (session cookie or account), and anyone else gets 404.
@@ -33,6 +34,12 @@ BattleSerializer = inline_serializer(
         "answer_b": serializers.ChoiceField(Battle.AnswerState.choices),
         "error": serializers.CharField(allow_null=True, help_text="Why the battle ended, when a model failed."),
         "turn": serializers.IntegerField(),
+        "attempt": serializers.IntegerField(
+            help_text="Which answers of the latest turn these are: 1, then one more per regenerate."
+        ),
+        "regenerated": serializers.IntegerField(
+            help_text="How many earlier answers of this battle a regenerate replaced (kept, not shown here)."
+        ),
         "max_turns": serializers.IntegerField(),
         "conversation_a": BattleMessageSerializer(many=True),
         "conversation_b": BattleMessageSerializer(many=True),
@@ -103,6 +110,8 @@ def battle_payload(battle: Battle) -> dict:
         "answer_b": battle.state_b,
         "error": battle.failure or None,
         "turn": battle.turn,
+        "attempt": battle.attempt,
+        "regenerated": len(battle.discarded),
         "max_turns": settings.ARENA_MAX_TURNS,
         "conversation_a": battle.conversation_a,
         "conversation_b": battle.conversation_b,
@@ -205,6 +214,44 @@ class BattleTurnApi(APIView):
         try:
             battle = arena.battle_of(battle_id, voter and voter.judge)
             battle = arena.add_turn(battle, form.validated_data["prompt"], voter)
+        except arena.BattleRefused as exc:
+            return refused(exc)
+        return Response(battle_payload(battle))
+
+
+CONFLICT = OpenApiResponse(ErrorSerializer, description="Not possible in the battle's state; nothing was changed.")
+
+
+class BattleStopApi(APIView):
+    """Stop both answers of the latest turn. What was written is kept (`answer_a`/`answer_b`
+    `stopped`); the battle can still be voted (the vote is kept but does not count for the
+    leaderboard) or regenerated. 409 unless the answers are still being written."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(request=None, responses={200: BattleSerializer, 404: ErrorSerializer, 409: CONFLICT})
+    def post(self, request, battle_id: str):
+        try:
+            battle = arena.battle_of(battle_id, judge_for(request, create=False))
+            battle = arena.stop_answers(battle)
+        except arena.BattleRefused as exc:
+            return refused(exc)
+        return Response(battle_payload(battle))
+
+
+class BattleRegenerateApi(APIView):
+    """Both models answer the latest turn again, before the vote; the earlier answers are kept
+    in the battle's record but leave the conversation. Counted like a turn against the limits.
+    409 after the vote, after a failure, or while answering."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(request=None, responses={200: BattleSerializer, 404: ErrorSerializer, 409: CONFLICT, 429: TOO_MANY})
+    def post(self, request, battle_id: str):
+        voter = voter_for(request, create=False)
+        try:
+            battle = arena.battle_of(battle_id, voter and voter.judge)
+            battle = arena.regenerate(battle, voter)
         except arena.BattleRefused as exc:
             return refused(exc)
         return Response(battle_payload(battle))

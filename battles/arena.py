@@ -1,5 +1,5 @@
 """The battle flow, shared by the pages (battles/views.py) and the JSON API (battles/api.py):
-start a battle, add a turn, vote, reveal.
+start a battle, add a turn, stop or regenerate the answers, vote, reveal, share.
 
 Every refusal is a `BattleRefused` with the HTTP status it maps to and a sentence for the
 voter, raised before anything is written. Votes are stored first and judged after: a
@@ -8,6 +8,9 @@ vote that must not count keeps its row with `excluded_reason` (see `exclusion_re
 
 from __future__ import annotations
 
+import logging
+import secrets
+import time as monotonic_time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, time
@@ -19,13 +22,25 @@ from django.db.models import Q
 from arenasite import clock
 from providers.models import ArenaModel
 
-from . import answering, limits
+from . import answering, limits, stream_log
 from .arena_pool import record_served, sample_pair, sampleable_models
 from .identity import identity_probe, revealed_term
 from .identity_terms import approved_terms
 from .models import Battle, ExclusionReason, FlaggedVoter, Vote, Winner
 from .sampling import NotEnoughModels
 from .voters import ADDRESS_VOTER, Voter
+
+logger = logging.getLogger(__name__)
+
+# How many times a turn's answers may be regenerated: each one is two more paid model calls
+# (limited by the front door's rates too), and the discarded answers stay in the row.
+MAX_REGENERATIONS = 5
+
+
+def stop_wait_seconds() -> float:
+    """How long a stop waits for the answering sides to end by themselves: the longest a side
+    needs to hear it (at its next checkpoint, when it runs in another process without Redis)."""
+    return settings.ARENA_ANSWER_SAVE_INTERVAL + 1.0
 
 
 class BattleRefused(Exception):
@@ -190,6 +205,9 @@ def add_turn(battle: Battle, prompt: str, voter: Voter) -> Battle:
             raise BattleConflict("Wait until both answers are complete.")
         if battle.status == Battle.Status.FAILED:
             raise BattleConflict("This battle ended because a model could not answer; start a new round.")
+        if battle.stopped:
+            # A later turn would forget the stop, and the vote must know of it (it is excluded).
+            raise BattleConflict("You stopped these answers: vote, regenerate them, or start a new round.")
         if battle.turn >= settings.ARENA_MAX_TURNS:
             raise BattleConflict(
                 f"A battle has at most {settings.ARENA_MAX_TURNS} turns; vote, then start a new round."
@@ -201,10 +219,13 @@ def add_turn(battle: Battle, prompt: str, voter: Voter) -> Battle:
         battle.status = Battle.Status.ANSWERING
         battle.state_a = battle.state_b = Battle.AnswerState.ANSWERING
         battle.turn_started_at = clock.now()
+        battle.attempt, battle.stop_requested_at = 1, None
         Battle.objects.filter(pk=battle.pk).update(
             conversation_a=battle.conversation_a,
             conversation_b=battle.conversation_b,
             turn=battle.turn,
+            attempt=1,
+            stop_requested_at=None,
             status=battle.status,
             state_a=battle.state_a,
             state_b=battle.state_b,
@@ -212,6 +233,101 @@ def add_turn(battle: Battle, prompt: str, voter: Voter) -> Battle:
         )
         transaction.on_commit(lambda: answering.start(battle.pk))
     return battle
+
+
+def stop_answers(battle: Battle) -> Battle:
+    """Stop both answers of the latest turn; what was written is kept, as `stopped`.
+
+    BattleConflict unless the battle is answering. The request is stored on the row (under
+    its lock) and signalled on the stream log; the answering sides end at their next piece.
+    This waits up to stop_wait_seconds() for them, then closes the turn without them
+    (a side still waiting for its model's first token). Returns the battle as it stands then,
+    `ready` (or `failed`) in practice. Idempotent while the stop is under way.
+    """
+    with transaction.atomic():
+        locked = Battle.objects.select_for_update().get(pk=battle.pk)
+        if Vote.objects.filter(battle=locked).exists():
+            raise BattleConflict("This battle has been voted on; there is nothing to stop.")
+        if locked.status == Battle.Status.FAILED:
+            raise BattleConflict("This battle ended because a model could not answer; there is nothing to stop.")
+        if locked.status != Battle.Status.ANSWERING:
+            raise BattleConflict("Both answers are already complete; there is nothing to stop.")
+        if locked.stop_requested_at is None:
+            Battle.objects.filter(pk=locked.pk).update(stop_requested_at=clock.now())
+            logger.info(
+                "battle %s: the voter stopped turn %s (attempt %s)", locked.question_id, locked.turn, locked.attempt
+            )
+    round_ = answering.Round(locked.question_id, locked.turn, locked.attempt)
+    stream_log.request_stop(*round_)
+    deadline = monotonic_time.monotonic() + stop_wait_seconds()
+    while monotonic_time.monotonic() < deadline:
+        if not Battle.objects.filter(pk=locked.pk, status=Battle.Status.ANSWERING).exists():
+            break
+        monotonic_time.sleep(0.05)
+    else:
+        answering.stop_now(locked.pk, round_)
+    return _reloaded(locked.pk)
+
+
+def regenerate(battle: Battle, voter: Voter) -> Battle:
+    """Answer the latest turn again on both sides, before the vote; the answers it replaces
+    are kept in `Battle.discarded`, and the conversations hold only the new ones.
+
+    Costs what a turn costs: the front door's limits (battles/limits.py, TooManyBattles) and
+    two calls of the endpoints' budgets (counted as they end). BattleConflict after the vote,
+    after a failure, while answering, or past MAX_REGENERATIONS for the turn.
+    """
+    with transaction.atomic():
+        # Locked, so a vote and a regenerate arriving together cannot both pass their checks.
+        locked = Battle.objects.select_for_update().get(pk=battle.pk)
+        if Vote.objects.filter(battle=locked).exists():
+            raise BattleConflict("This battle has been voted on; start a new round.")
+        if locked.status == Battle.Status.ANSWERING:
+            raise BattleConflict("Wait until both answers are complete, or stop them, before regenerating.")
+        if locked.status == Battle.Status.FAILED:
+            raise BattleConflict("This battle ended because a model could not answer; start a new round.")
+        if locked.attempt > MAX_REGENERATIONS:
+            raise BattleConflict(
+                f"These answers were regenerated {MAX_REGENERATIONS} times, the most allowed; "
+                "vote, or start a new round."
+            )
+        _within_limits(voter)
+        now = clock.now()
+        discarded = [
+            *locked.discarded,
+            {
+                "turn": locked.turn,
+                "attempt": locked.attempt,
+                "answer_a": locked.conversation_a[-1]["content"],
+                "answer_b": locked.conversation_b[-1]["content"],
+                "state_a": locked.state_a,
+                "state_b": locked.state_b,
+                "discarded_at": now.isoformat(),
+            },
+        ]
+        conversation_a = [*locked.conversation_a[:-1], {"role": "assistant", "content": ""}]
+        conversation_b = [*locked.conversation_b[:-1], {"role": "assistant", "content": ""}]
+        Battle.objects.filter(pk=locked.pk).update(
+            discarded=discarded,
+            conversation_a=conversation_a,
+            conversation_b=conversation_b,
+            attempt=locked.attempt + 1,
+            status=Battle.Status.ANSWERING,
+            state_a=Battle.AnswerState.ANSWERING,
+            state_b=Battle.AnswerState.ANSWERING,
+            failure="",
+            stop_requested_at=None,
+            turn_started_at=now,
+        )
+        logger.info(
+            "battle %s: the voter regenerated turn %s (attempt %s)", locked.question_id, locked.turn, locked.attempt + 1
+        )
+        transaction.on_commit(lambda: answering.start(locked.pk))
+    return _reloaded(locked.pk)
+
+
+def _reloaded(pk: int) -> Battle:
+    return Battle.objects.select_related("vote").get(pk=pk)
 
 
 def cast_vote(battle: Battle, winner: object, voter: Voter) -> tuple[Vote, bool]:
@@ -269,8 +385,9 @@ def _same_vote(existing: Vote, winner: str) -> Vote:
 
 def exclusion_reason(battle: Battle, voter: Voter) -> str:
     """Why this vote must not count, or "" when it counts. The first reason found wins."""
-    if battle.answers_cut_or_failed:
-        return ExclusionReason.ERROR
+    if reason := Battle.answers_exclusion(battle.status, battle.state_a, battle.state_b):
+        # `error` (a model failed, or was cut) before `stopped` (the voter cut it).
+        return reason
     if revealed_term(_texts(battle), identity_terms()):
         return ExclusionReason.IDENTITY_REVEALED
     if identity_probe(_prompts(battle)):
@@ -382,6 +499,54 @@ def revealed_names(battle: Battle) -> tuple[str, str]:
         found = ArenaModel.objects.filter(pk__in=missing).only("name", "codename", "listed_at").order_by()
         names.update((model.pk, model.display_name) for model in found)
     return names[battle.model_a_id], names[battle.model_b_id]
+
+
+def battle_share(battle: Battle) -> Battle:
+    """Give the voter's voted battle a public link (a new unguessable token); sharing a shared
+    battle again keeps its link. BattleConflict before the vote: the names are part of what is
+    shown, and only a finished battle is shared."""
+    with transaction.atomic():
+        locked = Battle.objects.select_for_update().get(pk=battle.pk)
+        if not Vote.objects.filter(battle=locked).exists():
+            raise BattleConflict("Only a battle you have voted on can be shared.")
+        if locked.share_token is None:
+            locked.share_token, locked.shared_at = secrets.token_urlsafe(24), clock.now()
+            Battle.objects.filter(pk=locked.pk).update(share_token=locked.share_token, shared_at=locked.shared_at)
+            logger.info("battle %s: shared by its voter", locked.question_id)
+    return _reloaded(locked.pk)
+
+
+def battle_unshare(battle: Battle) -> Battle:
+    """Revoke the battle's public link: the token is forgotten, so the old link is dead for
+    good (sharing again makes a new one). Idempotent."""
+    with transaction.atomic():
+        locked = Battle.objects.select_for_update().get(pk=battle.pk)
+        if locked.share_token is not None:
+            Battle.objects.filter(pk=locked.pk).update(share_token=None, shared_at=None)
+            logger.info("battle %s: its voter revoked the public link", locked.question_id)
+    return _reloaded(locked.pk)
+
+
+def shared_battle(token: str) -> Battle:
+    """The battle shared under `token`, or BattleNotFound (unknown, revoked, or not voted)."""
+    if not token:
+        raise BattleNotFound("No such battle.")
+    try:
+        return Battle.objects.select_related("vote").get(share_token=token, vote__isnull=False)
+    except Battle.DoesNotExist:
+        raise BattleNotFound("No such battle.") from None
+
+
+def battle_history(judge: str | None, limit: int = 50) -> Sequence[Battle]:
+    """The voter's own battles, newest first (none for a visitor who has no judge yet)."""
+    if judge is None:
+        return []
+    return list(
+        Battle.objects.filter(judge=judge, source=Battle.Source.ARENA)
+        .select_related("vote")
+        .defer("discarded", "openai_moderation", "toxic_chat_tag")
+        .order_by("-created_at", "-pk")[:limit]
+    )
 
 
 def recent_battles(judge: str, limit: int = 10) -> Sequence[Battle]:

@@ -230,7 +230,8 @@ def _texts(conversation_a: list, conversation_b: list) -> list[str]:
 
 
 def _failed(status: str, state_a: str, state_b: str) -> bool:
-    return status == Battle.Status.FAILED or Battle.AnswerState.CUT in (state_a, state_b)
+    # Excluded for its answers first (`error`, or `stopped` by the voter), whatever it names.
+    return bool(Battle.answers_exclusion(status, state_a, state_b))
 
 
 def _arena_votes(since: datetime | None) -> QuerySet:
@@ -299,8 +300,8 @@ def _reason_without_identity(row: tuple, flagged: set[str]) -> str:
     `exclusion_reason` checks them in the same order). A daily cap the vote was over when it
     arrived is not judged again (as when a flagged voter is cleared)."""
     _pk, judge, _reason, conv_a, _conv_b, status, state_a, state_b, moderation = row
-    if _failed(status, state_a, state_b):
-        return ExclusionReason.ERROR
+    if reason := Battle.answers_exclusion(status, state_a, state_b):
+        return reason
     if identity_probe([str(m.get("content", "")) for m in conv_a if m.get("role") == "user"]):
         return ExclusionReason.IDENTITY_PROBE
     if moderation and moderation.get("flagged"):

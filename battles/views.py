@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
-from django.http import Http404
+from django.contrib import messages
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -145,7 +146,10 @@ def _battle_context(battle: Battle, **extra) -> dict:
         "vote": vote,
         "names": names,
         "winners": Winner.choices,
-        "can_continue": battle.complete and vote is None and battle.turn < settings.ARENA_MAX_TURNS,
+        "can_continue": battle.complete
+        and vote is None
+        and not battle.stopped
+        and battle.turn < settings.ARENA_MAX_TURNS,
         "turn_form": PromptForm(),
         "poll_ms": POLL_MILLISECONDS,
         "max_turns": settings.ARENA_MAX_TURNS,
@@ -196,3 +200,91 @@ def battle_vote(request, battle_id: str):
         context = _battle_context(battle, vote_error=exc.message)
         return render(request, "battles/battle.html", context, status=exc.status_code)
     return redirect(reverse("battles:battle", args=[battle.question_id]) + "#reveal")
+
+
+def _battle_action(request, battle_id: str, action) -> HttpResponse:
+    """A form's action on the voter's battle, then back to its page; a refusal renders the page
+    with the reason and its status (409, or 429 with Retry-After)."""
+    battle = _battle_or_404(request, battle_id)
+    try:
+        action(battle)
+    except arena.BattleRefused as exc:
+        battle = _battle_or_404(request, battle_id)
+        context = _battle_context(battle, vote_error=exc.message)
+        return _render(request, "battles/battle.html", context, exc.status_code, _retry_after(exc))
+    return redirect(reverse("battles:battle", args=[battle.question_id]) + f"#turn-{battle.turn}")
+
+
+@require_POST
+def battle_stop(request, battle_id: str):
+    """Stop both answers of the latest turn; what was written is kept."""
+    return _battle_action(request, battle_id, arena.stop_answers)
+
+
+@require_POST
+def battle_regenerate(request, battle_id: str):
+    """Both models answer the latest turn again (before the vote)."""
+    voter = voter_for(request, create=False)
+    return _battle_action(request, battle_id, lambda battle: arena.regenerate(battle, voter))
+
+
+@require_POST
+def battle_share(request, battle_id: str):
+    """Make a public link to the voter's voted battle, shown on the history page."""
+    battle = _battle_or_404(request, battle_id)
+    try:
+        arena.battle_share(battle)
+    except arena.BattleRefused as exc:
+        messages.error(request, exc.message)
+    return redirect(reverse("battles:history") + f"#battle-{battle.question_id}")
+
+
+@require_POST
+def battle_unshare(request, battle_id: str):
+    """Revoke the battle's public link."""
+    battle = _battle_or_404(request, battle_id)
+    arena.battle_unshare(battle)
+    return redirect(reverse("battles:history") + f"#battle-{battle.question_id}")
+
+
+@require_safe
+def history_page(request):
+    """The voter's own battles, newest first: an account's battles, or a visitor's from this
+    browser session (asked to sign in to keep them)."""
+    battles = arena.battle_history(judge_for(request, create=False))
+    rows = []
+    for battle in battles:
+        vote = getattr(battle, "vote", None)
+        prompt = next((m["content"] for m in battle.conversation_a if m["role"] == "user"), "")
+        rows.append(
+            {
+                "battle": battle,
+                "prompt": prompt,
+                "vote": vote,
+                "names": arena.revealed_names(battle) if (vote is not None or not battle.anony) else None,
+                "share_url": request.build_absolute_uri(reverse("battles:shared", args=[battle.share_token]))
+                if battle.share_token and vote is not None
+                else None,
+            }
+        )
+    context = {"rows": rows, "signed_in": request.user.is_authenticated}
+    response = render(request, "battles/history.html", context)
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_safe
+def shared_page(request, token: str):
+    """A battle its voter shared: the conversation, the vote and the revealed names. Nothing
+    that identifies the voter is shown; the link stops working when the voter revokes it."""
+    try:
+        battle = arena.shared_battle(token)
+    except arena.BattleNotFound as exc:
+        raise Http404(exc.message) from exc
+    context = _battle_context(battle)
+    response = render(request, "battles/shared.html", context)
+    # Whoever holds the link may read it, but it is nobody's to index or keep once revoked.
+    response["Cache-Control"] = "private, no-store"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    response["Referrer-Policy"] = "no-referrer"
+    return response

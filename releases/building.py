@@ -198,6 +198,9 @@ EXPORT_FIELDS = (
     "openai_moderation",
     "toxic_chat_tag",
     "vote__excluded_reason",
+    # The answers a regenerate replaced: only their turn and attempt are read from them, to
+    # say which answers were voted; the discarded text itself is never exported.
+    "discarded",
 )
 # How a battle whose vote the leaderboard does not count is recorded as taken (ReleasedBattle).
 NOT_COUNTED_PREFIX = "not_counted:"
@@ -230,7 +233,11 @@ def write_export(
         # A server-side cursor on PostgreSQL: one batch in memory at a time.
         for batch in _batched(rows_of.iterator(chunk_size=BATCH), BATCH):
             rows, handled = [], []
-            for pk, qid, a, b, winner, judge, conv_a, conv_b, turn, anony, language, voted_at, mod, toxic, why in batch:
+            for row in batch:
+                pk, qid, a, b, winner, judge, conv_a, conv_b, turn, anony, language, voted_at, mod, toxic, why = row[
+                    :15
+                ]
+                discarded = row[15]
                 if why:
                     handled.append((pk, NOT_COUNTED_PREFIX + why))
                     not_counted[why] += 1
@@ -258,6 +265,7 @@ def write_export(
                         "tstamp": voted_at.timestamp(),
                         "openai_moderation": files.moderation_in_schema(mod),
                         "toxic_chat_tag": files.toxic_chat_in_schema(toxic),
+                        "voted_attempt": Battle.attempts_per_turn(turn, discarded),
                     }
                 )
             writer.write(rows)

@@ -4,7 +4,7 @@ Pure: rows in, files out. `ReleaseWriter` writes `battles.jsonl` and `battles.pa
 batch by batch into a directory, so memory stays one batch whatever the release's size,
 and keeps the SHA-256 of each file for the manifest. The Parquet schema is the dataset's,
 field by field, so the `datasets` library and pandas load the files as they load the
-public one.
+public one, followed by one field of Arenasite's own (`voted_attempt`, docs/data.md).
 """
 
 from __future__ import annotations
@@ -68,6 +68,9 @@ SCHEMA = pa.schema(
         ("tstamp", pa.float64()),
         ("openai_moderation", _MODERATION),
         ("toxic_chat_tag", _TOXIC_CHAT),
+        # Arenasite's own, after the dataset's: for each user turn, which answers the
+        # conversations hold and the vote judged (1: the first; n: after n-1 regenerates).
+        ("voted_attempt", pa.list_(pa.int64())),
     ]
 )
 COLUMNS = tuple(SCHEMA.names)

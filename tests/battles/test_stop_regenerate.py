@@ -245,3 +245,28 @@ def test_the_page_forms_stop_and_regenerate_and_redirect_back(pool):
     assert Battle.objects.get(question_id=battle_id).attempt == 2
     assert APIClient().post(f"/arena/battles/{battle_id}/regenerate/").status_code == 404
     wait_over(page, battle_id)
+
+
+@override_settings(**FAST, ARENA_STREAM_REDIS_URL="")
+def test_a_regenerated_turn_streams_again_under_ids_never_used_before(voter, pool):
+    from .test_stream import watch
+
+    battle_id = start(voter)
+    wait_over(voter, battle_id)
+    _, first = watch(voter, battle_id)
+    assert first[-1].name == "end" and first[-1].id.startswith("1.")
+    post(voter, battle_id, "regenerate")
+    final = wait_over(voter, battle_id)
+    # A viewer that reconnects with the first answers' last id gets the new answers whole.
+    _, second = watch(voter, battle_id, last_event_id=first[-1].id)
+    assert second[-1].name == "end" and second[-1].data["attempt"] == 2
+    texts = {"a": "", "b": ""}
+    for event in second[:-1]:
+        side, text = event.text
+        texts[side] += text
+    assert texts == {"a": final["conversation_a"][-1]["content"], "b": final["conversation_b"][-1]["content"]}
+    assert all(event.id.startswith("1.2.") for event in second)
+    assert not {event.id for event in first} & {event.id for event in second}
+    # Resuming inside the second answers sends the rest only.
+    _, rest = watch(voter, battle_id, last_event_id=second[0].id)
+    assert [event.id for event in rest] == [event.id for event in second[1:]]

@@ -53,9 +53,10 @@
         }
       },
     });
-    // An answer's headings sit under the answer's own h2: # becomes h3, ## h4, and so on.
-    md.renderer.rules.heading_open = (tokens, i) => `<h${Math.min(6, Number(tokens[i].tag.slice(1)) + 2)}>`;
-    md.renderer.rules.heading_close = (tokens, i) => `</h${Math.min(6, Number(tokens[i].tag.slice(1)) + 2)}>`;
+    // An answer's headings sit under the answer's own h2: its largest becomes h3, the next h4...
+    const level = (token, env) => Math.min(6, Number(token.tag.slice(1)) + (env.headingShift || 0));
+    md.renderer.rules.heading_open = (tokens, i, options, env) => `<h${level(tokens[i], env)}>`;
+    md.renderer.rules.heading_close = (tokens, i, options, env) => `</h${level(tokens[i], env)}>`;
     // No image is loaded from an answer: it becomes a link to the picture, named by its text.
     md.renderer.rules.image = (tokens, i) => {
       const token = tokens[i];
@@ -92,7 +93,11 @@
       fragment.append(document.createTextNode(source));
       return fragment;
     }
-    const fragment = DOMPurify.sanitize(md.render(source), PURIFY);
+    const env = {};
+    const tokens = md.parse(source, env);
+    const levels = tokens.filter((token) => token.type === "heading_open").map((token) => Number(token.tag.slice(1)));
+    env.headingShift = levels.length ? 3 - Math.min(...levels) : 0;
+    const fragment = DOMPurify.sanitize(md.renderer.render(tokens, md.options, env), PURIFY);
     for (const pre of fragment.querySelectorAll("pre")) {
       const box = document.createElement("div");
       box.className = "code-block";

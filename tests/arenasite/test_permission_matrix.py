@@ -247,6 +247,39 @@ ROWS: list[Row] = [
         every(404),
         data={"winner": "tie"},
     ),
+    Row(
+        "battle API",
+        "stop one's own battle's answers",
+        "post",
+        "/api/v1/battles/{own_battle}/stop/",
+        every(409),
+        data={},
+        note="the battle's own voter; 409 here because its answers are complete",
+    ),
+    Row(
+        "battle API",
+        "stop another's battle's answers",
+        "post",
+        "/api/v1/battles/{stranger_battle}/stop/",
+        every(404),
+        data={},
+    ),
+    Row(
+        "battle API",
+        "regenerate one's own battle's answers",
+        "post",
+        "/api/v1/battles/{own_battle}/regenerate/",
+        every(200),
+        data={},
+    ),
+    Row(
+        "battle API",
+        "regenerate another's battle's answers",
+        "post",
+        "/api/v1/battles/{stranger_battle}/regenerate/",
+        every(404),
+        data={},
+    ),
     Row("leaderboard API", "leaderboard", "get", "/api/v1/leaderboard/", every(200)),
     # --- releases, agreements, shares, downloads ----------------------------------------------------
     Row("data API", "published releases", "get", "/api/v1/releases/", every(200)),
@@ -339,6 +372,61 @@ ROWS: list[Row] = [
         every(404),
         data={"winner": "tie"},
     ),
+    Row(
+        "pages",
+        "stop one's own battle's answers",
+        "post",
+        "/arena/battles/{own_battle}/stop/",
+        every(409),
+        data={},
+        note="the battle's own voter; 409 (the page with the reason) because its answers are complete",
+    ),
+    Row(
+        "pages",
+        "stop another's battle's answers",
+        "post",
+        "/arena/battles/{stranger_battle}/stop/",
+        every(404),
+        data={},
+    ),
+    Row("pages", "regenerate one's own battle", "post", "/arena/battles/{own_battle}/regenerate/", every(302), data={}),
+    Row(
+        "pages",
+        "regenerate another's battle",
+        "post",
+        "/arena/battles/{stranger_battle}/regenerate/",
+        every(404),
+        data={},
+    ),
+    Row(
+        "pages",
+        "share one's own battle",
+        "post",
+        "/arena/battles/{own_battle}/share/",
+        every(302),
+        data={},
+        note="back to the history; shared only once voted",
+    ),
+    Row("pages", "share another's battle", "post", "/arena/battles/{stranger_battle}/share/", every(404), data={}),
+    Row("pages", "revoke one's own battle's link", "post", "/arena/battles/{own_battle}/unshare/", every(302), data={}),
+    Row(
+        "pages",
+        "revoke another's battle's link",
+        "post",
+        "/arena/battles/{stranger_battle}/unshare/",
+        every(404),
+        data={},
+    ),
+    Row("pages", "one's own battles", "get", "/arena/history/", every(200), note="each persona sees only its own"),
+    Row(
+        "pages",
+        "a battle its voter shared",
+        "get",
+        "/arena/shared/{share_token}/",
+        every(200),
+        note="anyone holding the link, until the voter revokes it",
+    ),
+    Row("pages", "a battle by an unknown or revoked link", "get", "/arena/shared/{revoked_token}/", every(404)),
     Row("pages", "data releases", "get", "/data/", every(200)),
     Row("pages", "a published release file", "get", "/data/releases/{published}/battles.jsonl", every(200)),
     Row(
@@ -747,6 +835,10 @@ def _build_world() -> World:
         judge = judge_id(f"user:{user.pk}") if user is not None else judge_id("session:matrix-visitor")
         battles[persona] = _battle(models, judge)
     ids["stranger_battle"] = _battle(models, judge_id("session:someone-else"))
+    shared = voted_battle(models["a_listed"], models["b_listed"], days_ago=0)
+    shared.share_token = "matrix-shared-link-0123456789abcdef"
+    shared.save(update_fields=["share_token"])
+    ids |= {"share_token": shared.share_token, "revoked_token": "matrix-revoked-link-0123456789abcdef"}
     ids["plotly_js"] = plotly_js.url()
     ids["terms_version"] = sharing.terms_version()
 

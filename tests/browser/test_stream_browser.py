@@ -16,6 +16,7 @@ from battles.clients import demo
 from battles.models import Battle, Vote
 
 from . import test_arena_browser as arena
+from .test_pages_browser import axe_violations
 
 # The fixtures of test_arena_browser.py, used here too.
 browser, page, pool, watchable_answers = arena.browser, arena.page, arena.pool, arena.watchable_answers
@@ -26,6 +27,15 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 # A prompt that mentions Markdown: the demo models answer with a heading, a numbered list, a
 # fenced Python or shell block, a bulleted list, a quote and inline code.
 MARKDOWN_PROMPT = "Show me Markdown: how would I count the words in a file?"
+
+
+@pytest.fixture(autouse=True)
+def embedded_stream_log():
+    # The pieces travel through the embedded log, in this process: what is tested here is the
+    # page, and a Redis shared with other test runs can drop a piece (the row fills it in only
+    # at the end, which would stall the page the test is watching).
+    with override_settings(ARENA_STREAM_REDIS_URL=""):
+        yield
 
 
 def start(page: Page, prompt: str) -> None:
@@ -106,6 +116,7 @@ def test_a_whole_battle_streams_markdown_keeps_a_selection_and_is_voted_by_keybo
     # The answers' headings come under the page's h1; an answer's own headings under those.
     assert page.locator("h1, h2, h3").evaluate_all("els => els.map(e => e.tagName)")[:4] == ["H1", "H2", "H3", "H2"]
     snap(page, "stream-markdown-complete")
+    assert axe_violations(page) == []
 
     # The vote buttons have the focus: Tab to the next, Enter votes.
     expect(page.get_by_role("button", name="A is better")).to_be_focused()
@@ -121,6 +132,7 @@ def test_a_whole_battle_streams_markdown_keeps_a_selection_and_is_voted_by_keybo
     # Revealed and reloaded, the answers are still rendered.
     expect(page.locator('[data-side="a"] .text .code-block')).to_have_count(1)
     snap(page, "stream-markdown-revealed")
+    assert axe_violations(page) == []
     assert Vote.objects.get().winner == "model_b"
 
 

@@ -99,12 +99,14 @@
     env.headingShift = levels.length ? 3 - Math.min(...levels) : 0;
     const fragment = DOMPurify.sanitize(md.renderer.render(tokens, md.options, env), PURIFY);
     for (const pre of fragment.querySelectorAll("pre")) {
+      const code = pre.querySelector("code");
+      if (code) code.classList.add("hljs"); // the theme's colours, with a language or without
       const box = document.createElement("div");
       box.className = "code-block";
       const bar = document.createElement("div");
       bar.className = "code-bar";
       const language = document.createElement("span");
-      const named = [...(pre.querySelector("code")?.classList || [])].find((name) => name.startsWith("language-"));
+      const named = [...(code?.classList || [])].find((name) => name.startsWith("language-"));
       language.textContent = named ? named.slice("language-".length) : "code";
       bar.append(language, copyButton("code", "Copy code"));
       pre.tabIndex = 0; // a box that scrolls sideways can be scrolled from the keyboard

@@ -194,7 +194,8 @@ def test_stop_ends_the_answers_and_the_battle_can_still_be_voted(page, pool):
         page.get_by_role("button", name="Stop").click()
         expect(page.locator("section#battle")).not_to_have_attribute("data-status", "answering")
     assert len(page.locator('[data-side="a"] .text').get_attribute("data-source") or "") > 20
-    expect(page.get_by_role("button", name="Tie")).to_be_visible()
+    expect(page.get_by_role("button", name="Tie")).to_be_enabled()
+    expect(page.locator("#battle-progress")).to_have_text("The answers were stopped: vote on them, or regenerate them.")
 
 
 def test_regenerate_before_the_vote_answers_again(page, pool, monkeypatch):

@@ -263,7 +263,8 @@
     if (data.status === "failed") {
       announce(data.error ? `The battle failed: ${data.error}` : "A model could not answer. This battle is over.");
     } else if (data.complete) {
-      announce("Both answers are in: vote for the better one.");
+      const stopped = data.answer_a === "stopped" || data.answer_b === "stopped";
+      announce(stopped ? "The answers were stopped: vote on them, or regenerate them." : "Both answers are in: vote for the better one.");
       const vote = battle.querySelector('form.votes button[name="winner"]:not(:disabled)');
       const idle = !document.activeElement || document.activeElement === document.body;
       if (vote && idle) {

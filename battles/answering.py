@@ -65,10 +65,32 @@ def _pool() -> ThreadPoolExecutor:
         return _executor
 
 
+# Answers submitted and not yet ended, in this process: a shutdown (or a test tearing its
+# database down) can wait for them instead of cutting them off mid-write.
+_running = 0
+_running_changed = threading.Condition()
+
+
 def start(battle_id: int) -> None:
     """Answer the latest turn of the battle on both sides, in the background."""
+    global _running
     for side in SIDES:
-        _pool().submit(_answer_side_and_close, battle_id, side)
+        with _running_changed:
+            _running += 1
+        _pool().submit(_answer_side_and_close, battle_id, side).add_done_callback(_ended)
+
+
+def _ended(_future) -> None:
+    global _running
+    with _running_changed:
+        _running -= 1
+        _running_changed.notify_all()
+
+
+def wait_until_idle(timeout: float) -> bool:
+    """Wait until every answer this process started has ended; False if some still run."""
+    with _running_changed:
+        return _running_changed.wait_for(lambda: _running == 0, timeout=timeout)
 
 
 def stuck_after() -> timedelta:

@@ -95,6 +95,26 @@ def make_model(provider, status: str = ArenaModel.Status.DRAFT, *, votes: int = 
 
 
 @pytest.fixture(autouse=True)
+def answers_ended_before_the_database_is_emptied(request):
+    """A test on a committed database (transaction=True, live servers) may end while the
+    answering threads still write its battles; emptying the tables then (TRUNCATE) would
+    deadlock with them. Those tests wait, after their last step, for the answers to end."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = (marker is not None and marker.kwargs.get("transaction")) or any(
+        name in request.fixturenames for name in ("transactional_db", "live_server", "asgi_live_server")
+    )
+    if not transactional:
+        yield
+        return
+    # Set up the database fixture first, so that it is torn down (emptied) after this one.
+    request.getfixturevalue("_django_db_helper")
+    yield
+    from battles import answering
+
+    answering.wait_until_idle(timeout=60)
+
+
+@pytest.fixture(autouse=True)
 def empty_cache():
     """Each test starts with an empty cache (leaderboard pages are cached per run id)."""
     from django.core.cache import cache

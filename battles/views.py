@@ -68,13 +68,28 @@ class SideBySideForm(PromptForm):
 def arena_page(request):
     """Ask a question; two anonymous models answer it."""
     form = PromptForm(request.POST or None)
+    context = {"form": form, "max_turns": settings.ARENA_MAX_TURNS}
+    return _start_page(request, form, "battles/arena.html", context)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def side_by_side_page(request):
+    """Pick two listed models by name and compare them; these votes never count."""
+    form = SideBySideForm(request.POST or None)
+    return _start_page(request, form, "battles/side_by_side.html", {"form": form})
+
+
+def _start_page(request, form: PromptForm, template: str, context: dict):
+    """The page that starts a battle: on a valid post, the proof of work, the limits, then the
+    battle page; otherwise the form again, with why (and Retry-After past a limit)."""
     status, headers = 200, None
     if request.method == "POST":
         status = 400
         if form.is_valid():
             try:
                 challenge.spend(request, request.POST.get("altcha"))
-                battle = arena.start_battle(prompt=form.cleaned_data["prompt"], voter=voter_for(request))
+                models = form.cleaned_data.get("models")  # side by side: the two picked
+                battle = arena.start_battle(prompt=form.cleaned_data["prompt"], voter=voter_for(request), models=models)
             except challenge.ChallengeRequired:
                 form.add_error(None, CHALLENGE_PAGE_MESSAGE)
                 status = 403
@@ -84,8 +99,7 @@ def arena_page(request):
                 headers = _retry_after(exc)
             else:
                 return redirect("battles:battle", battle_id=battle.question_id)
-    context = {"form": form, "max_turns": settings.ARENA_MAX_TURNS, "challenge": challenge.needed(request)}
-    return _render(request, "battles/arena.html", context, status, headers)
+    return _render(request, template, {**context, "challenge": challenge.needed(request)}, status, headers)
 
 
 def _retry_after(exc: arena.BattleRefused) -> dict | None:
@@ -97,31 +111,6 @@ def _render(request, template: str, context: dict, status: int, headers: dict | 
     for name, value in (headers or {}).items():
         response[name] = value
     return response
-
-
-@require_http_methods(["GET", "HEAD", "POST"])
-def side_by_side_page(request):
-    """Pick two listed models by name and compare them; these votes never count."""
-    form = SideBySideForm(request.POST or None)
-    status, headers = 200, None
-    if request.method == "POST":
-        status = 400
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                challenge.spend(request, request.POST.get("altcha"))
-                battle = arena.start_battle(prompt=data["prompt"], voter=voter_for(request), models=data["models"])
-            except challenge.ChallengeRequired:
-                form.add_error(None, CHALLENGE_PAGE_MESSAGE)
-                status = 403
-            except arena.BattleRefused as exc:
-                form.add_error(None, exc.message)
-                status = exc.status_code
-                headers = _retry_after(exc)
-            else:
-                return redirect("battles:battle", battle_id=battle.question_id)
-    context = {"form": form, "challenge": challenge.needed(request)}
-    return _render(request, "battles/side_by_side.html", context, status, headers)
 
 
 def _battle_or_404(request, battle_id: str) -> Battle:

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from . import arena, challenge
 from .models import Battle, Winner
-from .voters import judge_for, voter_for
+from .voters import forget_new_voter, judge_for, voter_for
 
 
 class BattleMessageSerializer(serializers.Serializer):
@@ -174,6 +174,7 @@ class BattleCreateApi(APIView):
                 models = arena.pick_by_names(data.get("model_a"), data.get("model_b"))
             battle = arena.start_battle(prompt=data["prompt"], voter=voter_for(request), models=models)
         except arena.BattleRefused as exc:
+            forget_new_voter(request)
             return refused(exc)
         return Response(battle_payload(battle), status=status.HTTP_201_CREATED)
 

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from . import arena, challenge
 from .models import Battle, Winner
-from .voters import judge_for, voter_for
+from .voters import forget_new_voter, judge_for, voter_for
 
 # How often the battle fragment asks for the answers so far while they stream in.
 POLL_MILLISECONDS = 400
@@ -94,6 +94,7 @@ def _start_page(request, form: PromptForm, template: str, context: dict):
                 form.add_error(None, CHALLENGE_PAGE_MESSAGE)
                 status = 403
             except arena.BattleRefused as exc:
+                forget_new_voter(request)
                 form.add_error(None, exc.message)
                 status = exc.status_code
                 headers = _retry_after(exc)

@@ -57,6 +57,14 @@ def judge_for(request: HttpRequest, *, create: bool = True) -> str | None:
     return judge_id(f"session:{voter}")
 
 
+def forget_new_voter(request: HttpRequest) -> None:
+    """Undo the anonymous voter judge_for just made, when the request that made it is refused:
+    a refused request stores nothing, not even a session (a flood with fresh cookies would
+    otherwise write one session row per refused request)."""
+    if request.session.session_key is None:
+        request.session.pop(SESSION_KEY, None)
+
+
 IPV4_PREFIX = 24
 IPV6_PREFIX = 48
 # One client address: an IPv4 address, or the /64 an IPv6 device or home is given.

@@ -110,6 +110,21 @@ def test_fresh_cookies_at_one_address_share_its_rate_and_a_refusal_is_429_with_r
 
 
 @pytest.mark.django_db(transaction=True)
+@override_settings(
+    **FAST, **NO_IN_FLIGHT, ARENA_BATTLE_RATE_VOTER="", ARENA_BATTLE_RATE_ADDRESS="1/h", ARENA_BATTLE_RATE_NETWORK=""
+)
+def test_a_refused_start_from_fresh_cookies_stores_no_session_either(pool):
+    from django.contrib.sessions.models import Session
+
+    assert start(APIClient()).status_code == 201
+    sessions = Session.objects.count()
+    refused = [start(APIClient()) for _ in range(5)]
+    assert {r.status_code for r in refused} == {429}
+    assert all("sessionid" not in r.cookies for r in refused)
+    assert Session.objects.count() == sessions and Battle.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
 @override_settings(**FAST, **NO_IN_FLIGHT, ARENA_BATTLE_RATE_VOTER="2/h", ARENA_BATTLE_RATE_ADDRESS="")
 def test_an_added_turn_counts_like_a_new_battle(pool):
     client = APIClient()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import http.cookiejar
 import json
+import statistics
 import sys
 import tempfile
 import threading
@@ -101,7 +102,7 @@ def counted_votes(database_url: str) -> Counter:
 
 
 def flood(args, base: str) -> None:
-    quiet_alone, _ = Client(base, QUIET).battle("How do tides work?")
+    alone = [Client(base, f"198.51.100.{20 + n}").battle("How do tides work?")[0] for n in range(3)]
     before = stored_battles(args.database_url)
     statuses: Counter = Counter()
     missing_retry_after = 0
@@ -115,18 +116,25 @@ def flood(args, base: str) -> None:
             if status == 429 and not headers.get("Retry-After"):
                 missing_retry_after += 1
 
-    quiet_result: list[float] = []
+    during: list[float] = []
+    started = time.monotonic()
     with ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(start, n) for n in range(300)]
-        time.sleep(0.2)  # the flood is under way
-        quiet_result.append(Client(base, "198.51.100.21").battle("How do tides work on Mars?")[0])
+        time.sleep(0.1)  # the flood is under way
+        # Other voters' battles, one after another, for as long as the flood lasts.
+        while not all(future.done() for future in futures):
+            during.append(Client(base, f"198.51.100.{40 + len(during)}").battle("How do tides work on Mars?")[0])
         for future in futures:
             future.result()
-    stored = stored_battles(args.database_url) - before - 1  # less the quiet battle
+    flood_seconds = time.monotonic() - started
+    stored = stored_battles(args.database_url) - before - len(during)
     print("\n2. 300 starts from one forwarded address, fresh cookies each, 8 at a time")
     print(f"   answers: {dict(sorted(statuses.items()))}; 429 without Retry-After: {missing_retry_after}")
-    print(f"   battles stored from the flood: {stored}")
-    print(f"   another address's battle: {quiet_result[0]:.2f} s during the flood, {quiet_alone:.2f} s alone")
+    print(f"   battles stored from the flood: {stored}; the flood took {flood_seconds:.2f} s")
+    print(
+        f"   other addresses' battles: median {statistics.median(during):.2f} s during the flood "
+        f"({len(during)} battles, slowest {max(during):.2f} s), {statistics.median(alone):.2f} s alone (median of 3)"
+    )
 
 
 def cookie_clearing_votes(args, base: str) -> None:

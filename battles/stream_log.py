@@ -131,6 +131,10 @@ class TurnLog:
         self.offset = 0
         # Whether the voter asked to stop, as learnt when the latest piece was added.
         self.stop_requested = False
+        if not redis_url():
+            # Open the turn's channel before the first piece: a viewer of this process who
+            # arrives while the model has not answered yet follows it, not the row's checkpoints.
+            _local.open(self.key)
 
     def piece(self, text: str) -> None:
         if not text:
@@ -219,6 +223,12 @@ class _LocalLog:
             channel.pieces.append((side, offset, text))
             self._wake(channel)
             return key in self._stopped
+
+    def open(self, key: str) -> None:
+        with self._lock:
+            if key not in self._channels:
+                self._sweep()
+                self._channels[key] = _Channel()
 
     def stop(self, key: str) -> None:
         # Kept apart from the channels: a channel in this process means "generated here", and
@@ -312,7 +322,7 @@ async def follow(battle: Battle, cursor: Cursor) -> AsyncIterator[Text | End]:
     elif _local.channel(key) is not None:
         source = _follow_local(key)
     else:
-        source = _follow_row(battle, round_)
+        source = _follow_row(battle, round_, key)
     async for side, offset, text in source:
         have = getattr(cursor, side)
         if offset + len(text) <= have:
@@ -363,10 +373,16 @@ async def _follow_local(key: str) -> AsyncIterator[tuple[str, int, str]]:
             return
 
 
-async def _follow_row(battle: Battle, round_: tuple[int, int]) -> AsyncIterator[tuple[str, int, str]]:
-    """Another process generates (or did): the answers as its checkpoints reach the row."""
+async def _follow_row(battle: Battle, round_: tuple[int, int], key: str) -> AsyncIterator[tuple[str, int, str]]:
+    """Another process generates (or did): the answers as its checkpoints reach the row. If
+    this process turns out to be the one generating (its answering thread had not started
+    when the viewer came), the viewer moves to its live pieces."""
     interval = max(settings.ARENA_STREAM_POLL_INTERVAL, 0.05)
     while True:
+        if _local.channel(key) is not None:
+            async for piece in _follow_local(key):
+                yield piece
+            return
         status, row_round, a, b = await db(_answers)(battle.pk)
         if row_round != round_ or status != Battle.Status.ANSWERING:
             return  # the end reads the final row

@@ -251,7 +251,9 @@ def test_the_answer_is_written_once_when_it_ends_not_on_every_piece(backend, poo
         return write(battle_id, column, conversation, **round_)
 
     monkeypatch.setattr(answering, "write_answer", counted)
-    with override_settings(ARENA_ANSWER_SAVE_INTERVAL=60):
+    # Paced so that the viewer is watching while most pieces are written (a viewer who joins
+    # late is sent what was written so far as one piece), and no checkpoint falls due.
+    with override_settings(ARENA_ANSWER_SAVE_INTERVAL=60, ARENA_DEMO_CHUNK_DELAY=0.03):
         battle_id = start(voter)
         _, events = watch(voter, battle_id)
     assert sum(event.name == "message" for event in events) > 4  # many pieces...

@@ -184,7 +184,10 @@ class OwnArenaModelSerializer(serializers.ModelSerializer):
             raise
 
     def update(self, instance, validated_data):
-        raise NotImplementedError("Edits go through providers.changes.model_edit().")
+        # An edit has one writer, providers.changes.model_edit: in the pool, a new access kind
+        # or endpoint becomes a request staff approve, never a direct write (the API view and the
+        # portal call it themselves to report the outcome; save() goes the same way).
+        return changes.model_edit(model_id=instance.pk, actor=self.context["request"].user, values=validated_data).model
 
     def validate(self, attrs):
         if self.instance is None and "provider" not in attrs:

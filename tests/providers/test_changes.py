@@ -279,3 +279,19 @@ def test_the_public_registry_shows_an_approved_change_but_not_the_requests(clien
     page = client.get("/models/").content.decode()
     assert "approve-change" in page
     assert "request-change" not in page and "refuse-change" not in page and "secret-ish note" not in page
+
+
+def test_saving_the_edit_serializer_goes_through_the_change_service_too(provider_a, member_a):
+    """save() on the API's serializer is the same one write path as the view: no way round review."""
+    from types import SimpleNamespace
+
+    from providers.api.serializers import OwnArenaModelSerializer
+
+    model = pool_model(provider_a)
+    before = served(model)
+    context = {"request": SimpleNamespace(user=member_a)}
+    form = OwnArenaModelSerializer(model, data=SWAP, partial=True, context=context)
+    assert form.is_valid(), form.errors
+    form.save()
+    assert served(model) == before
+    assert ChangeRequest.objects.get(arena_model=model).state == "pending"

@@ -328,7 +328,7 @@ def load_database(database_url: str, battles, meta, fingerprint: str) -> dict:
     model_a, model_b = pk[meta["a"]], pk[meta["b"]]
     battle_columns = (
         "id, question_id, model_a_id, model_b_id, anony, source, language, turn, prompt_chars, "
-        "conversation_a, conversation_b, in_release_pool, created_at"
+        "conversation_a, conversation_b, discarded, in_release_pool, created_at"
     )
     vote_columns = "id, battle_id, model_a_id, model_b_id, anony, winner, judge, excluded_reason, created_at"
     chunk = 250_000
@@ -354,6 +354,7 @@ def load_database(database_url: str, battles, meta, fingerprint: str) -> dict:
                             "prompt_chars": meta["prompt_chars"][s],
                             "conversation_a": "[]",
                             "conversation_b": "[]",
+                            "discarded": "[]",
                             "in_release_pool": np.where(pool[s], "t", "f"),
                             "created_at": created_text[s],
                         }

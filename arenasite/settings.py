@@ -205,6 +205,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Request bodies get components of their own (ArenaModelRequest...), without the read-only
+    # fields, so a generated client does not have to send what the server sets.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The 401 of every operation that requires authentication, declared from the views' classes.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "arenasite.openapi.declare_unauthorised",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "LifecycleStatusEnum": "providers.models.LifecycleStatus",
         "AccessKindEnum": "providers.models.AccessKind",

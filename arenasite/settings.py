@@ -405,6 +405,12 @@ ARENA_IDENTITY_WORDS = env_list("ARENA_IDENTITY_WORDS")
 ARENA_NETWORK_DAILY_VOTES = env_int("ARENA_NETWORK_DAILY_VOTES", 1000)
 ARENA_ANOMALY_ALPHA = env_float("ARENA_ANOMALY_ALPHA", 0.02)
 ARENA_ANOMALY_DETECTION = env_bool("ARENA_ANOMALY_DETECTION", True)
+# Which votes the anomalous-voter test reads: "all" (imported history is tested too, and can
+# be flagged) or "arena" (only votes cast on this site; imported votes keep their data set's
+# own judgement).
+ARENA_ANOMALY_TEST_SCOPE = env_str("ARENA_ANOMALY_TEST_SCOPE", "all")
+if ARENA_ANOMALY_TEST_SCOPE not in ("all", "arena"):
+    raise ImproperlyConfigured(f'ARENA_ANOMALY_TEST_SCOPE must be "all" or "arena", got {ARENA_ANOMALY_TEST_SCOPE!r}')
 if ARENA_NETWORK_DAILY_VOTES < 0:
     raise ImproperlyConfigured(f"ARENA_NETWORK_DAILY_VOTES must be 0 or more, got {ARENA_NETWORK_DAILY_VOTES}")
 if not 0 < ARENA_ANOMALY_ALPHA < 1:

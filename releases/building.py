@@ -9,6 +9,12 @@ transaction that marks the release built. A build that dies halfway leaves no re
 files and no battle taken; its release row is found stale and marked failed by the next
 build (`expire_interrupted`).
 
+Whether a build is still running cannot be read from its rows: it writes them in one
+transaction, which no other connection sees until it ends. On PostgreSQL a build holds a
+session-level advisory lock on its release for its whole life (`_build_lock`); the
+database drops it when the build's process or connection dies, so another process tests
+it with pg_try_advisory_lock and knows at once whether the build is alive.
+
 Publishing is a separate, deliberate step by staff (admin action or `publish_release`).
 """
 
@@ -23,12 +29,13 @@ import os
 import shutil
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, connection, reset_queries, transaction
+from django.db import DatabaseError, IntegrityError, connection, reset_queries, transaction
 from django.db.models import QuerySet
 from django.template.loader import render_to_string
 
@@ -44,8 +51,13 @@ logger = logging.getLogger(__name__)
 
 ANONYMOUS = "anonymous"
 BATCH = 2000
-# A build writes its heartbeat every batch; one silent for this long is no longer running.
+# A release `building` whose build holds no lock (on SQLite: any) and that started, or was
+# queued, this long ago is no longer being built. The wait covers a release queued for a
+# worker that has not taken it yet: no lock is held until its build starts.
 STALE_AFTER = timedelta(minutes=10)
+# Namespace of the advisory lock a build holds (battles/arena.py uses 7001-7004,
+# battles/identity_terms.py 7010); the release's id is the second key.
+_BUILD_LOCK = 7020
 
 
 class ReleaseRefused(Exception):
@@ -78,15 +90,50 @@ def public_judge(judge: str) -> str:
 
 
 def expire_interrupted(now: datetime | None = None) -> list[DataRelease]:
-    """Mark builds that stopped sending heartbeats as failed, and remove their partial files."""
+    """Mark the releases whose build is dead as failed, and remove what their build left.
+
+    Dead: still `building`, started (or queued) more than STALE_AFTER ago, and, on
+    PostgreSQL, no process holds its build lock. A release whose build is alive, however
+    long it has run, is left alone with its files; files are removed only for a release
+    this call itself moved from `building` to `failed`, so a build that ended meanwhile
+    keeps its directory.
+    """
     now = now or clock.now()
-    stale = list(DataRelease.objects.filter(state=DataRelease.State.BUILDING, heartbeat_at__lt=now - STALE_AFTER))
-    for release in stale:
-        DataRelease.objects.filter(pk=release.pk, state=DataRelease.State.BUILDING).update(
-            state=DataRelease.State.FAILED, error="The build was interrupted (no sign of life for 10 minutes)."
-        )
-        _remove_partials(release)
-    return stale
+    expired = []
+    for release in DataRelease.objects.filter(state=DataRelease.State.BUILDING, heartbeat_at__lt=now - STALE_AFTER):
+        with _build_lock(release.pk) as held:
+            if not held:
+                continue  # its build is running in another process
+            marked = DataRelease.objects.filter(pk=release.pk, state=DataRelease.State.BUILDING).update(
+                state=DataRelease.State.FAILED, error="The build was interrupted (its process is gone)."
+            )
+            if marked:
+                remove_partials(releases_dir(), release.directory_name)
+                expired.append(release)
+    return expired
+
+
+@contextmanager
+def _build_lock(release_id: int) -> Iterator[bool]:
+    """Take the build lock of a release if no one holds it; yields whether it is held.
+
+    PostgreSQL: a session-level advisory lock, tied to no transaction, so other connections
+    see it while the build's transaction is open, and the database releases it when the
+    holder's process or connection dies. Elsewhere (SQLite, one writer at a time) there is
+    no such lock and the caller always gets True: the release's age is the only sign.
+    """
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_BUILD_LOCK, release_id])
+        held = cursor.fetchone()[0]
+    try:
+        yield held
+    finally:
+        if held:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_BUILD_LOCK, release_id])
 
 
 def start_release(cutoff: datetime) -> DataRelease:
@@ -110,15 +157,32 @@ def start_release(cutoff: datetime) -> DataRelease:
 def build(release: DataRelease) -> DataRelease:
     """Write the release's files and take its battles; the release ends `built` or `failed`.
 
-    Safe to run again for a release still `building` (a redelivered task): what a previous
-    attempt left is removed first.
+    Safe to run again for a release still `building` whose build died (a redelivered
+    task): what the previous attempt left is removed first. Refused while another process
+    is building it.
     """
-    if release.state != DataRelease.State.BUILDING:
-        raise ReleaseRefused(f"Release {release.pk} is {release.get_state_display().lower()}, not building.")
+    with _build_lock(release.pk) as held:
+        if not held:
+            raise ReleaseRefused(f"Release {release.pk} is being built by another process.")
+        release.refresh_from_db()
+        if release.state != DataRelease.State.BUILDING:
+            raise ReleaseRefused(f"Release {release.pk} is {release.get_state_display().lower()}, not building.")
+        # Committed before the build's transaction opens, for SQLite (where it is the only
+        # sign of life) and for a release queued long ago whose build starts only now.
+        DataRelease.objects.filter(pk=release.pk).update(heartbeat_at=clock.now())
+        _build(release)
+    release.refresh_from_db()
+    logger.info("release %s built: %s battles, %s left out", release.pk, release.battle_count, release.excluded_count)
+    return release
+
+
+def _build(release: DataRelease) -> None:
+    """The build proper, run under the release's build lock."""
     _remove_partials(release)
     partial = releases_dir() / f".{release.directory_name}.partial-{uuid.uuid4().hex[:8]}"
     final = release_path(release)
     partial.mkdir()
+    moved = False
     try:
         with transaction.atomic():
             summary = _write_battles(release, partial)
@@ -129,6 +193,7 @@ def build(release: DataRelease) -> DataRelease:
             (partial / files.MANIFEST_NAME).write_text(_json(manifest), encoding="utf-8")
             sync_directory(partial)
             os.replace(partial, final)
+            moved = True
             sync_directory(final.parent)
             DataRelease.objects.filter(pk=release.pk).update(
                 state=DataRelease.State.BUILT,
@@ -139,15 +204,19 @@ def build(release: DataRelease) -> DataRelease:
             )
     except BaseException as exc:
         shutil.rmtree(partial, ignore_errors=True)
-        shutil.rmtree(final, ignore_errors=True)
-        DataRelease.objects.filter(pk=release.pk).update(
-            state=DataRelease.State.FAILED, error=f"{type(exc).__name__}: {exc}"
-        )
+        # The final directory goes only if this build put it there and the release is still
+        # `building`, so never the files of a release that some other path marked built.
+        failed = 0
+        try:
+            failed = DataRelease.objects.filter(pk=release.pk, state=DataRelease.State.BUILDING).update(
+                state=DataRelease.State.FAILED, error=f"{type(exc).__name__}: {exc}"
+            )
+        except DatabaseError:
+            logger.warning("release %s: not marked failed; the next build will", release.pk, exc_info=True)
+        if moved and failed:
+            shutil.rmtree(final, ignore_errors=True)
         logger.exception("release %s: build failed", release.pk)
         raise
-    release.refresh_from_db()
-    logger.info("release %s built: %s battles, %s left out", release.pk, release.battle_count, release.excluded_count)
-    return release
 
 
 def _write_battles(release: DataRelease, directory: Path) -> dict:
@@ -156,9 +225,10 @@ def _write_battles(release: DataRelease, directory: Path) -> dict:
         in_release_pool=True, created_at__lte=release.cutoff, vote__isnull=False, release_entry__isnull=True
     )
 
+    # No heartbeat per batch: written in the build's transaction, no other connection would
+    # see it, and the row lock it takes would make the next build's expire_interrupted wait.
     def take(batch: list[tuple[int, str]]) -> None:
         record_taken(release, batch)
-        DataRelease.objects.filter(pk=release.pk).update(heartbeat_at=clock.now())
 
     return write_export(candidates, directory, label=lambda a, b: (labels[a], labels[b]), after_batch=take)
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 
+from django.conf import settings
 from django.core.cache import cache
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -14,7 +15,7 @@ from arenasite.csv_safe import write_csv
 from providers.models import ArenaModel, sees_every_model
 
 from .models import RatingRun
-from .selectors import CSV_COLUMNS, board
+from .selectors import CSV_COLUMNS, board, category_votes, split_rated
 
 
 class LeaderboardCSVRenderer(renderers.BaseRenderer):
@@ -51,6 +52,29 @@ RowSerializer = inline_serializer(
     },
 )
 
+UnratedSerializer = inline_serializer(
+    "LeaderboardUnratedRow",
+    {
+        "model": serializers.CharField(),
+        "votes": serializers.IntegerField(),
+        "votes_needed": serializers.IntegerField(help_text="Counted votes still needed to be rated here."),
+        "state": serializers.CharField(),
+        "provider": serializers.CharField(),
+        "licence": serializers.CharField(),
+    },
+)
+UNRATED_FIELDS = ("model", "votes", "votes_needed", "state", "provider", "licence")
+
+DESCRIPTION = (
+    "The latest published leaderboard of one category, as the /leaderboard/ page shows it. A category is "
+    "rated only from ARENA_LEADERBOARD_MIN_CATEGORY_VOTES counted votes, and a model in it only from "
+    "ARENA_LEADERBOARD_MIN_MODEL_VOTES (both in `min_category_votes` and `min_model_votes`). `results` holds "
+    "the rated models, ranked among themselves; a model under the minimum is not in `results` but in "
+    "`unrated`, with its votes and how many more it needs, and no rank or rating. Below the category's "
+    "minimum both are empty and `category_votes_needed` says how many more votes the category needs. The "
+    "CSV (`format=csv`) is the `results` table: rated models only."
+)
+
 
 class LeaderboardApi(APIView):
     """The latest published leaderboard; read from the stored run, never computed on request."""
@@ -59,6 +83,7 @@ class LeaderboardApi(APIView):
     renderer_classes = [renderers.JSONRenderer, LeaderboardCSVRenderer]
 
     @extend_schema(
+        description=DESCRIPTION,
         parameters=[
             OpenApiParameter("category", OpenApiTypes.STR, description="default: overall"),
             OpenApiParameter("include_retired", OpenApiTypes.BOOL),
@@ -73,7 +98,14 @@ class LeaderboardApi(APIView):
                     "cutoff": serializers.DateTimeField(),
                     "category": serializers.CharField(),
                     "categories": serializers.ListField(child=serializers.CharField()),
+                    "category_votes": serializers.IntegerField(help_text="Counted votes in this category."),
+                    "min_category_votes": serializers.IntegerField(),
+                    "min_model_votes": serializers.IntegerField(),
+                    "category_votes_needed": serializers.IntegerField(
+                        help_text="Votes the category still needs to be rated; 0 once it is."
+                    ),
                     "results": serializers.ListField(child=RowSerializer),
+                    "unrated": serializers.ListField(child=UnratedSerializer),
                 },
             )
         },
@@ -84,19 +116,35 @@ class LeaderboardApi(APIView):
         run = RatingRun.objects.latest_published()
         if run is None:
             raise NotFound("No published leaderboard yet.")
-        key = f"leaderboard:{run.pk}:{category}:{int(include_retired)}"
+        min_category, min_model = (
+            settings.ARENA_LEADERBOARD_MIN_CATEGORY_VOTES,
+            settings.ARENA_LEADERBOARD_MIN_MODEL_VOTES,
+        )
+        key = f"leaderboard:{run.pk}:{category}:{int(include_retired)}:{min_category}:{min_model}"
         data = cache.get(key)
         if data is None:
             categories = sorted(set(run.ratings.values_list("category", flat=True)))
             if category not in categories:
                 raise ValidationError({"category": f"Unknown category {category!r}; known: {', '.join(categories)}."})
+            # The page's minimums (leaderboard/views.py), with the page's functions: a model is
+            # rated from min_model votes, ranked among the rated; a category from min_category.
+            votes = category_votes(run, category)
+            needed = max(0, min_category - votes)
+            rated, unrated = split_rated(board(run, category, include_retired=include_retired), min_votes=min_model)
+            if needed:
+                rated, unrated = [], []
             data = {
                 "run": run.pk,
                 "published_at": run.published_at,
                 "cutoff": run.cutoff,
                 "category": category,
                 "categories": categories,
-                "results": board(run, category, include_retired=include_retired),
+                "category_votes": votes,
+                "min_category_votes": min_category,
+                "min_model_votes": min_model,
+                "category_votes_needed": needed,
+                "results": rated,
+                "unrated": [{field: row[field] for field in UNRATED_FIELDS} for row in unrated],
             }
             # A run never changes once published: its pages can be cached until the next one.
             cache.set(key, data, timeout=3600)

@@ -72,3 +72,52 @@ def test_a_category_under_the_minimum_is_not_shown_as_rated(client, run):
 def test_the_plots_show_rated_models_only(client, run):
     page = client.get("/leaderboard/plots/")
     assert [row["model"] for row in page.context["rows"]] == ["strong-model", "solid-model"]
+
+
+def test_the_api_rates_the_models_the_page_rates_and_lists_the_others_without_a_rating(client, run):
+    data = client.get("/api/v1/leaderboard/").json()
+    page = client.get("/leaderboard/").context
+    assert [(row["model"], row["rank"]) for row in data["results"]] == [
+        (row["model"], row["rank"]) for row in page["rows"]
+    ]
+    assert [(row["model"], row["rank"]) for row in data["results"]] == [("strong-model", 1), ("solid-model", 2)]
+    assert data["unrated"] == [
+        {
+            "model": "newcomer-model",
+            "votes": 120,
+            "votes_needed": 180,
+            "state": "listed",
+            "provider": "Provider A",
+            "licence": "Apache-2.0",
+        }
+    ]
+    assert (data["category_votes"], data["category_votes_needed"]) == (1510, 0)
+    assert (data["min_category_votes"], data["min_model_votes"]) == (1000, 300)
+
+
+def test_the_api_rates_nothing_in_a_category_under_the_minimum(client, run):
+    data = client.get("/api/v1/leaderboard/", {"category": "multi_turn"}).json()
+    assert data["results"] == [] and data["unrated"] == []
+    assert (data["category_votes"], data["category_votes_needed"]) == (1, 999)
+
+
+def test_the_csv_holds_the_rated_models_only(client, run):
+    csv = client.get("/api/v1/leaderboard/", {"format": "csv"}).content.decode()
+    assert "strong-model" in csv and "solid-model" in csv and "newcomer-model" not in csv
+    assert ",1400.0," not in csv  # the newcomer's rating
+    header, *rows = csv.strip().splitlines()
+    assert header.startswith("rank,model,rating") and len(rows) == 2
+    empty = client.get("/api/v1/leaderboard/", {"format": "csv", "category": "multi_turn"}).content.decode()
+    assert empty.strip() == header
+
+
+def test_the_minimums_are_read_per_request_not_from_a_cached_answer(client, run, settings):
+    assert len(client.get("/api/v1/leaderboard/").json()["results"]) == 2
+    settings.ARENA_LEADERBOARD_MIN_MODEL_VOTES = 100
+    assert len(client.get("/api/v1/leaderboard/").json()["results"]) == 3
+
+
+def test_the_schema_says_how_the_api_applies_the_minimums(client):
+    operation = client.get("/api/schema/", {"format": "json"}).json()["paths"]["/api/v1/leaderboard/"]["get"]
+    assert "ARENA_LEADERBOARD_MIN_MODEL_VOTES" in operation["description"]
+    assert "unrated" in operation["description"] and "rated models only" in operation["description"]

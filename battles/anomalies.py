@@ -6,6 +6,15 @@ carries out staff decisions (confirm, clear, ban), each logged as a VoterDecisio
 Detection runs before every rating recomputation (leaderboard/tasks.py), from the
 `detect_anomalous_voters` command, and as the Celery task battles.tasks.detect_anomalous_voters.
 
+A run does not read every vote. On PostgreSQL it starts from what the last run kept
+(battles/anomaly_state.py: the population's counts per pair, and each tested voter's first
+votes and own counts) and reads only the votes written since, from notes that triggers add
+as votes are written (migration 0012), plus the votes of the voters whose first votes those
+may have changed. Every voter's evidence is still computed again, against the counts as they
+are now, so a run decides exactly as one on every vote would. Without a usable state (none
+yet, another scope, an unreadable one, a large change) the run reads every vote and keeps
+the state for the next. Elsewhere (SQLite) every run reads every vote.
+
 A voter is a session or an account. A script that clears its cookies before every vote makes
 sessions too short to test (fewer than the test's minimum of votes each); the votes of such
 short sessions are therefore tested together per client address, as one voter named
@@ -16,19 +25,23 @@ anonymous votes of that address (votes_of).
 from __future__ import annotations
 
 import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, QuerySet
 
 from arenasite import clock
 from providers.models import ArenaModel
 
-from . import integrity
-from .models import ExclusionReason, FlaggedVoter, Vote, VoterDecision, VoterState
+from . import anomaly_state, integrity
+from .models import Battle, ExclusionReason, FlaggedVoter, Vote, VoterDecision, VoterState
 from .voters import ADDRESS_VOTER
 
 logger = logging.getLogger(__name__)
@@ -36,6 +49,14 @@ logger = logging.getLogger(__name__)
 FLAGGED_USER = ExclusionReason.FLAGGED_USER
 # Judges per UPDATE ... WHERE judge IN (...): keeps each statement's parameter list small.
 JUDGE_BATCH = 500
+SCOPE_ALL, SCOPE_ARENA = "all", "arena"
+MIN_VOTES, MAX_VOTES = integrity.DEFAULT_MIN_VOTES, integrity.DEFAULT_MAX_VOTES
+# More notes than this share of the kept votes (and at least LARGE_CHANGE_MIN, so a small
+# arena still runs incrementally): a bulk import, say. Reading every vote is then cheaper.
+LARGE_CHANGE = 0.25
+LARGE_CHANGE_MIN = 10_000
+# One run at a time keeps and updates the state (a PostgreSQL advisory lock key: "anom").
+RUN_LOCK = 0x616E6F6D
 
 
 def votes_of(judge: str) -> QuerySet:
@@ -66,42 +87,37 @@ class DetectionReport:
     flagged: list[FlaggedRow]
     votes_excluded: int
     alpha: float
+    incremental: bool = False  # from the kept state, rather than from every vote
+    votes_read: int = 0  # votes read from the database (notes included)
 
 
-def tested_votes() -> QuerySet:
+def tested_votes(scope: str | None = None) -> QuerySet:
     """The votes the test reads: anonymous ones that count, or were excluded only for the
-    voter being flagged (so a flagged voter keeps being tested on the same votes)."""
-    return Vote.objects.filter(anony=True, excluded_reason__in=["", FLAGGED_USER]).exclude(judge="")
+    voter being flagged (so a flagged voter keeps being tested on the same votes). With the
+    scope "arena" (ARENA_ANOMALY_TEST_SCOPE), only votes cast on this site: imported votes
+    are neither tested nor compared with."""
+    votes = Vote.objects.filter(anony=True, excluded_reason__in=["", FLAGGED_USER]).exclude(judge="")
+    if (scope or settings.ARENA_ANOMALY_TEST_SCOPE) == SCOPE_ARENA:
+        votes = votes.filter(battle__source=Battle.Source.ARENA)
+    return votes
 
 
-def detect_anomalous_voters(*, alpha: float | None = None) -> DetectionReport:
+def detect_anomalous_voters(*, alpha: float | None = None, full: bool = False) -> DetectionReport:
     """Test every voter, flag those who cross 1/alpha, and exclude the votes of every voter
     under a flag (flagged, confirmed or banned), including those cast since the last run.
 
     Idempotent: a second run on the same votes flags nobody new and changes no vote. A
     voter staff cleared is not flagged again. A flagged voter whose evidence later falls
     below the threshold stays flagged until reviewed: the flag is a human's to lift.
+    Incremental where it can be (see the module's docstring); `full` reads every vote.
     """
     alpha = settings.ARENA_ANOMALY_ALPHA if alpha is None else alpha
-    judges, model_a, model_b, level, counted = _read_votes()
-    if len(judges):
-        voter, labels = integrity.codes(judges)
-        result = integrity.sequential_test(
-            voter,
-            model_a,
-            model_b,
-            level,
-            population=counted,
-            alpha=alpha,
-            min_votes=integrity.DEFAULT_MIN_VOTES,
-            max_votes=integrity.DEFAULT_MAX_VOTES,
-        )
-    else:
-        labels = np.array([], dtype=object)
-        result = integrity.sequential_test([], [], [], [], alpha=alpha)
+    started = time.monotonic()
+    found, incremental, read = _evidence(full=full)
+    result = found.result(alpha)
     now = clock.now()
     crossed = {
-        str(labels[code]): (int(votes), float(statistic), str(direction))
+        str(found.labels[code]): (int(votes), float(statistic), str(direction))
         for code, votes, statistic, direction, flag in zip(
             result.voters, result.votes, result.statistic, result.direction, result.flagged, strict=True
         )
@@ -146,18 +162,30 @@ def detect_anomalous_voters(*, alpha: float | None = None) -> DetectionReport:
         if states.get(judge) != VoterState.CLEARED
     ]
     logger.info(
-        "anomalous voters: %d tested, %d over the threshold, %d new, %d votes excluded",
+        "anomalous voters: %d tested, %d over the threshold, %d new, %d votes excluded; %s, %d votes read, %.2f s",
         len(result.voters),
         len(flagged),
         len(new_judges),
         excluded,
+        "incremental" if incremental else "every vote read",
+        read,
+        time.monotonic() - started,
     )
-    return DetectionReport(tested=len(result.voters), flagged=flagged, votes_excluded=excluded, alpha=alpha)
+    return DetectionReport(
+        tested=len(result.voters),
+        flagged=flagged,
+        votes_excluded=excluded,
+        alpha=alpha,
+        incremental=incremental,
+        votes_read=read,
+    )
 
 
 def _read_votes():
-    """(voter, model_a, model_b, level, counts) arrays of the tested votes, oldest first. The
-    voter is the judge, or for a session too short to test alone, its client address."""
+    """(voter, model_a, model_b, level, counts) arrays of the tested votes, oldest first, for
+    integrity.sequential_test: the test on every vote, as it is defined. Runs use the kept
+    state instead; the tests and benchmarks/anomalies.py compare the two. The voter is the
+    judge, or for a session too short to test alone, its client address."""
     rows = (
         tested_votes()
         .order_by("created_at", "id")
@@ -190,6 +218,269 @@ def _voters(judges: np.ndarray, addresses: np.ndarray) -> np.ndarray:
     voters = judges.copy()
     voters[short] = ADDRESS_VOTER + addresses[short].astype(object)
     return voters
+
+
+# --- the kept state ---------------------------------------------------------------------------
+
+STATE_TABLE = "battles_anomalyteststate"
+NOTE_TABLE = "battles_anomalyvotenote"
+_VOTE_COLUMNS = ["id", "judge", "address", "model_a_id", "model_b_id", "winner", "excluded_reason", "created_at"]
+
+
+def _definition() -> str:
+    """What a kept state was computed for: another scope or format is not used."""
+    return f"{anomaly_state.FORMAT}:{settings.ARENA_ANOMALY_TEST_SCOPE}:{MIN_VOTES}:{MAX_VOTES}"
+
+
+def keeps_state() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _evidence(*, full: bool) -> tuple[anomaly_state.Evidence, bool, int]:
+    """(every tested voter's evidence, whether it came from the kept state, votes read)."""
+    if not keeps_state():
+        state, read = _build_all()
+        return anomaly_state.evidence(state, max_votes=MAX_VOTES), False, read
+    # The row exists before the snapshot below is taken, so every vote written after that
+    # snapshot is noted (the triggers note only while it exists) and the next run sees it.
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {STATE_TABLE} (id) VALUES (1) ON CONFLICT DO NOTHING")
+    with _run_lock(), _snapshot():
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT definition, data FROM {STATE_TABLE} WHERE id = 1")
+            definition, data = cursor.fetchone()
+        notes = _take_notes()
+        state, read = None, len(notes["vote_id"])
+        if not full and data is not None and definition == _definition():
+            try:
+                state = anomaly_state.loads(bytes(data))
+            except ValueError as exc:
+                logger.warning("anomalous voters: the kept state is unreadable (%s); reading every vote", exc)
+            if state is not None:
+                state, reread = _update(state, notes)
+                read += reread
+        incremental = state is not None
+        if state is None:
+            state, read = _build_all()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {STATE_TABLE} SET definition = %s, data = %s, updated_at = now() WHERE id = 1",
+                [_definition(), anomaly_state.dumps(state)],
+            )
+    return anomaly_state.evidence(state, max_votes=MAX_VOTES), incremental, read
+
+
+def forget_state() -> None:
+    """Drop the kept state and its notes: while detection is off nothing would read them, and
+    without the state the triggers note nothing. The next run reads every vote."""
+    if keeps_state():
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {STATE_TABLE}")
+            cursor.execute(f"DELETE FROM {NOTE_TABLE}")
+
+
+@contextmanager
+def _run_lock() -> Iterator[None]:
+    """One run at a time keeps the state; a second waits for the first."""
+    with connection.cursor() as cursor:
+        if connection.in_atomic_block:  # released with the caller's transaction
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [RUN_LOCK])
+            yield
+            return
+        cursor.execute("SELECT pg_advisory_lock(%s)", [RUN_LOCK])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [RUN_LOCK])
+
+
+@contextmanager
+def _snapshot() -> Iterator[None]:
+    """One transaction that sees the notes and the votes at the same moment: a vote written
+    after the notes are taken must not be read as a voter's own vote before its note adds it
+    to the pair's counts. (Inside a caller's transaction, that one's view is used.)"""
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
+def _take_notes() -> dict[str, np.ndarray]:
+    """The notes of the votes written since the last run, consumed: each is applied once."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {NOTE_TABLE} RETURNING vote_id, judge, address, model_a_id, model_b_id, winner, "
+            "created_at, imported, tested, counted"
+        )
+        rows = cursor.fetchall()
+    names = ["vote_id", "judge", "address", "model_a", "model_b", "winner", "created_at", "imported", "tested"]
+    columns = dict(zip([*names, "counted"], map(list, zip(*rows, strict=True)), strict=True)) if rows else {}
+    notes = {name: np.array(columns.get(name, []), dtype=object) for name in ["judge", "address", "imported"]}
+    for name in ["vote_id", "model_a", "model_b", "tested", "counted"]:
+        notes[name] = np.array(columns.get(name, []), dtype=np.int64)
+    notes["level"] = np.array([integrity.LEVELS[w] for w in columns.get("winner", [])], dtype=np.int64)
+    notes["created"] = _microseconds(columns.get("created_at", []))
+    return notes
+
+
+def _microseconds(stamps) -> np.ndarray:
+    if not len(stamps):
+        return np.array([], dtype=np.int64)
+    return (pd.to_datetime(pd.Series(list(stamps), dtype=object), utc=True).astype("int64") // 1000).to_numpy(np.int64)
+
+
+def _columns(votes: QuerySet) -> dict[str, np.ndarray]:
+    """The tested votes' columns the kept state is built from."""
+    rows = list(votes.values_list(*_VOTE_COLUMNS).iterator(chunk_size=20_000))
+    raw = dict(zip(_VOTE_COLUMNS, map(list, zip(*rows, strict=True)), strict=True)) if rows else {}
+    return {
+        "id": np.array(raw.get("id", []), dtype=np.int64),
+        "judge": np.array(raw.get("judge", []), dtype=object),
+        "address": np.array(raw.get("address", []), dtype=object),
+        "model_a": np.array(raw.get("model_a_id", []), dtype=np.int64),
+        "model_b": np.array(raw.get("model_b_id", []), dtype=np.int64),
+        "level": np.array([integrity.LEVELS[w] for w in raw.get("winner", [])], dtype=np.int64),
+        "counted": np.array([not r for r in raw.get("excluded_reason", [])], dtype=bool),
+        "created": _microseconds(raw.get("created_at", [])),
+    }
+
+
+def _take(columns: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: values[mask] for name, values in columns.items()}
+
+
+def _block(state: anomaly_state.State, columns: dict[str, np.ndarray], voters: np.ndarray) -> anomaly_state.State:
+    """The kept arrays of the voters (labels, one per vote) of these votes."""
+    codes, labels = pd.factorize(pd.Series(voters, dtype=object))
+    return anomaly_state.build(
+        state,
+        codes.astype(np.int64),
+        np.asarray(labels, dtype=object),
+        columns["model_a"],
+        columns["model_b"],
+        columns["level"],
+        columns["counted"],
+        columns["created"],
+        columns["id"],
+        min_votes=MIN_VOTES,
+        max_votes=MAX_VOTES,
+    )
+
+
+def _build_all() -> tuple[anomaly_state.State, int]:
+    """The state from every tested vote: (state, votes read)."""
+    columns = _columns(tested_votes())
+    state = anomaly_state.State.empty()
+    pair = state.pair_index(columns["model_a"], columns["model_b"])
+    level = anomaly_state.canonical_levels(columns["model_a"], columns["model_b"], columns["level"])
+    counted = columns["counted"]
+    state.add_population(pair[counted], level[counted], np.ones(int(counted.sum()), dtype=np.int64))
+    block = _block(state, columns, _voters(columns["judge"], columns["address"]))
+    state.replace_voters(np.array([], dtype=np.int64), block)
+    return state, len(columns["id"])
+
+
+def _tested_counts(judges: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for start in range(0, len(judges), JUDGE_BATCH * 10):
+        batch = judges[start : start + JUDGE_BATCH * 10]
+        rows = tested_votes().filter(judge__in=batch).values_list("judge").annotate(n=Count("id")).order_by()
+        counts.update(dict(rows))
+    return counts
+
+
+def _update(state: anomaly_state.State, notes: dict[str, np.ndarray]) -> tuple[anomaly_state.State | None, int]:
+    """The state with the notes applied: (state, votes read again), or (None, 0) when every
+    vote should be read instead."""
+    if settings.ARENA_ANOMALY_TEST_SCOPE == SCOPE_ARENA:
+        if any(imported is None for imported in notes["imported"]):
+            return None, 0  # a vote whose battle is gone: which scope it was in is unknown
+        notes = _take(notes, ~notes["imported"].astype(bool))
+    if len(notes["vote_id"]) > max(LARGE_CHANGE * state.kept_votes, LARGE_CHANGE_MIN):
+        return None, 0
+    if not len(notes["vote_id"]):
+        return state, 0
+
+    # The population's counts.
+    pair = state.pair_index(notes["model_a"], notes["model_b"])
+    level = anomaly_state.canonical_levels(notes["model_a"], notes["model_b"], notes["level"])
+    state.add_population(pair, level, notes["counted"])
+
+    # Which voters' kept votes may have changed (read again), and which only gained or lost
+    # counted votes after their first ones, or on their pairs (updated in place).
+    index = state.index_of()
+    by_judge: dict[str, list[int]] = defaultdict(list)
+    for k, judge in enumerate(notes["judge"].tolist()):
+        by_judge[judge].append(k)
+    reread_judges: set[str] = set()
+    in_place: list[int] = []
+    unknown: list[str] = []
+    for judge, ks in by_judge.items():
+        v = index.get(judge)
+        if v is None:
+            unknown.append(judge)
+            continue
+        rows = np.array(ks)
+        if state.total[v] + notes["tested"][rows].sum() < MIN_VOTES:
+            reread_judges.add(judge)
+            continue
+        full_first = state.seq_start[v + 1] - state.seq_start[v] >= MAX_VOTES
+        created, vote_id = notes["created"][rows], notes["vote_id"][rows]
+        later = (created > state.last_created[v]) | ((created == state.last_created[v]) & (vote_id > state.last_id[v]))
+        if ((notes["tested"][rows] != 0) & ~(later & full_first)).any():
+            reread_judges.add(judge)
+        else:
+            in_place.extend(ks)
+    reread_addresses: set[str] = set()
+    counts = _tested_counts(unknown)
+    for judge in unknown:
+        if counts.get(judge, 0) >= MIN_VOTES:
+            reread_judges.add(judge)  # a new voter, or a short session that reached the minimum
+        else:  # still short: tested with its address's other short sessions
+            reread_addresses.update(a for a in notes["address"][by_judge[judge]].tolist() if a)
+
+    rows = np.array(in_place, dtype=np.int64)
+    voter = np.array([index[j] for j in notes["judge"][rows].tolist()], dtype=np.int64)
+    np.add.at(state.total, voter, notes["tested"][rows])
+    state.add_own(voter, pair[rows], level[rows], notes["counted"][rows])
+
+    read = _reread(state, index, reread_judges, reread_addresses)
+    if not state.consistent():
+        logger.warning("anomalous voters: the kept counts disagree with the notes; reading every vote")
+        return None, 0
+    return state, read
+
+
+def _reread(state: anomaly_state.State, index: dict[str, int], judges: set[str], addresses: set[str]) -> int:
+    """Build again, from the database, the kept votes of these judges and addresses (and of
+    the addresses a judge's votes move to or from when it crosses the minimum); the votes read."""
+    if not judges and not addresses:
+        return 0
+    by_judge = _columns(tested_votes().filter(judge__in=list(judges))) if judges else _columns(Vote.objects.none())
+    totals = pd.Series(by_judge["judge"], dtype=object).value_counts().to_dict()
+    tested_alone = {j for j in judges if totals.get(j, 0) >= MIN_VOTES}
+    # A judge crossing the minimum either way moves its votes between its own test and its
+    # addresses' tests: those addresses are built again too.
+    crossed = {j for j in judges if (j in tested_alone) != (j in index)}
+    moving = np.isin(by_judge["judge"], list(crossed)) & (by_judge["address"] != "")
+    addresses = addresses | set(by_judge["address"][moving].tolist())
+    by_address = (
+        _columns(tested_votes().filter(address__in=list(addresses))) if addresses else _columns(Vote.objects.none())
+    )
+    others = sorted(set(by_address["judge"].tolist()) - set(totals))
+    totals.update(_tested_counts(others))
+    short = np.array([totals.get(j, 0) < MIN_VOTES for j in by_address["judge"].tolist()], dtype=bool)
+    mine = np.isin(by_judge["judge"], list(tested_alone))
+    columns = {name: np.concatenate([by_judge[name][mine], by_address[name][short]]) for name in by_judge}
+    voters = np.concatenate([by_judge["judge"][mine], ADDRESS_VOTER + by_address["address"][short].astype(object)])
+    block = _block(state, columns, voters)
+    labels = list(judges) + [ADDRESS_VOTER + a for a in addresses]
+    remove = np.array([index[label] for label in labels if label in index], dtype=np.int64)
+    state.replace_voters(remove, block)
+    return len(by_judge["id"]) + len(by_address["id"])
 
 
 def _exclude(judges: list[str]) -> int:

@@ -12,7 +12,11 @@ def recompute_ratings() -> int:
     """A new published run from the votes counted so far. A rerun writes a new run and
     publishes it whole, so a redelivered task never leaves a half-written leaderboard.
 
-    The anomalous-voter test runs first, so votes of voters it flags never enter a run."""
+    The anomalous-voter test runs first, so votes of voters it flags never enter a run. It
+    goes on from what its last run kept; with detection off that is dropped, so no notes of
+    new votes pile up for a run that will not come (the next one reads every vote)."""
     if settings.ARENA_ANOMALY_DETECTION:
         anomalies.detect_anomalous_voters()
+    else:
+        anomalies.forget_state()
     return services.recompute().pk

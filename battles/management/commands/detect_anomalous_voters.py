@@ -13,9 +13,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="print a JSON list instead of one voter a line")
+        parser.add_argument(
+            "--full",
+            action="store_true",
+            help="read every vote instead of going on from what the last run kept (which it then replaces)",
+        )
 
     def handle(self, *args, **options):
-        report = anomalies.detect_anomalous_voters()
+        report = anomalies.detect_anomalous_voters(full=options["full"])
         if options["json"]:
             rows = [
                 {
@@ -34,5 +39,6 @@ class Command(BaseCommand):
             self.stdout.write(f"{row.judge}\t{row.votes}\t{row.statistic:.4g}")
         self.stderr.write(
             f"{report.tested} voter(s) tested, {len(report.flagged)} over 1/alpha = {1 / report.alpha:g}, "
-            f"{sum(row.new for row in report.flagged)} newly flagged, {report.votes_excluded} vote(s) excluded."
+            f"{sum(row.new for row in report.flagged)} newly flagged, {report.votes_excluded} vote(s) excluded; "
+            f"{report.votes_read} vote(s) read{' since the last run' if report.incremental else ''}."
         )

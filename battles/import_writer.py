@@ -1,0 +1,630 @@
+"""Write imported battles (battles/importing.py reads them) at the speed of COPY.
+
+All or nothing: call inside one transaction (the `import_battles` command does), so a
+malformed row anywhere refuses the file and leaves no battle, vote, model or provider
+behind. Idempotent: a battle is keyed by its question_id (or a content hash stored as one),
+and keys already present are skipped, and so is a battle already present under another
+key: the same models, winner, judge and time (FastChat writes one dump in two modes, one
+with question ids and one without, so the second would otherwise count every vote twice).
+
+How: rows are read in batches; each batch is copied (PostgreSQL COPY, through psycopg's
+`cursor.copy()`) into a temporary staging table, the rows to skip are found by joins
+against the real tables, and the rest are merged with INSERT ... SELECT ... ON CONFLICT
+DO NOTHING into battles, votes and style rows. The checks and inserts are a handful of
+statements per batch, whatever its size, and memory holds one batch (or two: the next one
+is read and prepared in a thread while the database merges this one), so it does not grow
+with the file. On another database (SQLite, for development) the staging table is filled
+with executemany instead of COPY; the rest is the same SQL.
+
+Judges are stored keyed, as live voters are: battles.voters.judge_id("import:<judge>")
+(HMAC with JUDGE_SALT), so an address in an unsanitised FastChat dump is never stored, and
+the same judge in two files is the same voter. A judge longer than the column is first cut
+to its sha256 (importing.normalise), as imports always did.
+
+A model labelled `anonymous` (as releases and shares label models they do not name) is
+not a model of its own: such a row is stored against a stand-in of the "imported"
+provider (one for each side, never in battles) and its vote is excluded as
+`unnamed_model`, so it is kept and never rated. Message keys other than role and content
+(FastChat's `num_tokens`) are dropped (battles/importing.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import queue
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection, reset_queries
+from django.db.models import NOT_PROVIDED, F, Max
+
+from battles import importing, voters
+from battles.importing import ImportFormatError, ImportRow
+from battles.models import Battle, BattleStyle, ExclusionReason, Vote
+from battles.style import conversation_prompt_hash, style_columns
+from providers import lifecycle
+from providers.models import ArenaModel, Provider
+
+DEFAULT_BATCH_SIZE = 5000
+IMPORTED_PROVIDER = "imported"
+ALREADY_IMPORTED = "already imported"
+DUPLICATE_IN_FILE = "duplicate in file"
+SAME_VOTE = "already imported under another key (same models, winner, judge and time)"
+# The stand-ins for a model labelled anonymous, one for each side (a battle's two models differ).
+UNNAMED_NAMES = {"a": "anonymous (model A)", "b": "anonymous (model B)"}
+# Distinct judges keyed per import are cached up to this many, so memory stays bounded.
+JUDGE_CACHE = 1 << 16
+
+_SKIP_CODES = {"A": ALREADY_IMPORTED, "D": DUPLICATE_IN_FILE, "S": SAME_VOTE}
+STYLE_FIELDS = ("tokens_a", "tokens_b", "headers_a", "headers_b", "list_items_a", "list_items_b", "bold_a", "bold_b")
+
+
+@dataclass
+class ImportResult:
+    read: int = 0
+    added: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    models_created: list[str] = field(default_factory=list)
+    batches: int = 0
+    unnamed: int = 0  # rows added with a model labelled anonymous: kept, never rated
+    tested: int = 0  # votes added that the anomalous-voter test reads: anonymous ones that count
+
+    def summary(self, source: str, fmt: str) -> list[str]:
+        lines = [f"{source} ({fmt}): {self.read} rows read, {self.added} added, {sum(self.skipped.values())} skipped."]
+        lines += [f"  skipped: {reason}: {count}" for reason, count in sorted(self.skipped.items())]
+        if self.unnamed:
+            lines.append(
+                f"  kept but never rated: {self.unnamed} battle(s) with a model labelled {importing.ANONYMOUS!r} "
+                f"(vote excluded as {ExclusionReason.UNNAMED_MODEL.value})"
+            )
+        if self.models_created:
+            lines.append(
+                f'  created {len(self.models_created)} listed model(s) under provider "{IMPORTED_PROVIDER}": '
+                + ", ".join(self.models_created)
+            )
+        if self.tested:
+            lines.append(self._anomaly_line())
+        return lines
+
+    def _anomaly_line(self) -> str:
+        if not getattr(settings, "ARENA_ANOMALY_DETECTION", True):
+            return (
+                f"  anomalous-voter test: off (ARENA_ANOMALY_DETECTION), so the {self.tested} counted "
+                "anonymous vote(s) added are not tested"
+            )
+        if getattr(settings, "ARENA_ANOMALY_TEST_SCOPE", "all") == "arena":
+            return (
+                f'  anomalous-voter test: ARENA_ANOMALY_TEST_SCOPE is "arena", so the {self.tested} counted '
+                "anonymous vote(s) added are not tested (only votes cast on this site are)"
+            )
+        return (
+            f"  anomalous-voter test: the {self.tested} counted anonymous vote(s) added are tested with the "
+            "arena's own at the next rating run; a judge it flags has all of its votes excluded "
+            '(ARENA_ANOMALY_TEST_SCOPE "arena" tests only votes cast on this site)'
+        )
+
+
+def imported_judge(judge: str) -> str:
+    """The stored form of a judge named in imported data: keyed like a live voter (battles/voters.py)."""
+    return voters.judge_id(f"import:{judge}")
+
+
+def import_file(path: Path, fmt: str, *, batch_size: int = DEFAULT_BATCH_SIZE) -> ImportResult:
+    """Read `path` in the detected format `fmt` and write its battles. Call inside
+    transaction.atomic(): a failure part-way leaves earlier batches written until the
+    transaction rolls back. Raises ImportFormatError (with where) for a row that does not fit."""
+    key_judge = functools.lru_cache(maxsize=JUDGE_CACHE)(imported_judge)
+    rows = importing.read_rows(path, fmt, batch_size=batch_size, key_judge=key_judge)
+    return import_rows(rows, source_name=path.name, batch_size=batch_size)
+
+
+def import_rows(rows: Iterable[ImportRow], *, source_name: str, batch_size: int = DEFAULT_BATCH_SIZE) -> ImportResult:
+    """Write normalised rows (their judges already keyed) batch by batch; see import_file."""
+    result = ImportResult()
+    models = _ModelResolver(source_name=source_name)
+    # Battles above this id were added by this import, so finding a key among them means
+    # the file holds it twice; this keeps the in-file check in the database, not in memory.
+    first_new_id = (Battle.objects.aggregate(last=Max("id"))["last"] or 0) + 1
+    with connection.cursor() as cursor:
+        staging = _Staging(cursor)
+        staging.create()
+        for batch in _prefetched(_prepared_batches(rows, batch_size)):
+            result.read += len(batch.rows)
+            result.batches += 1
+            _write_batch(staging, batch, models, first_new_id, result)
+            # DEBUG keeps every query's SQL; over a long import that adds up.
+            reset_queries()
+        staging.drop()
+    result.models_created = models.finish()
+    return result
+
+
+@dataclass(slots=True)
+class _Batch:
+    rows: list[ImportRow]
+    staged: list[tuple]  # one tuple of staging columns per row, in STAGE_COLUMNS order
+
+
+def _prepared_batches(rows: Iterable[ImportRow], size: int) -> Iterator[_Batch]:
+    iterator = iter(rows)
+    while batch := list(islice(iterator, size)):
+        yield _Batch(batch, [_stage_values(seq, row) for seq, row in enumerate(batch)])
+
+
+def _stage_values(seq: int, row: ImportRow) -> tuple:
+    """The staging columns of one row: everything the merge needs that Python computes
+    (the style of the answers, the prompt hash, the release pool, JSON text)."""
+    style = style_columns(row.conversation_a, row.conversation_b)
+    return (
+        seq,
+        row.question_id,
+        row.model_a,
+        row.model_b,
+        row.winner,
+        row.judge,
+        row.anony,
+        row.language,
+        row.turn,
+        row.prompt_chars,
+        conversation_prompt_hash(row.conversation_a),
+        # bulk inserts skip save(), which assigns the pool for single battles.
+        Battle.pool_for(row.question_id),
+        _json(row.conversation_a),
+        _json(row.conversation_b),
+        None if row.openai_moderation is None else _json(row.openai_moderation),
+        None if row.toxic_chat_tag is None else _json(row.toxic_chat_tag),
+        row.created_at,
+        # No style row for a battle missing an answer.
+        *((None,) * len(STYLE_FIELDS) if style is None else (style[name] for name in STYLE_FIELDS)),
+    )
+
+
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+_DONE = object()
+
+
+def _prefetched(batches: Iterator[_Batch], depth: int = 1) -> Iterator[_Batch]:
+    """The batches, read and prepared in a thread one batch ahead, so parsing the file runs
+    while the database merges the previous batch. Only pure Python runs in the thread (no
+    database: the transaction is this thread's connection). An error in the thread is
+    raised here, at the batch where it happened, so earlier batches are written first as
+    they would be without the thread."""
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not put(batch):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(exc)
+
+    worker = threading.Thread(target=produce, name="import-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _write_batch(
+    staging: _Staging, batch: _Batch, models: _ModelResolver, first_new_id: int, result: ImportResult
+) -> None:
+    staging.load(batch.staged)
+    skipped = staging.skips(first_new_id)
+    for code in skipped.values():
+        result.skipped[_SKIP_CODES[code]] += 1
+    fresh = [row for seq, row in enumerate(batch.rows) if seq not in skipped]
+    if not fresh:
+        return
+    models.resolve(fresh)
+    staging.map_models(models, fresh)
+    added, unnamed, tested = staging.merge(first_new_id)
+    # Another import may have added some of these keys since the check (ON CONFLICT kept its rows).
+    if added < len(fresh):
+        result.skipped[ALREADY_IMPORTED] += len(fresh) - added
+    result.added += added
+    result.unnamed += unnamed
+    result.tested += tested
+
+
+# The staging table's columns: (name, PostgreSQL type, SQLite type).
+STAGE_COLUMNS = (
+    ("seq", "integer", "integer"),
+    ("question_id", "text", "text"),
+    ("model_a", "text", "text"),
+    ("model_b", "text", "text"),
+    ("winner", "text", "text"),
+    ("judge", "text", "text"),
+    ("anony", "boolean", "integer"),
+    ("language", "text", "text"),
+    ("turn", "integer", "integer"),
+    ("prompt_chars", "integer", "integer"),
+    ("prompt_hash", "text", "text"),
+    ("in_release_pool", "boolean", "integer"),
+    # JSON as text: only rows that are merged are parsed into jsonb, so a re-import is cheap.
+    ("conversation_a", "text", "text"),
+    ("conversation_b", "text", "text"),
+    ("openai_moderation", "text", "text"),
+    ("toxic_chat_tag", "text", "text"),
+    ("created_at", "timestamptz", "text"),
+    *((name, "integer", "integer") for name in STYLE_FIELDS),
+)
+
+
+class _Staging:
+    """The temporary tables of one import and the SQL that merges them into the real tables.
+
+    import_stage holds one batch; import_skip the rows of the batch not to merge, with why;
+    import_models the ids model names map to on each side (the side matters for
+    `anonymous`, which has a stand-in per side).
+    """
+
+    STAGE, SKIP, MODELS = "import_stage", "import_skip", "import_models"
+
+    def __init__(self, cursor):
+        self.cursor = cursor
+        self.postgresql = connection.vendor == "postgresql"
+        self.mapped: set[tuple[str, str]] = set()
+        q = connection.ops.quote_name
+        self.battles = q(Battle._meta.db_table)
+        self.votes = q(Vote._meta.db_table)
+        self.styles = q(BattleStyle._meta.db_table)
+        self.arena_models = q(ArenaModel._meta.db_table)
+
+    def create(self) -> None:
+        column = 1 if self.postgresql else 2
+        columns = ", ".join(f"{spec[0]} {spec[column]}" for spec in STAGE_COLUMNS)
+        # Dropped at the end of the import; ON COMMIT DROP is the backstop on PostgreSQL. They
+        # are made in the import's transaction, so a refused file rolls them back with the rest.
+        on_commit = " ON COMMIT DROP" if self.postgresql else ""
+        self.cursor.execute(f"CREATE TEMPORARY TABLE {self.STAGE} ({columns}){on_commit}")
+        self.cursor.execute(
+            f"CREATE TEMPORARY TABLE {self.SKIP} (seq integer PRIMARY KEY, reason char(1) NOT NULL){on_commit}"
+        )
+        self.cursor.execute(
+            f"CREATE TEMPORARY TABLE {self.MODELS} (side char(1) NOT NULL, name text NOT NULL, "
+            f"id bigint NOT NULL, PRIMARY KEY (side, name)){on_commit}"
+        )
+
+    def drop(self) -> None:
+        self.cursor.execute(f"DROP TABLE {self.STAGE}")
+        self.cursor.execute(f"DROP TABLE {self.SKIP}")
+        self.cursor.execute(f"DROP TABLE {self.MODELS}")
+
+    def load(self, staged: list[tuple]) -> None:
+        """Empty the staging tables and load one batch."""
+        self.cursor.execute(f"DELETE FROM {self.SKIP}")
+        names = ", ".join(spec[0] for spec in STAGE_COLUMNS)
+        if self.postgresql:
+            # TRUNCATE, not DELETE: the table is rewritten empty rather than left with dead rows to scan.
+            self.cursor.execute(f"TRUNCATE {self.STAGE}")
+            with self.cursor.cursor.copy(f"COPY {self.STAGE} ({names}) FROM STDIN") as copy:
+                copy.write("".join(map(_copy_line, staged)))
+        else:
+            self.cursor.execute(f"DELETE FROM {self.STAGE}")
+            adapt = connection.ops.adapt_datetimefield_value
+            at = [spec[0] for spec in STAGE_COLUMNS].index("created_at")
+            self.cursor.executemany(
+                f"INSERT INTO {self.STAGE} ({names}) VALUES ({', '.join(['%s'] * len(STAGE_COLUMNS))})",
+                [(*values[:at], adapt(values[at]), *values[at + 1 :]) for values in staged],
+            )
+
+    def skips(self, first_new_id: int) -> dict[int, str]:
+        """Find the staged rows not to merge; {seq: code} (_SKIP_CODES)."""
+        # A key already stored: in this import's battles, the file holds it twice; else it was
+        # imported before. A key not stored: every occurrence after the first is in the file twice.
+        self.cursor.execute(
+            f"""
+            INSERT INTO {self.SKIP} (seq, reason)
+            SELECT seq, reason FROM (
+                SELECT s.seq,
+                    CASE
+                        WHEN b.id IS NULL THEN
+                            CASE WHEN row_number() OVER (PARTITION BY s.question_id ORDER BY s.seq) > 1
+                            THEN 'D' END
+                        WHEN b.id >= %s THEN 'D'
+                        ELSE 'A'
+                    END AS reason
+                FROM {self.STAGE} s LEFT JOIN {self.battles} b ON b.question_id = s.question_id
+            ) keyed
+            WHERE reason IS NOT NULL
+            """,
+            [first_new_id],
+        )
+        # Of the rest, a vote already stored under another key, or earlier in the batch: the
+        # same models (by name; a stand-in is `anonymous`), winner, judge (both keyed) and time.
+        stand_ins = ", ".join(["%s"] * len(UNNAMED_NAMES))
+        self.cursor.execute(
+            f"""
+            INSERT INTO {self.SKIP} (seq, reason)
+            SELECT seq, 'S' FROM (
+                SELECT s.seq, s.model_a, s.model_b, s.winner, s.judge, s.created_at,
+                    row_number() OVER (
+                        PARTITION BY s.model_a, s.model_b, s.winner, s.judge, s.created_at ORDER BY s.seq
+                    ) AS nth
+                FROM {self.STAGE} s
+                WHERE NOT EXISTS (SELECT 1 FROM {self.SKIP} k WHERE k.seq = s.seq)
+            ) fresh
+            WHERE nth > 1 OR EXISTS (
+                SELECT 1 FROM {self.votes} v
+                JOIN {self.arena_models} ma ON ma.id = v.model_a_id
+                JOIN {self.arena_models} mb ON mb.id = v.model_b_id
+                WHERE v.judge = fresh.judge AND v.created_at = fresh.created_at AND v.winner = fresh.winner
+                    AND CASE WHEN ma.name IN ({stand_ins}) THEN %s ELSE ma.name END = fresh.model_a
+                    AND CASE WHEN mb.name IN ({stand_ins}) THEN %s ELSE mb.name END = fresh.model_b
+            )
+            """,
+            [*UNNAMED_NAMES.values(), importing.ANONYMOUS, *UNNAMED_NAMES.values(), importing.ANONYMOUS],
+        )
+        self.cursor.execute(f"SELECT seq, reason FROM {self.SKIP}")
+        return dict(self.cursor.fetchall())
+
+    def map_models(self, models: _ModelResolver, rows: list[ImportRow]) -> None:
+        """Add the model ids of the rows' names to import_models (once per name and side)."""
+        needed = {("a", row.model_a) for row in rows} | {("b", row.model_b) for row in rows}
+        new = sorted(needed - self.mapped)
+        if new:
+            self.cursor.executemany(
+                f"INSERT INTO {self.MODELS} (side, name, id) VALUES (%s, %s, %s)",
+                [(side, name, models.id_of(name, side)) for side, name in new],
+            )
+            self.mapped.update(new)
+
+    def merge(self, first_new_id: int) -> tuple[int, int, int]:
+        """Insert the staged rows not skipped as battles, votes and style rows; return the
+        battles added, the unnamed votes added, and the votes added that the anomalous-voter
+        test reads (anonymous and counting)."""
+        not_skipped = f"NOT EXISTS (SELECT 1 FROM {self.SKIP} k WHERE k.seq = s.seq)"
+        unnamed = "CASE WHEN s.model_a = %s OR s.model_b = %s THEN %s ELSE '' END"
+        jsonb = "::jsonb" if self.postgresql else ""
+        battle_columns = {
+            "question_id": "s.question_id",
+            "model_a": "ma.id",
+            "model_b": "mb.id",
+            "anony": "s.anony",
+            "source": "%s",
+            "language": "s.language",
+            "turn": "s.turn",
+            "prompt_chars": "s.prompt_chars",
+            "prompt_hash": "s.prompt_hash",
+            "conversation_a": f"s.conversation_a{jsonb}",
+            "conversation_b": f"s.conversation_b{jsonb}",
+            "openai_moderation": f"s.openai_moderation{jsonb}",
+            "toxic_chat_tag": f"s.toxic_chat_tag{jsonb}",
+            "in_release_pool": "s.in_release_pool",
+            "created_at": "s.created_at",
+        }
+        columns, values, params = self._columns(Battle, battle_columns, {"source": Battle.Source.IMPORTED})
+        # ORDER BY: ids in the order of the file, as one insert after another would give.
+        self.cursor.execute(
+            f"""
+            INSERT INTO {self.battles} ({columns})
+            SELECT {values}
+            FROM {self.STAGE} s
+            JOIN {self.MODELS} ma ON ma.side = 'a' AND ma.name = s.model_a
+            JOIN {self.MODELS} mb ON mb.side = 'b' AND mb.name = s.model_b
+            WHERE {not_skipped}
+            ORDER BY s.seq
+            ON CONFLICT (question_id) DO NOTHING
+            """,
+            params,
+        )
+        added = self.cursor.rowcount
+        # The battles this batch added: this import's ids, with no vote yet (a key another
+        # import added meanwhile has its own vote, which ON CONFLICT keeps).
+        added_here = f"""
+            FROM {self.STAGE} s JOIN {self.battles} b ON b.question_id = s.question_id
+            WHERE {not_skipped} AND b.id >= %s
+        """
+        vote_columns = {
+            "battle": "b.id",
+            "model_a": "b.model_a_id",
+            "model_b": "b.model_b_id",
+            "anony": "s.anony",
+            "winner": "s.winner",
+            "judge": "s.judge",
+            "excluded_reason": unnamed,
+            "created_at": "s.created_at",
+        }
+        columns, values, params = self._columns(
+            Vote,
+            vote_columns,
+            {"excluded_reason": (importing.ANONYMOUS, importing.ANONYMOUS, ExclusionReason.UNNAMED_MODEL)},
+        )
+        self.cursor.execute(
+            f"""
+            INSERT INTO {self.votes} ({columns})
+            SELECT {values} {added_here}
+            ON CONFLICT (battle_id) DO NOTHING
+            """,
+            [*params, first_new_id],
+        )
+        style_columns_sql = {"battle": "b.id", **{name: f"s.{name}" for name in STYLE_FIELDS}}
+        columns, values, params = self._columns(BattleStyle, style_columns_sql, {})
+        self.cursor.execute(
+            f"""
+            INSERT INTO {self.styles} ({columns})
+            SELECT {values} {added_here} AND s.tokens_a IS NOT NULL
+            ON CONFLICT (battle_id) DO NOTHING
+            """,
+            [*params, first_new_id],
+        )
+        self.cursor.execute(
+            f"""
+            SELECT count(*) FILTER (WHERE s.model_a = %s OR s.model_b = %s),
+                count(*) FILTER (WHERE s.anony AND s.model_a <> %s AND s.model_b <> %s)
+            {added_here}
+            """,
+            [importing.ANONYMOUS] * 4 + [first_new_id],
+        )
+        unnamed, tested = self.cursor.fetchone()
+        return added, unnamed, tested
+
+    def _columns(self, model, expressions: dict[str, str], expression_params: dict) -> tuple[str, str, list]:
+        """The INSERT column list, SELECT list and parameters for `model`: `expressions` by
+        field name; other fields take their database default, or their model default as a
+        parameter. Spelled out from the model, so a column added later with a default needs
+        nothing here."""
+        columns, values, params = [], [], []
+        for model_field in model._meta.concrete_fields:
+            name = model_field.name
+            if name in expressions:
+                values.append(expressions[name])
+                param = expression_params.get(name)
+                params.extend(param if isinstance(param, tuple) else [] if param is None else [param])
+            elif model_field.primary_key or model_field.db_default is not NOT_PROVIDED:
+                continue
+            elif model_field.has_default() or model_field.null:
+                # A parameter in a SELECT list is text to PostgreSQL unless cast (SQLite has no such types).
+                values.append(f"CAST(%s AS {model_field.db_type(connection)})" if self.postgresql else "%s")
+                params.append(model_field.get_db_prep_save(model_field.get_default(), connection))
+            else:
+                raise RuntimeError(f"the importer does not know what to write in {model.__name__}.{name}")
+            columns.append(connection.ops.quote_name(model_field.column))
+        return ", ".join(columns), ", ".join(values), params
+
+
+def _copy_text(value: str) -> str:
+    """A text value as COPY's text format spells it: backslash, tab, newline and carriage
+    return escaped."""
+    if "\\" in value:
+        value = value.replace("\\", "\\\\")
+    if "\t" in value or "\n" in value or "\r" in value:
+        value = value.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return value
+
+
+def _copy_value(value) -> str:
+    if value is None:
+        return "\\N"
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    if isinstance(value, str):
+        return _copy_text(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _copy_line(values: tuple) -> str:
+    return "\t".join(map(_copy_value, values)) + "\n"
+
+
+class _ModelResolver:
+    """Model names to ids. Names not in the arena become listed models of the "imported"
+    provider, through the lifecycle (providers.lifecycle.import_listed), which checks each name
+    like any other public name; a refused name refuses the file at its first row."""
+
+    def __init__(self, *, source_name: str):
+        self.source_name = source_name
+        self.ids: dict[str, int] = {}
+        self.unnamed_ids: dict[str, int] = {}  # side ("a", "b") -> the stand-in for `anonymous`
+        self.provider: Provider | None = None
+        # Models created by this import, and the earliest tstamp seen of each.
+        self.created: dict[str, ArenaModel] = {}
+        self.earliest: dict[str, datetime] = {}
+
+    def resolve(self, rows: list[ImportRow]) -> dict[str, int]:
+        unknown = {row.model_a for row in rows} | {row.model_b for row in rows}
+        unknown.difference_update(self.ids)
+        unknown.discard(importing.ANONYMOUS)
+        if unknown:
+            # Names are unique among public models, not among hidden ones of different providers;
+            # a public model wins, then the oldest, so the same file always lands on the same model.
+            found = ArenaModel.objects.filter(name__in=unknown).order_by(F("listed_at").asc(nulls_last=True), "pk")
+            for name, pk in found.values_list("name", "id"):
+                self.ids.setdefault(name, pk)
+            for name in sorted(unknown.difference(self.ids)):
+                self.earliest[name] = min(row.created_at for row in rows if name in (row.model_a, row.model_b))
+                self._create(name, first=next(row for row in rows if name in (row.model_a, row.model_b)))
+        if self.earliest:
+            for row in rows:
+                for name in (row.model_a, row.model_b):
+                    if name in self.earliest and row.created_at < self.earliest[name]:
+                        self.earliest[name] = row.created_at
+        return self.ids
+
+    def id_of(self, name: str, side: str) -> int:
+        """The model id for `name` on `side` ("a" or "b"): `anonymous` is the side's stand-in."""
+        if name != importing.ANONYMOUS:
+            return self.ids[name]
+        if side not in self.unnamed_ids:
+            provider = self._provider()
+            name = UNNAMED_NAMES[side]
+            model = ArenaModel.objects.filter(provider=provider, name=name).first()
+            if model is None:
+                # Not a model that enters the arena (no lifecycle, never in battles): a draft
+                # that holds the imported battles whose model the data does not name.
+                model = ArenaModel.objects.create(
+                    provider=provider,
+                    name=name,
+                    access_kind=ArenaModel.AccessKind.PUBLIC_API,
+                    status=ArenaModel.Status.DRAFT,
+                    description=(
+                        "Stands for the models imported data labels anonymous. Never in battles; "
+                        "its votes are excluded as unnamed_model and never rated."
+                    ),
+                )
+            self.unnamed_ids[side] = model.pk
+        return self.unnamed_ids[side]
+
+    def finish(self) -> list[str]:
+        """Move listed_at back where a later batch held an earlier battle; return the created names."""
+        for name, model in self.created.items():
+            lifecycle.backdate_import(model, self.earliest[name])
+        return sorted(self.created)
+
+    def _provider(self) -> Provider:
+        if self.provider is None:
+            self.provider = (
+                Provider.objects.filter(slug=IMPORTED_PROVIDER).first()
+                or Provider.objects.filter(name=IMPORTED_PROVIDER).first()
+                or Provider.objects.create(name=IMPORTED_PROVIDER, slug=IMPORTED_PROVIDER)
+            )
+        return self.provider
+
+    def _create(self, name: str, *, first: ImportRow) -> None:
+        try:
+            model = lifecycle.import_listed(
+                provider=self._provider(),
+                name=name,
+                listed_at=self.earliest[name],
+                reason=f"Imported with arena data from {self.source_name}",
+            )
+        except lifecycle.TransitionRefused as exc:
+            field_name = "model_a" if first.model_a == name else "model_b"
+            raise ImportFormatError(
+                f"{field_name} {name!r} cannot be a model's name: {exc.detail}", first.where
+            ) from None
+        self.ids[name] = model.pk
+        self.created[name] = model

@@ -22,6 +22,7 @@ from django.core.management.base import CommandError
 from scipy.optimize import minimize
 
 from arenasite import clock
+from battles.import_writer import imported_judge
 from battles.models import Battle, ExclusionReason, Vote
 from leaderboard import ratings
 from providers.models import ArenaModel
@@ -139,7 +140,7 @@ def test_fastchat_and_dataset_files_released_shared_and_imported_again(tmp_path,
     Battle.objects.filter(pk=stored.pk).update(conversation_a=conv[0]["conversation_a"])
 
     # Votes the leaderboard does not count, for two reasons.
-    flagged = exclude(ExclusionReason.FLAGGED_USER, judge="arena_user_3")
+    flagged = exclude(ExclusionReason.FLAGGED_USER, judge=imported_judge("arena_user_3"))
     revealed = exclude(ExclusionReason.IDENTITY_REVEALED, question_ids=[conv[1]["question_id"]])
     assert flagged and revealed == 1
     # A never-listed model of a provider, with counted votes against imported models and itself.
@@ -262,7 +263,7 @@ def test_a_consumer_rates_a_release_as_the_leaderboard_rates_its_votes(tmp_path,
         rows.append(row)
     run_import(write_json(tmp_path / "clean_battle_conv.json", rows))
     # A flagged voter who always votes for the weakest model, and a never-listed model.
-    exclude(ExclusionReason.FLAGGED_USER, judge="arena_user_4")
+    exclude(ExclusionReason.FLAGGED_USER, judge=imported_judge("arena_user_4"))
     Vote.objects.filter(excluded_reason=ExclusionReason.FLAGGED_USER, battle__model_b__name="chatglm-6b").update(
         winner="model_b"
     )

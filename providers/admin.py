@@ -15,7 +15,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from arenasite import clock
-from arenasite.admin_mixins import ReadOnlyAdminMixin
+from arenasite.admin_mixins import ConfirmThenDecideMixin, DecisionForm, ReadOnlyAdminMixin, decision_action
 from arenasite.mfa import session_used_second_factor
 
 from . import changes, names
@@ -545,32 +545,13 @@ class ArenaModelAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
 
-class DecisionForm(forms.Form):
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
-        max_length=REASON_MAX_LENGTH,
-        required=False,
-        help_text="Kept in the model's lifecycle log, which the provider reads.",
-    )
-
-    def __init__(self, *args, required: bool, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["reason"].required = required
-
-
-def _change_decision(approve: bool):
-    """An admin action that asks for a reason on a confirmation page, then decides."""
-
-    def run(modeladmin, request, queryset):
-        return modeladmin.confirm_or_decide(request, queryset, approve=approve)
-
-    run.__name__ = "approve" if approve else "refuse"
-    description = "Approve the selected changes…" if approve else "Refuse the selected changes…"
-    return admin.action(description=description, permissions=["decide"])(run)
+class ChangeDecisionForm(DecisionForm):
+    reason_help = "Kept in the model's lifecycle log, which the provider reads."
+    reason_max_length = REASON_MAX_LENGTH
 
 
 @admin.register(ChangeRequest)
-class ChangeRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ChangeRequestAdmin(ConfirmThenDecideMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Requests to change the access kind or endpoint of a model in the pool. Staff with the
     lifecycle permission approve (the rules are checked again) or refuse them here; the rows
     themselves are written by providers.changes only."""
@@ -580,7 +561,13 @@ class ChangeRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["arena_model", "requested_by"]
     search_fields = ["arena_model__name", "arena_model__codename", "endpoint_base_url", "endpoint_model_id"]
     ordering = ["-requested_at", "-id"]
-    actions = [_change_decision(True), _change_decision(False)]
+    actions = [
+        decision_action("Approve", "Approve the selected changes…", approve=True),
+        decision_action("Refuse", "Refuse the selected changes…", approve=False),
+    ]
+    decision_form = ChangeDecisionForm
+    decision_template = "admin/providers/changerequest/decide.html"
+    decision_title = "{verb} access or endpoint changes"
     fields = [
         "arena_model",
         "state",
@@ -609,29 +596,13 @@ class ChangeRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def model_status(self, obj):
         return obj.arena_model.get_status_display()
 
-    def confirm_or_decide(self, request, queryset, *, approve: bool):
-        verb = "Approve" if approve else "Refuse"
-        form = DecisionForm(request.POST if "confirm" in request.POST else None, required=not approve)
-        if form.is_bound and form.is_valid():
-            for change in queryset:
-                self._decide(request, change, approve=approve, reason=form.cleaned_data["reason"])
-            return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"{verb} access or endpoint changes",
-            "opts": self.model._meta,
-            "verb": verb,
-            "action_name": "approve" if approve else "refuse",
-            "changes": queryset.select_related("arena_model", "arena_model__provider", "requested_by"),
-            "form": form,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-        }
-        return TemplateResponse(request, "admin/providers/changerequest/decide.html", context)
+    def decision_context(self, request, queryset) -> dict:
+        return {"changes": queryset.select_related("arena_model", "arena_model__provider", "requested_by")}
 
-    def _decide(self, request, change: ChangeRequest, *, approve: bool, reason: str) -> None:
-        decide = changes.change_approve if approve else changes.change_refuse
+    def decide(self, request, change: ChangeRequest, *, approve: bool, reason: str) -> None:
+        service = changes.change_approve if approve else changes.change_refuse
         try:
-            outcome = decide(change_id=change.pk, actor=request.user, reason=reason)
+            outcome = service(change_id=change.pk, actor=request.user, reason=reason)
         except TransitionRefused as exc:
             self.message_user(request, f"{change.arena_model}: refused ({exc.rule}): {exc.detail}", messages.ERROR)
             return

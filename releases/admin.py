@@ -13,7 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from arenasite import clock
-from arenasite.admin_mixins import ReadOnlyAdminMixin
+from arenasite.admin_mixins import ConfirmThenDecideMixin, DecisionForm, ReadOnlyAdminMixin, decision_action
 
 from . import building, files, review, sharing, tasks
 from .dates import parse_cutoff
@@ -288,31 +288,12 @@ class ReleasedBattleAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 # --- provider early access -----------------------------------------------------------------------
 
 
-class DecisionForm(forms.Form):
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
-        required=False,
-        help_text="Kept on the agreement and shown to the provider.",
-    )
-
-    def __init__(self, *args, required: bool, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["reason"].required = required
-
-
-def _decision_action(approve: bool):
-    """An admin action that asks for a reason on a confirmation page, then decides."""
-
-    def run(modeladmin, request, queryset):
-        return modeladmin.confirm_or_decide(request, queryset, approve=approve)
-
-    run.__name__ = "approve" if approve else "revoke"
-    description = "Approve the selected agreements…" if approve else "Revoke the selected agreements…"
-    return admin.action(description=description, permissions=["decide"])(run)
+class AgreementDecisionForm(DecisionForm):
+    reason_help = "Kept on the agreement and shown to the provider."
 
 
 @admin.register(DataSharingAgreement)
-class DataSharingAgreementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DataSharingAgreementAdmin(ConfirmThenDecideMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Providers accept the terms (API or `manage.py agreement`); staff approve or revoke here."""
 
     list_display = [
@@ -328,7 +309,13 @@ class DataSharingAgreementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["state", "terms_version"]
     list_select_related = ["provider", "accepted_by", "decided_by"]
     search_fields = ["provider__name", "provider__slug"]
-    actions = [_decision_action(True), _decision_action(False)]
+    actions = [
+        decision_action("Approve", "Approve the selected agreements…", approve=True),
+        decision_action("Revoke", "Revoke the selected agreements…", approve=False),
+    ]
+    decision_form = AgreementDecisionForm
+    decision_template = "admin/releases/agreement_decide.html"
+    decision_title = "{verb} data-sharing agreements"
     fields = [
         "provider",
         "terms_version",
@@ -349,27 +336,13 @@ class DataSharingAgreementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def share_count(self, agreement: DataSharingAgreement) -> int:
         return agreement.shares.count()
 
-    def confirm_or_decide(self, request, queryset, *, approve: bool):
-        verb = "Approve" if approve else "Revoke"
-        form = DecisionForm(request.POST if "confirm" in request.POST else None, required=not approve)
-        if form.is_bound and form.is_valid():
-            for agreement in queryset:
-                self._decide(request, agreement, approve=approve, reason=form.cleaned_data["reason"])
-            return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"{verb} data-sharing agreements",
-            "opts": self.model._meta,
-            "verb": verb,
-            "action_name": "approve" if approve else "revoke",
+    def decision_context(self, request, queryset) -> dict:
+        return {
             "agreements": queryset.select_related("provider", "accepted_by"),
-            "form": form,
             "current_terms": sharing.terms_version(),
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
         }
-        return TemplateResponse(request, "admin/releases/agreement_decide.html", context)
 
-    def _decide(self, request, agreement: DataSharingAgreement, *, approve: bool, reason: str) -> None:
+    def decide(self, request, agreement: DataSharingAgreement, *, approve: bool, reason: str) -> None:
         try:
             decided, changed = sharing.agreement_decide(
                 agreement_id=agreement.pk, approve=approve, by=request.user, reason=reason

@@ -25,6 +25,7 @@ import hmac
 import itertools
 import json
 import logging
+import operator
 import os
 import shutil
 import uuid
@@ -34,13 +35,14 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, reset_queries, transaction
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.template.loader import render_to_string
 
 from arenasite import clock
-from battles.models import Battle
+from battles.models import Battle, Vote
 from providers.models import ArenaModel
 
 from . import files
@@ -271,9 +273,16 @@ EXPORT_FIELDS = (
     # The answers a regenerate replaced: only their turn and attempt are read from them, to
     # say which answers were voted; the discarded text itself is never exported.
     "discarded",
+    # For the tags of the clean battle file only.
+    "vote__id",
+    "prompt_hash",
+    "prompt_chars",
 )
 # How a battle whose vote the leaderboard does not count is recorded as taken (ReleasedBattle).
 NOT_COUNTED_PREFIX = "not_counted:"
+# The clean battle file's category_tag holds Arenasite's own categories under this name
+# (FastChat's are labels by a model, "criteria_v0.1" and so on, which the arena does not make).
+CATEGORY_TAG = "arenasite_v1"
 
 
 def write_export(
@@ -295,6 +304,8 @@ def write_export(
     Returns the counts and file checksums for the manifest.
     """
     writer = files.ReleaseWriter(directory)
+    flooded, dropped = duplicate_prompts(settings.ARENA_DEDUP_PERCENTILE)
+    long_prompt = settings.ARENA_LONG_PROMPT_CHARS
     excluded: Counter[str] = Counter()
     not_counted: Counter[str] = Counter()
     models: Counter[str] = Counter()
@@ -307,7 +318,7 @@ def write_export(
                 pk, qid, a, b, winner, judge, conv_a, conv_b, turn, anony, language, voted_at, mod, toxic, why = row[
                     :15
                 ]
-                discarded = row[15]
+                discarded, vote_id, prompt_hash, prompt_chars = row[15:]
                 if why:
                     handled.append((pk, NOT_COUNTED_PREFIX + why))
                     not_counted[why] += 1
@@ -336,6 +347,11 @@ def write_export(
                         "openai_moderation": files.moderation_in_schema(mod),
                         "toxic_chat_tag": files.toxic_chat_in_schema(toxic),
                         "voted_attempt": Battle.attempts_per_turn(turn, discarded),
+                        # FastChat's tags, for clean_battle.json only (files.clean_battle_row).
+                        "dedup_tag": {"high_freq": prompt_hash in flooded, "sampled": vote_id not in dropped},
+                        "category_tag": {
+                            CATEGORY_TAG: {"multi_turn": turn > 1, "long_prompt": prompt_chars >= long_prompt}
+                        },
                     }
                 )
             writer.write(rows)
@@ -352,6 +368,36 @@ def write_export(
         "models": dict(models),
         "files": writer.close(),
     }
+
+
+def duplicate_prompts(percentile: float) -> tuple[frozenset[str], frozenset[int]]:
+    """The leaderboard's rule for prompts asked far more often than others, applied to the
+    counted votes as they are now: a first prompt asked in more of them than the
+    `percentile` of prompt counts is flooded, and only that many of its votes, the first by
+    question id (which are random), are kept. Returns (the flooded prompts' hashes, the ids
+    of their votes not kept): FastChat's dedup_tag `high_freq` and `sampled` of each row.
+
+    The same rule as leaderboard.services.over_prompt_limit, read here on its own because
+    the export needs the flooded prompts as well; few by definition, so their votes are read
+    by prompt."""
+    votes = Vote.objects.filter(anony=True, excluded_reason="").exclude(battle__prompt_hash="")
+    per_prompt = votes.values("battle__prompt_hash").annotate(n=Count("id")).order_by()
+    counts = list(per_prompt.values_list("n", flat=True))
+    if not counts:
+        return frozenset(), frozenset()
+    limit = max(1, int(np.percentile(counts, percentile)))
+    flooded = list(per_prompt.filter(n__gt=limit).values_list("battle__prompt_hash", flat=True))
+    rows = (
+        votes.filter(battle__prompt_hash__in=flooded)
+        .order_by("battle__prompt_hash", "battle__question_id")
+        .values_list("id", "battle__prompt_hash")
+    )
+    dropped = frozenset(
+        vote_id
+        for _, group in itertools.groupby(rows.iterator(), key=operator.itemgetter(1))
+        for vote_id, _ in itertools.islice(group, limit, None)
+    )
+    return frozenset(flooded), dropped
 
 
 def _batched(iterable, size: int):

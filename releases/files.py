@@ -1,10 +1,15 @@
 """Release files in the schema of the public `chatbot_arena_conversations` dataset.
 
-Pure: rows in, files out. `ReleaseWriter` writes `battles.jsonl` and `battles.parquet`
-batch by batch into a directory, so memory stays one batch whatever the release's size,
-and keeps the SHA-256 of each file for the manifest. The Parquet schema is the dataset's,
-field by field, so the `datasets` library and pandas load the files as they load the
-public one, followed by one field of Arenasite's own (`voted_attempt`, docs/data.md).
+Pure: rows in, files out. `ReleaseWriter` writes `battles.jsonl`, `battles.parquet` and
+`clean_battle.json` batch by batch into a directory, so memory stays one batch whatever
+the release's size, and keeps the SHA-256 of each file for the manifest. The Parquet schema
+is the dataset's, field by field, so the `datasets` library and pandas load the files as
+they load the public one, followed by one field of Arenasite's own (`voted_attempt`,
+docs/data.md).
+
+`clean_battle.json` is the same battles in the shape of FastChat's clean battle file (one
+JSON array, `clean_battle_row`), which FastChat's `elo_analysis.py` and the notebooks built
+on it read with `pd.read_json` and nothing else: the JSON Lines file is not what they expect.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,11 +30,18 @@ from battles import moderation
 
 JSONL_NAME = "battles.jsonl"
 PARQUET_NAME = "battles.parquet"
+CLEAN_BATTLE_NAME = "clean_battle.json"
 MANIFEST_NAME = "manifest.json"
 CARD_NAME = "README.md"
-FILE_NAMES = (JSONL_NAME, PARQUET_NAME, MANIFEST_NAME, CARD_NAME)
+FILE_NAMES = (JSONL_NAME, PARQUET_NAME, CLEAN_BATTLE_NAME, MANIFEST_NAME, CARD_NAME)
 # The `format` of a download (releases.models.Download.Format) -> the file it serves.
-FORMAT_FILES = {"jsonl": JSONL_NAME, "parquet": PARQUET_NAME, "manifest": MANIFEST_NAME, "card": CARD_NAME}
+FORMAT_FILES = {
+    "jsonl": JSONL_NAME,
+    "parquet": PARQUET_NAME,
+    "fastchat": CLEAN_BATTLE_NAME,
+    "manifest": MANIFEST_NAME,
+    "card": CARD_NAME,
+}
 
 # The public dataset's moderation categories, in its order.
 MODERATION_CATEGORIES = moderation.CATEGORIES
@@ -94,6 +107,91 @@ def conversation_in_schema(messages: Any) -> list[dict]:
     return [{key: message.get(key) for key in MESSAGE_KEYS} for message in messages or []]
 
 
+# --- FastChat's clean battle file ------------------------------------------------------------
+
+# The keys of a row of FastChat's clean battle file, in its order: those its
+# clean_battle_data.py writes (less the conversations, which the public file leaves out and
+# battles.jsonl carries), then the tags its later steps add (add_markdown_info.py,
+# deduplication.py, classify/label.py). elo_analysis.py reads model_a, model_b, winner,
+# anony, language and tstamp, and conv_metadata for style control.
+CLEAN_BATTLE_KEYS = (
+    "question_id",
+    "model_a",
+    "model_b",
+    "winner",
+    "judge",
+    "turn",
+    "anony",
+    "language",
+    "tstamp",
+    "conv_metadata",
+    "dedup_tag",
+    "category_tag",
+)
+# What a row's prompt is when nothing says it is a flooded duplicate (deduplication.py's default).
+NOT_DUPLICATE = {"high_freq": False, "sampled": True}
+
+# Tokens as the leaderboard's style control counts them (battles/style.py): words and
+# punctuation marks. FastChat counts with tiktoken's gpt-3.5-turbo encoding, which this
+# follows closely enough for a covariate, without a tokenizer's vocabulary.
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+# FastChat's add_markdown_info.py, pattern for pattern, on the answers with code blocks removed.
+_CODE_BLOCK = re.compile(r"```[^`]*```")
+_HEADER = re.compile(r"^(#{1,6})\s", re.MULTILINE)  # its ^#{n}\s for n = 1..6, in one pass
+_ORDERED = re.compile(r"^\s*\d+\.\s", re.MULTILINE)
+_UNORDERED = re.compile(r"^\s*[-*+]\s", re.MULTILINE)
+_BOLD_STARS = re.compile(r"\*\*[^*\n]+\*\*")
+_BOLD_UNDERSCORES = re.compile(r"__[^_\n]+__")
+
+
+def _tokens(text: str) -> int:
+    return len(_TOKEN.findall(text))
+
+
+def _markdown_counts(conversation: list[dict], side: str) -> dict:
+    answers = _CODE_BLOCK.sub("", "\n".join(m["content"] or "" for m in conversation if m["role"] == "assistant"))
+    levels = [len(hashes) for hashes in _HEADER.findall(answers)]
+    return {
+        f"header_count_{side}": {f"h{n}": levels.count(n) for n in range(1, 7)},
+        f"list_count_{side}": {
+            "ordered": len(_ORDERED.findall(answers)),
+            "unordered": len(_UNORDERED.findall(answers)),
+        },
+        f"bold_count_{side}": {
+            "**": len(_BOLD_STARS.findall(answers)),
+            "__": len(_BOLD_UNDERSCORES.findall(answers)),
+        },
+    }
+
+
+def conv_metadata(conversation_a: list[dict], conversation_b: list[dict], turn: int) -> dict:
+    """FastChat's `conv_metadata` of a battle: token counts of the prompts and of each side's
+    answers, each side's context (its conversation before its last answer), and the markdown
+    elements of each side's answers, the style features its style control fits.
+
+    The conversations are in the dataset's shape (conversation_in_schema)."""
+    user = sum(_tokens(m["content"] or "") for m in conversation_a if m["role"] == "user")
+    found = {"sum_user_tokens": user}
+    for side, conversation in (("a", conversation_a), ("b", conversation_b)):
+        counts = [(m["role"], _tokens(m["content"] or "")) for m in conversation]
+        found[f"sum_assistant_{side}_tokens"] = sum(n for role, n in counts if role == "assistant")
+        last_answer = max((i for i, (role, _) in enumerate(counts) if role == "assistant"), default=len(counts))
+        found[f"context_{side}_tokens"] = sum(n for _, n in counts[:last_answer])
+    found["turns"] = turn
+    return found | _markdown_counts(conversation_a, "a") | _markdown_counts(conversation_b, "b")
+
+
+def clean_battle_row(row: dict) -> dict:
+    """A release row (COLUMNS, conversations in the dataset's shape) as a row of FastChat's
+    clean battle file. `dedup_tag` and `category_tag` come with the row when the caller has
+    them: the prompt's down-sampling as the leaderboard does it, and Arenasite's categories."""
+    found = {key: row[key] for key in CLEAN_BATTLE_KEYS[:9]}
+    found["conv_metadata"] = conv_metadata(row["conversation_a"], row["conversation_b"], row["turn"])
+    found["dedup_tag"] = row.get("dedup_tag") or NOT_DUPLICATE
+    found["category_tag"] = row.get("category_tag") or {}
+    return found
+
+
 class ReleaseFileError(Exception):
     """Rows that do not fit the dataset's schema; the message says which and why."""
 
@@ -112,7 +210,9 @@ def toxic_chat_in_schema(tag: Any) -> dict | None:
 
 
 class ReleaseWriter:
-    """Writes rows (dicts with COLUMNS) to JSONL and Parquet in `directory`, batch by batch."""
+    """Writes rows (dicts with COLUMNS, and optionally the clean battle file's `dedup_tag` and
+    `category_tag`) to JSONL, Parquet and FastChat's clean battle JSON in `directory`, batch
+    by batch."""
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
@@ -120,15 +220,31 @@ class ReleaseWriter:
         self._jsonl = open(self.directory / JSONL_NAME, "wb")  # noqa: SIM115 - closed in close()
         self._jsonl_hash = hashlib.sha256()
         self._parquet = pq.ParquetWriter(self.directory / PARQUET_NAME, SCHEMA, compression="zstd")
+        # One JSON array, written a row per line as the rows come: "[", then the rows
+        # separated by ",\n", then "]" in close(). Nothing is held but the current batch.
+        self._clean = open(self.directory / CLEAN_BATTLE_NAME, "wb")  # noqa: SIM115 - closed in close()
+        self._clean_hash = hashlib.sha256()
+        self._write_clean(b"[")
+
+    def _write_clean(self, data: bytes) -> None:
+        self._clean.write(data)
+        self._clean_hash.update(data)
 
     def write(self, rows: Sequence[dict]) -> None:
         if not rows:
             return
         rows = [
-            {**row, **{name: conversation_in_schema(row[name]) for name in CONVERSATIONS if name in row}}
+            {
+                **{name: row[name] for name in COLUMNS},
+                **{name: conversation_in_schema(row[name]) for name in CONVERSATIONS},
+                **{key: row[key] for key in ("dedup_tag", "category_tag") if key in row},
+            }
             for row in rows
         ]
-        text = "".join(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows).encode()
+        text = "".join(
+            json.dumps({name: row[name] for name in COLUMNS}, ensure_ascii=False, separators=(",", ":")) + "\n"
+            for row in rows
+        ).encode()
         self._jsonl.write(text)
         self._jsonl_hash.update(text)
         # The Parquet rows are parsed back from the JSONL text by Arrow's C++ reader: several
@@ -147,17 +263,39 @@ class ReleaseWriter:
                 f"dataset's Parquet schema: {exc}"
             ) from exc
         self._parquet.write_table(table.select(COLUMNS))
+        separator = ",\n" if self.rows else "\n"
+        self._write_clean(
+            (
+                separator
+                + ",\n".join(
+                    json.dumps(clean_battle_row(row), ensure_ascii=False, separators=(",", ":")) for row in rows
+                )
+            ).encode()
+        )
         self.rows += len(rows)
 
     def close(self) -> dict[str, dict]:
-        """Finish both files and return {name: {"bytes", "sha256"}} for the manifest."""
+        """Finish the files and return {name: {"bytes", "sha256", "rows"}} for the manifest."""
         self._parquet.close()
         self._jsonl.flush()
         _sync(self._jsonl)
         self._jsonl.close()
+        self._write_clean(b"\n]\n")
+        self._clean.flush()
+        _sync(self._clean)
+        self._clean.close()
         return {
-            JSONL_NAME: {"bytes": (self.directory / JSONL_NAME).stat().st_size, "sha256": self._jsonl_hash.hexdigest()},
-            PARQUET_NAME: file_summary(self.directory / PARQUET_NAME),
+            JSONL_NAME: {
+                "bytes": (self.directory / JSONL_NAME).stat().st_size,
+                "sha256": self._jsonl_hash.hexdigest(),
+                "rows": self.rows,
+            },
+            PARQUET_NAME: {**file_summary(self.directory / PARQUET_NAME), "rows": self.rows},
+            CLEAN_BATTLE_NAME: {
+                "bytes": (self.directory / CLEAN_BATTLE_NAME).stat().st_size,
+                "sha256": self._clean_hash.hexdigest(),
+                "rows": self.rows,
+            },
         }
 
     def abort(self) -> None:
@@ -165,6 +303,7 @@ class ReleaseWriter:
             self._parquet.close()
         finally:
             self._jsonl.close()
+            self._clean.close()
 
 
 def file_summary(path: Path) -> dict:

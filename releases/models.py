@@ -173,6 +173,7 @@ class Download(models.Model):
     class Format(models.TextChoices):
         JSONL = "jsonl", "JSON Lines"
         PARQUET = "parquet", "Parquet"
+        FASTCHAT = "fastchat", "FastChat clean battle JSON"
         MANIFEST = "manifest", "Manifest"
         CARD = "card", "Data card"
 

@@ -178,8 +178,9 @@ def test_the_manifest_has_counts_cutoff_and_checksums(models):
     manifest = json.loads((building.release_path(release) / files.MANIFEST_NAME).read_text())
     assert manifest == release.manifest
     assert manifest["battles"] == 1 and manifest["cutoff"] == release.cutoff.isoformat()
-    for name in (files.JSONL_NAME, files.PARQUET_NAME, files.CARD_NAME):
-        assert manifest["files"][name] == files.file_summary(building.release_path(release) / name)
+    for name in (files.JSONL_NAME, files.PARQUET_NAME, files.CLEAN_BATTLE_NAME, files.CARD_NAME):
+        summary = files.file_summary(building.release_path(release) / name)
+        assert {key: manifest["files"][name][key] for key in summary} == summary
     assert manifest["labels"] == {"listed-model": 1, "retired-model": 1}
 
 

@@ -207,8 +207,9 @@ def test_the_files_are_those_of_a_release_with_a_card_and_checksums(arena, appro
     assert list(frame.columns) == list(files.COLUMNS) and len(frame) == 3
     manifest = json.loads((directory / files.MANIFEST_NAME).read_text())
     assert manifest == share.manifest and manifest["provider"] == "provider-a"
-    for name in (files.JSONL_NAME, files.PARQUET_NAME, files.CARD_NAME):
-        assert manifest["files"][name] == files.file_summary(directory / name)
+    for name in (files.JSONL_NAME, files.PARQUET_NAME, files.CLEAN_BATTLE_NAME, files.CARD_NAME):
+        summary = files.file_summary(directory / name)
+        assert {key: manifest["files"][name][key] for key in summary} == summary
     card = (directory / files.CARD_NAME).read_text()
     assert "Provider A" in card and "always `anonymous`" in card and "3 battles" in card
 
@@ -539,4 +540,4 @@ def test_the_openapi_schema_describes_the_sharing_endpoints(client):
     download = paths["/api/v1/shares/{id}/download/"]["get"]
     assert set(download["responses"]) >= {"200", "403", "404", "409", "429"}
     (fmt,) = [p for p in download["parameters"] if p["name"] == "format"]
-    assert sorted(fmt["schema"]["enum"]) == ["card", "jsonl", "manifest", "parquet"]
+    assert sorted(fmt["schema"]["enum"]) == ["card", "fastchat", "jsonl", "manifest", "parquet"]

@@ -154,3 +154,22 @@ class CountedVoteChange(models.Model):
 
     def __str__(self) -> str:
         return f"battle {self.battle_id} changed (transaction {self.xid})"
+
+
+class KeptColumnsPart(models.Model):
+    """Part of the counted votes' columns as a rating run read them, kept for the next run
+    (leaderboard/kept_columns.py): the votes of one range of battle ids, each column as a
+    little-endian array in `data` (names and types in `layout`). Written once and never
+    changed: a run refers to the parts it used (its parameters' kept_columns), and the next
+    writes new parts only for the ranges that changed. In the database, so a run on any
+    worker machine can start from them."""
+
+    definition = models.CharField(max_length=32, help_text="What the columns are; parts of another are not used.")
+    first_battle_id = models.BigIntegerField(help_text="The range's first battle id; it spans PART_BATTLES ids.")
+    rows = models.PositiveIntegerField()
+    layout = models.JSONField(help_text="[[column, numpy type], ...] in the order of data.")
+    data = models.BinaryField()
+    written_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"kept columns of battles from {self.first_battle_id} ({self.rows} votes)"

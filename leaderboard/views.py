@@ -11,8 +11,8 @@ from arenasite import clock
 
 from . import cards, fairness, plots, registry, selectors
 from . import plotly_js as plotly_bundle
+from .categories import category_labels
 from .models import RatingRun
-from .services import category_labels
 
 # The fingerprint is in the URL, so this URL's content never changes: browsers and proxies may keep it.
 PLOTLY_JS_CACHE_CONTROL = "public, max-age=31536000, immutable"

@@ -2,13 +2,12 @@
 
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
 import pandas as pd
 import pytest
 from django.db import connection
 
 from battles.models import Battle, Vote, Winner
-from leaderboard import ratings, services
+from leaderboard import counting, postgres_votes, ratings, services, votes
 from leaderboard.models import ModelRating, PairCounts
 
 from ..conftest import make_model
@@ -167,34 +166,50 @@ def test_voters_whose_keys_collide_are_still_capped_apart(settings, provider_a):
     for judge in ("light", "other"):
         for i in range(2):
             add_vote(a, b, Winner.MODEL_B, judge=judge, at=DAY + timedelta(minutes=10 + i))
-    chosen = [services.Category("per_voter_cap", "cap", daily_cap=3)]
-    base = services.counted_votes(last_vote_id=Vote.objects.order_by("-id").values_list("id", flat=True)[0])
-    columns = services.vote_columns(base, chosen)
-    expected = services.over_daily_cap_mask(columns, base, cap=3)
-    columns["judge_key"] = columns["judge_key"] * 0  # every voter on one key
-    collided = services.over_daily_cap_mask(columns, base, cap=3)
+    columns = votes.VoteColumns(votes.read_columns(everything()), ())
+    expected = counting.over_daily_cap_mask(columns, cap=3)
+    columns.arrays["judge_key"] = columns["judge_key"] * 0  # every voter on one key
+    collided = counting.over_daily_cap_mask(columns, cap=3)
     assert (collided == expected).all()
     over = set(columns["id"][collided].tolist())
     assert over == set(Vote.objects.filter(judge="heavy").order_by("id").values_list("id", flat=True)[3:])
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the parallel read is PostgreSQL's")
-@pytest.mark.django_db(transaction=True)
-def test_the_votes_read_on_two_connections_are_the_votes_read_on_one(monkeypatch, provider_a):
+def everything(languages=("English", "Chinese")) -> votes.Selection:
+    return votes.Selection(Vote.objects.order_by("-id").values_list("id", flat=True)[0], languages)
+
+
+@pytest.fixture
+def mixed_votes(provider_a):
     a, b, c = (make_model(provider_a, name=name) for name in "abc")
     for i in range(40):
         add_vote(a, b, [Winner.MODEL_A, Winner.TIE][i % 2], judge=f"j{i % 3}", answers=("word " * (i + 1), "word"))
         add_vote(c, a, Winner.MODEL_B, judge="j9", at=DAY + timedelta(days=i % 2))
-    base = services.counted_votes(last_vote_id=Vote.objects.order_by("-id").values_list("id", flat=True)[0])
-    chosen = services.categories()
-    one = services.vote_columns(base, chosen)
-    monkeypatch.setattr(services, "PARALLEL_READ_VOTES", 1)
-    two = services.vote_columns(base, chosen)
-    assert set(one) == set(two) and len(one["id"]) == 80
-    first, second = np.argsort(one["id"]), np.argsort(two["id"])
+    first = list(Battle.objects.order_by("id").values_list("id", flat=True)[:20])
+    Battle.objects.filter(pk__in=first[:10]).update(turn=3, language="Chinese")
+    Battle.objects.filter(pk__in=first[5:15]).update(prompt_chars=2**31 - 1)  # the largest there can be
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the parallel read is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_the_votes_read_on_two_connections_are_the_votes_read_on_one(monkeypatch, mixed_votes):
+    one = votes.read_columns(everything())
+    monkeypatch.setattr(postgres_votes, "PARALLEL_READ_VOTES", 1)
+    two = votes.read_columns(everything())
+    assert set(one) == set(two) == set(votes.VOTE_COLUMNS) and len(one["id"]) == 80
     for name in one:
-        assert (one[name][first] == two[name][second]).all(), name
-    assert one[services._flag(chosen, chosen[-1])].sum() == 40  # the style flag: votes with answers
-    # With no category on the battles, the query joins no battles table to bound.
-    overall = services.vote_columns(base, [services.Category("overall", "Overall", services.Q())])
-    assert sorted(overall["id"]) == sorted(one["id"])
+        assert (one[name] == two[name]).all(), name
+    assert one["has_style"].sum() == 40  # the votes with answers
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="compares PostgreSQL's fast path with the rows")
+def test_the_fast_path_reads_what_the_orm_reads(mixed_votes):
+    fast = votes.read_columns(everything())
+    rows = votes._columns_from_rows(everything())
+    for name in votes.VOTE_COLUMNS:
+        if name == "judge_key":  # a hash on one side, a number per voter on the other: the same groups
+            assert (pd.factorize(fast[name])[0] == pd.factorize(rows[name])[0]).all()
+        else:
+            assert (fast[name] == rows[name]).all(), name
+    assert (fast["language"] == 2).sum() == 10 and (fast["turn"] == 3).sum() == 10
+    assert (fast["prompt_chars"] == 2**31 - 1).sum() == 10

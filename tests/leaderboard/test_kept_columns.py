@@ -1,8 +1,10 @@
-"""A run starts from the columns the run before kept and re-reads only what was written since
-(leaderboard/kept_columns.py); whatever changed, it rates exactly what a full read rates."""
+"""A run starts from the columns the run before kept in the database and re-reads only what was
+written since (leaderboard/kept_columns.py); whatever changed, it rates exactly what a full
+read rates, on whichever machine it runs."""
 
+import subprocess
+import sys
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -10,9 +12,10 @@ from django.db import connection
 from arenasite import clock
 from battles.models import Battle, ExclusionReason, Vote, Winner
 from leaderboard import kept_columns, services
-from leaderboard.models import CountedVoteChange, ModelRating, RatingRun
+from leaderboard.models import CountedVoteChange, KeptColumnsPart, ModelRating, RatingRun
 
 from ..conftest import make_model
+from ..support.processes import ROOT, django_environment
 from .test_categories import DAY, add_vote
 
 pytestmark = [
@@ -38,9 +41,12 @@ def recompute_and_compare():
     return kept
 
 
+def parts(run):
+    return [part_id for _, part_id in run.parameters["kept_columns"]["parts"]]
+
+
 @pytest.fixture
-def voted(provider_a, settings, tmp_path):
-    settings.RATING_COLUMNS_DIR = str(tmp_path / "columns")
+def voted(provider_a):
     a, b, c = (make_model(provider_a, name=name) for name in "abc")
     for i in range(12):
         add_vote(a, b, [Winner.MODEL_A, Winner.TIE, Winner.MODEL_B][i % 3], judge=f"j{i % 4}", answers=("x " * i, "y"))
@@ -53,10 +59,10 @@ def test_the_first_run_reads_every_vote_and_the_next_only_new_ones(voted):
     a, b, _ = voted
     first = services.recompute(bootstrap_rounds=20, seed=3)
     assert first.parameters["kept_columns"]["read"] == first.parameters["kept_columns"]["rows"] == 36
-    assert (Path(kept_columns.directory()) / first.parameters["kept_columns"]["file"]).exists()
+    assert KeptColumnsPart.objects.filter(pk__in=parts(first)).count() == len(parts(first)) == 1
     unchanged = services.recompute(bootstrap_rounds=20, seed=3)
     assert unchanged.parameters["kept_columns"]["read"] == 0
-    assert unchanged.parameters["kept_columns"]["file"] == first.parameters["kept_columns"]["file"]
+    assert parts(unchanged) == parts(first)  # nothing written again
     assert table(unchanged) == table(first)
 
     add_vote(a, b, Winner.MODEL_B, judge="new")
@@ -106,15 +112,15 @@ def test_writes_to_a_battle_without_a_vote_are_not_noted(provider_a):
 
 @pytest.mark.parametrize(
     "change",
-    ["categories", "missing file", "too old", "large change"],
+    ["languages", "missing part", "too old", "large change"],
 )
 def test_the_kept_columns_are_not_used_when_they_cannot_be_trusted(voted, settings, change):
     first = services.recompute(bootstrap_rounds=20, seed=3)
     pointer = first.parameters["kept_columns"]
-    if change == "categories":
+    if change == "languages":  # the language codes in the columns refer to other languages
         settings.ARENA_LANGUAGE_CATEGORIES = ["English", "Russian"]
-    elif change == "missing file":
-        (kept_columns.directory() / pointer["file"]).unlink()
+    elif change == "missing part":
+        KeptColumnsPart.objects.filter(pk__in=parts(first)).delete()
     elif change == "too old":
         taken = clock.now() - kept_columns.MAX_AGE - timedelta(minutes=1)
         RatingRun.objects.filter(pk=first.pk).update(
@@ -124,27 +130,80 @@ def test_the_kept_columns_are_not_used_when_they_cannot_be_trusted(voted, settin
         Vote.objects.filter(id__in=list(Vote.objects.values_list("id", flat=True)[:10])).update(judge="renamed")
     run = services.recompute(bootstrap_rounds=20, seed=3)
     assert run.parameters["kept_columns"]["read"] == run.parameters["kept_columns"]["rows"] == 36
-    assert run.parameters["kept_columns"]["file"] != pointer["file"]
+    assert set(parts(run)).isdisjoint(parts(first))
 
 
-def test_old_notes_and_files_are_pruned(voted):
-    for _ in range(kept_columns.FILES_KEPT + 2):
+def test_a_change_of_categories_alone_keeps_using_the_columns(voted, settings):
+    services.recompute(bootstrap_rounds=20, seed=3)
+    settings.ARENA_JUDGE_DAILY_CAP = 2
+    settings.ARENA_LONG_PROMPT_CHARS = 50
+    run = recompute_and_compare()
+    assert run.parameters["kept_columns"]["read"] == 0
+
+
+def test_parts_no_recent_run_refers_to_and_old_notes_are_pruned(voted, settings):
+    settings.CELERY_TASK_TIME_LIMIT = 0  # no run can be alive: only what the latest runs use stays
+    runs = []
+    for _ in range(kept_columns.RUNS_KEPT + 2):
         Vote.objects.filter(pk=Vote.objects.order_by("id").values_list("id", flat=True)[0]).update(judge="again")
-        services.recompute(bootstrap_rounds=0)
-    assert len(list(kept_columns.directory().glob("*.npz"))) == kept_columns.FILES_KEPT
+        runs.append(services.recompute(bootstrap_rounds=0))
+    used = {part for run in runs[-kept_columns.RUNS_KEPT :] for part in parts(run)}
+    assert set(KeptColumnsPart.objects.values_list("pk", flat=True)) == used
+    assert len(used) == kept_columns.RUNS_KEPT  # one part each: every run changed the one part there is
     CountedVoteChange.objects.update(noted_at=clock.now() - kept_columns.NOTES_KEPT - timedelta(minutes=1))
     services.recompute(bootstrap_rounds=0)
     assert not CountedVoteChange.objects.exists()
 
 
-def test_a_run_whose_columns_cannot_be_written_is_still_published(voted, settings, tmp_path):
-    blocked = tmp_path / "not-a-folder"
-    blocked.write_text("")
-    settings.RATING_COLUMNS_DIR = str(blocked)
+def test_a_run_whose_columns_cannot_be_written_is_still_published(voted, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(kept_columns, "write_parts", refuse)
     run = services.recompute(bootstrap_rounds=20, seed=3)
     assert run.state == RatingRun.State.PUBLISHED and run.parameters["kept_columns"] is None
-    settings.RATING_COLUMNS_DIR = str(tmp_path / "columns")
+    monkeypatch.undo()
     assert services.recompute(bootstrap_rounds=20, seed=3).parameters["kept_columns"]["read"] == 36
+
+
+def test_only_the_parts_whose_battles_changed_are_written_again(voted, monkeypatch):
+    monkeypatch.setattr(kept_columns, "PART_BATTLES", 8)
+    first = services.recompute(bootstrap_rounds=20, seed=3)
+    assert len(parts(first)) > 3
+    oldest = Vote.objects.order_by("id").first()
+    Vote.objects.filter(pk=oldest.pk).update(excluded_reason=ExclusionReason.FLAGGED_USER)
+    a, b, _ = voted
+    add_vote(a, b, Winner.MODEL_A, judge="new")
+    run = recompute_and_compare()
+    # The first part (an excluded vote) and the last (a new battle) are new; the rest are the same.
+    assert set(parts(first)[1:-1]) <= set(parts(run))
+    assert parts(run)[0] not in parts(first) and parts(run)[-1] not in parts(first)
+
+
+# A worker on another machine: its own process, its own files, the same database.
+OTHER_WORKER = """
+import django
+django.setup()
+from leaderboard import services
+run = services.recompute(bootstrap_rounds=20, seed=3)
+print(run.pk)
+"""
+
+
+def test_a_worker_on_another_machine_starts_from_the_columns_kept_in_the_database(voted, tmp_path):
+    first = services.recompute(bootstrap_rounds=20, seed=3)
+    a, b, _ = voted
+    add_vote(a, b, Winner.MODEL_B, judge="elsewhere")
+    other = tmp_path / "other-machine"
+    env = django_environment(VAR_DIR=str(other), RATING_COLUMNS_DIR=str(other / "rating-columns"))
+    done = subprocess.run(
+        [sys.executable, "-c", OTHER_WORKER], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = RatingRun.objects.get(pk=int(done.stdout.split()[-1]))
+    assert run.parameters["kept_columns"]["read"] == 1 and run.vote_count == first.vote_count + 1
+    full = services.recompute(bootstrap_rounds=20, seed=3, full_read=True)
+    assert table(run) == table(full)
 
 
 def test_new_votes_between_old_ones_are_slotted_in_battle_order(voted):

@@ -1,14 +1,22 @@
-"""Time `manage.py import_battles` on N synthetic FastChat-format battles.
+"""Time `manage.py import_battles` on N synthetic FastChat-format battles, against a plain COPY.
 
     DATABASE_URL=postgres://arenasite:arenasite@127.0.0.1:5432/arenasite_bench DEBUG=1 \\
-        .venv/bin/python benchmarks/import_battles.py --n 1000000
+        .venv/bin/python benchmarks/import_battles.py --n 200000
 
 Writes a seeded JSON array of battles to a temporary file (one array, as FastChat does, so
-the streaming ijson reader is what is measured), imports it against the configured database
-and prints wall time and rows/s. The battles have no question_id, so every row also pays for
-the content hash. Afterwards the benchmark's battles and votes are deleted again (unless
---keep), so runs repeat; the models it created stay, with their lifecycle events, and later
-runs reuse them. It refuses a database whose name does not contain "bench" unless --force.
+the streaming reader is what is measured) and imports it against the configured database
+in a child process, which prints wall time, rows/s, the child's processor time and its
+peak memory (ru_maxrss). The battles have no question_id, so every row also pays for the
+content hash.
+
+The floor is a plain COPY of the same rows into a table of the same shape: the battles the
+import wrote are copied out (not timed) and copied into `bench_floor_battle`, made `LIKE`
+the battles table with its indexes and constraints, in one transaction; the import's
+rows/s is printed as a share of the floor's. With --reimport the same file is imported
+again (every row skipped). Afterwards the benchmark's battles, votes and style rows are
+deleted again (unless --keep), so runs repeat; the models it created stay, with their
+lifecycle events, and later runs reuse them. It refuses a database whose name does not
+contain "bench" unless --force.
 """
 
 from __future__ import annotations
@@ -17,17 +25,17 @@ import argparse
 import json
 import os
 import random
-import resource
+import subprocess
 import sys
 import tempfile
 import time
-from io import StringIO
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = [f"bench-model-{i:02d}" for i in range(24)]
 WINNERS = ["model_a", "model_b", "tie", "tie (bothbad)"]
 LANGUAGES = ["English"] * 8 + ["Chinese", "German", "Spanish", "unknown"]
+FLOOR_TABLE = "bench_floor_battle"
 
 
 def generate(path: Path, n: int, seed: int) -> None:
@@ -67,6 +75,73 @@ def generate(path: Path, n: int, seed: int) -> None:
         f.write("\n]\n")
 
 
+# The child: Django set up first, so the figures are the command's own, not the interpreter's start.
+CHILD = """
+import json, os, sys, time
+from io import StringIO
+import django
+django.setup()
+from django.core.management import call_command
+out = StringIO()
+began = time.perf_counter()
+call_command("import_battles", sys.argv[1], batch_size=int(sys.argv[2]), stdout=out)
+print(out.getvalue(), end="")
+print(json.dumps({"wall": time.perf_counter() - began}))
+"""
+
+
+def run_import(path: Path, batch_size: int) -> dict:
+    """`manage.py import_battles` in a child process: its output, wall time, processor time and peak memory."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path), str(batch_size)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # the lifecycle log of the models a first run creates
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    out = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    if status != 0:
+        sys.exit(f"import_battles failed:\n{out}")
+    out, _, timing = out.rstrip().rpartition("\n")
+    return {
+        "out": out,
+        "wall": json.loads(timing)["wall"],
+        "cpu": usage.ru_utime + usage.ru_stime,  # the child's, Django's start included
+        "maxrss_mb": usage.ru_maxrss / 1024,  # kilobytes on Linux
+    }
+
+
+def copy_floor(connection, first_new_id: int, battle_table: str, tmp: Path) -> dict:
+    """A plain COPY of the battles the import wrote into a table of the same shape, timed."""
+    dump = tmp / "floor.copy"
+    raw = connection.connection  # psycopg's connection, for COPY
+    with raw.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {FLOOR_TABLE}")
+        cursor.execute(f"CREATE TABLE {FLOOR_TABLE} (LIKE {battle_table} INCLUDING ALL)")
+        with (
+            dump.open("wb") as f,
+            cursor.copy(f"COPY (SELECT * FROM {battle_table} WHERE id >= {first_new_id}) TO STDOUT") as copy,
+        ):
+            for data in copy:
+                f.write(data)
+    raw.commit()
+    began = time.perf_counter()
+    with raw.cursor() as cursor, raw.transaction():
+        with dump.open("rb") as f, cursor.copy(f"COPY {FLOOR_TABLE} FROM STDIN") as copy:
+            while data := f.read(1 << 20):
+                copy.write(data)
+        cursor.execute(f"SELECT count(*) FROM {FLOOR_TABLE}")
+        (rows,) = cursor.fetchone()
+    wall = time.perf_counter() - began
+    with raw.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {FLOOR_TABLE}")
+    raw.commit()
+    dump.unlink()
+    return {"rows": rows, "wall": wall}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200_000, help="battles to generate (default 200000)")
@@ -91,9 +166,12 @@ def main() -> None:
 
     name = str(connection.settings_dict["NAME"])
     print(f"database: {connection.vendor} {name}")
+    if connection.vendor != "postgresql":
+        sys.exit("Refusing: the floor is PostgreSQL's COPY; set DATABASE_URL to a PostgreSQL database.")
     if "bench" not in name and not args.force:
         sys.exit("Refusing: the database name does not contain 'bench' (pass --force to run anyway).")
     call_command("migrate", verbosity=0, interactive=False)
+    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
 
     with tempfile.TemporaryDirectory(prefix="arena-bench-") as tmp:
         path = Path(tmp) / "clean_battle.json"
@@ -102,15 +180,27 @@ def main() -> None:
         print(f"generated {args.n} battles, {path.stat().st_size / 1e6:.0f} MB, in {time.perf_counter() - began:.1f} s")
 
         first_new_id = (Battle.objects.aggregate(last=Max("id"))["last"] or 0) + 1
-        runs = ["import", "re-import"] if args.reimport else ["import"]
         try:
-            for label in runs:
-                out = StringIO()
-                began = time.perf_counter()
-                call_command("import_battles", str(path), batch_size=args.batch_size, stdout=out)
-                wall = time.perf_counter() - began
-                print(out.getvalue().rstrip())
-                print(f"{label}: {wall:.1f} s wall, {args.n / wall:,.0f} rows/s")
+            first = run_import(path, args.batch_size)
+            print(first["out"])
+            print(
+                f"import: {first['wall']:.1f} s wall, {args.n / first['wall']:,.0f} rows/s; "
+                f"child {first['cpu']:.1f} s of processor, peak memory {first['maxrss_mb']:.0f} MB"
+            )
+            floor = copy_floor(connection, first_new_id, Battle._meta.db_table, Path(tmp))
+            floor_rate = floor["rows"] / floor["wall"]
+            print(
+                f"floor, plain COPY of the same {floor['rows']} battles into a table like {Battle._meta.db_table}: "
+                f"{floor['wall']:.1f} s, {floor_rate:,.0f} rows/s"
+            )
+            print(f"import / floor: {args.n / first['wall'] / floor_rate:.2f} of COPY's rows/s")
+            if args.reimport:
+                again = run_import(path, args.batch_size)
+                print(again["out"])
+                print(
+                    f"re-import: {again['wall']:.1f} s wall, {args.n / again['wall']:,.0f} rows/s; "
+                    f"child {again['cpu']:.1f} s of processor, peak memory {again['maxrss_mb']:.0f} MB"
+                )
         finally:
             if not args.keep:
                 # Raw SQL: the ORM's cascade would load every battle to delete it.
@@ -118,8 +208,7 @@ def main() -> None:
                     cursor.execute(f"DELETE FROM {Vote._meta.db_table} WHERE battle_id >= %s", [first_new_id])
                     cursor.execute(f"DELETE FROM {BattleStyle._meta.db_table} WHERE battle_id >= %s", [first_new_id])
                     cursor.execute(f"DELETE FROM {Battle._meta.db_table} WHERE id >= %s", [first_new_id])
-    # ru_maxrss is in kilobytes on Linux.
-    print(f"peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from providers.management.commands import seed_demo
+from arenasite.management.commands import seed_demo
 from tests.support.processes import ROOT, free_port
 
 LOCK = tomllib.loads((ROOT / "uv.lock").read_text())

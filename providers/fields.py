@@ -1,53 +1,6 @@
-"""A text field encrypted at rest with Fernet (AES-128-CBC + HMAC-SHA256).
+"""The encrypted text field moved to arenasite.fields, since any app may keep a secret with it.
+Named here too for the code that still imports it from here."""
 
-Keys come from settings.ENDPOINT_KEY_ENCRYPTION_KEYS; the first encrypts and all decrypt
-(MultiFernet), so a deployment rotates keys by putting a new one first.
-"""
+from arenasite.fields import EncryptedTextField, _fernet, decrypt, encrypt, fernet
 
-from __future__ import annotations
-
-from functools import cache
-
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from django.db import models
-
-
-@cache
-def _fernet(keys: tuple[str, ...]) -> MultiFernet:
-    try:
-        return MultiFernet([Fernet(key.encode()) for key in keys])
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"ENDPOINT_KEY_ENCRYPTION_KEYS holds an invalid Fernet key: {exc}") from None
-
-
-def fernet() -> MultiFernet:
-    return _fernet(tuple(settings.ENDPOINT_KEY_ENCRYPTION_KEYS))
-
-
-def encrypt(plaintext: str) -> str:
-    return fernet().encrypt(plaintext.encode()).decode() if plaintext else ""
-
-
-def decrypt(ciphertext: str) -> str:
-    if not ciphertext:
-        return ""
-    try:
-        return fernet().decrypt(ciphertext.encode()).decode()
-    except InvalidToken:
-        raise ImproperlyConfigured(
-            "An encrypted value cannot be decrypted with ENDPOINT_KEY_ENCRYPTION_KEYS; "
-            "was the key rotated without keeping the old one?"
-        ) from None
-
-
-class EncryptedTextField(models.TextField):
-    """Plaintext in Python, a Fernet token in the database."""
-
-    def from_db_value(self, value, expression, connection):
-        return decrypt(value) if value is not None else value
-
-    def get_prep_value(self, value):
-        value = super().get_prep_value(value)
-        return encrypt(value) if value else value
+__all__ = ["EncryptedTextField", "_fernet", "decrypt", "encrypt", "fernet"]

@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import providers.fields
+import arenasite.fields
 from django.conf import settings
 from django.db import migrations, models
 
@@ -86,7 +86,7 @@ class Migration(migrations.Migration):
                 ('votes_counted', models.PositiveIntegerField(default=0, editable=False, help_text='Votes that count for ratings, kept up to date by the rating runs.')),
                 ('endpoint_base_url', models.URLField(blank=True, help_text='OpenAI-compatible, e.g. https://api.example.com/v1', verbose_name='endpoint base URL')),
                 ('endpoint_model_id', models.CharField(blank=True, max_length=200, verbose_name='endpoint model id')),
-                ('endpoint_api_key', providers.fields.EncryptedTextField(blank=True, max_length=1000, verbose_name='endpoint API key')),
+                ('endpoint_api_key', arenasite.fields.EncryptedTextField(blank=True, max_length=1000, verbose_name='endpoint API key')),
                 ('endpoint_last_checked_at', models.DateTimeField(blank=True, editable=False, null=True)),
                 ('endpoint_last_ok_at', models.DateTimeField(blank=True, editable=False, null=True)),
                 ('endpoint_offline_since', models.DateTimeField(blank=True, editable=False, null=True)),

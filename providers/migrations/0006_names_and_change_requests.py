@@ -3,7 +3,7 @@
 import django.db.models.deletion
 import django.db.models.functions.text
 import django.utils.timezone
-import providers.fields
+import arenasite.fields
 from django.conf import settings
 from django.db import migrations, models
 
@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
                 ('access_kind', models.CharField(choices=[('open_weights', 'Open weights'), ('public_api', 'Public API'), ('public_service', 'Public service'), ('private', 'Private')], editable=False, max_length=16)),
                 ('endpoint_base_url', models.URLField(blank=True, editable=False, verbose_name='endpoint base URL')),
                 ('endpoint_model_id', models.CharField(blank=True, editable=False, max_length=200, verbose_name='endpoint model id')),
-                ('endpoint_api_key', providers.fields.EncryptedTextField(blank=True, editable=False, max_length=1000, verbose_name='endpoint API key')),
+                ('endpoint_api_key', arenasite.fields.EncryptedTextField(blank=True, editable=False, max_length=1000, verbose_name='endpoint API key')),
                 ('replaces_api_key', models.BooleanField(default=False, editable=False, help_text='The request carries an API key for the new endpoint.')),
                 ('previous', models.JSONField(default=dict, editable=False, help_text='The approved values when the request was made.')),
                 ('requested_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),

@@ -3,7 +3,7 @@ from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
-from providers.fields import _fernet
+from arenasite.fields import _fernet
 from providers.models import ArenaModel
 
 from ..factories import ArenaModelFactory

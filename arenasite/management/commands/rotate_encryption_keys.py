@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models import TextField
 from django.db.models.functions import Cast
 
-from providers.fields import EncryptedTextField, decrypt
+from arenasite.fields import EncryptedTextField, decrypt
 
 
 class Command(BaseCommand):

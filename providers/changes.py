@@ -11,8 +11,9 @@ API key alone is no such change (the provider rotates its own secret), but it is
 Every step is one function that locks the model's row, checks, writes and appends a
 LifecycleEvent in one transaction; the lifecycle log's receiver puts each step in the
 security audit log too (arenasite/audit.py). A refusal raises TransitionRefused with a
-rule and a sentence, as providers.lifecycle does. The API, the portal and the admin call
-these functions; none of them applies such a change itself.
+rule and a sentence, as providers.lifecycle does. The API and the portal edit through
+providers.registration, which checks the edit's rules and calls model_edit(); the admin
+calls these functions; none of them applies such a change itself.
 
 Steps in the lifecycle log (the status does not change, so `from_status == to_status`):
 request-change, withdraw-change, approve-change, refuse-change and rotate-key.
@@ -22,16 +23,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, models, transaction
 
 from arenasite import clock
 
-from . import names
+from . import access, names
 from .endpoints import endpoint_refusal
 from .lifecycle import REASON_MAX_LENGTH, TransitionRefused
 from .models import ArenaModel, ChangeRequest, LifecycleEvent
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 Status = ArenaModel.Status
@@ -83,16 +88,16 @@ class ChangeOutcome:
         return self.event is not None
 
 
-def may_decide(user) -> bool:
+def may_decide(user: access.Person | None) -> bool:
     """Staff who move models through their lifecycle also decide their change requests."""
-    return bool(user and user.is_authenticated and user.is_staff and user.has_perm("providers.transition_arenamodel"))
+    return access.moves_models(user)
 
 
 def pending_change(model: ArenaModel) -> ChangeRequest | None:
     return model.change_requests.filter(state=ChangeRequest.State.PENDING).first()
 
 
-def model_edit(*, model_id: int, actor, values: dict[str, Any]) -> EditOutcome:
+def model_edit(*, model_id: int, actor: User | None, values: dict[str, Any]) -> EditOutcome:
     """Change some fields of a model, writing only those in `values`.
 
     For a model in the pool, new values of REVIEWED_FIELDS become a pending request (with
@@ -101,14 +106,15 @@ def model_edit(*, model_id: int, actor, values: dict[str, Any]) -> EditOutcome:
     else while a request is pending is refused (`change_pending`): withdraw it first. A key
     replaced on its own is saved and logged (`rotate-key`) for any model past draft.
 
-    The caller has validated the values (the API's serializer) and decided the actor may
-    edit the model; a retired, rejected or withdrawn model is refused here too.
+    The caller (providers.registration) has checked the values against the field rules and
+    decided the actor may edit the model; a retired, rejected or withdrawn model is refused
+    here too.
     """
     values = dict(values)
     with transaction.atomic():
         # The row lock orders this edit with transitions and decisions on the same model.
         model = ArenaModel.objects.select_for_update().get(pk=model_id)
-        if model.status in (Status.RETIRED, Status.REJECTED, Status.WITHDRAWN):
+        if model.status in ArenaModel.TERMINAL_STATUSES:
             raise TransitionRefused("invalid_state", f"A {model.get_status_display().lower()} model cannot be edited.")
         now = clock.now()
         key = values.pop("endpoint_api_key", None)
@@ -146,7 +152,9 @@ def _pending_locked(model: ArenaModel) -> ChangeRequest | None:
     )
 
 
-def _request(model: ArenaModel, actor, wanted: dict[str, str], key: str | None, now) -> ChangeRequest:
+def _request(
+    model: ArenaModel, actor: User | None, wanted: dict[str, str], key: str | None, now: datetime
+) -> ChangeRequest:
     served = {field: getattr(model, field) for field in REVIEWED_FIELDS}
     target = {**served, **wanted}
     pending = _pending_locked(model)
@@ -190,7 +198,7 @@ def _check_rules(model: ArenaModel, target: dict[str, str]) -> None:
         raise TransitionRefused("endpoint_address", refusal)
 
 
-def change_withdraw(*, model_id: int, actor) -> ChangeOutcome:
+def change_withdraw(*, model_id: int, actor: User | None) -> ChangeOutcome:
     """Withdraw the model's pending request; the approved values stay. Refused when none waits."""
     with transaction.atomic():
         model = ArenaModel.objects.select_for_update().get(pk=model_id)
@@ -203,7 +211,7 @@ def change_withdraw(*, model_id: int, actor) -> ChangeOutcome:
         return ChangeOutcome(change, event)
 
 
-def change_approve(*, change_id: int, actor, reason: str = "") -> ChangeOutcome:
+def change_approve(*, change_id: int, actor: User | None, reason: str = "") -> ChangeOutcome:
     """Approve a pending request: the rules are checked again against the model as it is now,
     then the new values (and the key sent with them) are what battles and health checks use.
     Idempotent: approving an approved request changes nothing."""
@@ -236,7 +244,7 @@ def change_approve(*, change_id: int, actor, reason: str = "") -> ChangeOutcome:
         return ChangeOutcome(change, event)
 
 
-def change_refuse(*, change_id: int, actor, reason: str) -> ChangeOutcome:
+def change_refuse(*, change_id: int, actor: User | None, reason: str) -> ChangeOutcome:
     """Refuse a pending request, with a reason the provider reads; the approved values stay.
     Idempotent: refusing a refused request changes nothing."""
     reason = _reason(reason)
@@ -274,14 +282,14 @@ def _check_pending(change: ChangeRequest) -> None:
         )
 
 
-def _close(change: ChangeRequest, state: str, actor, reason: str, now) -> None:
+def _close(change: ChangeRequest, state: str, actor: User | None, reason: str, now: datetime) -> None:
     # The key sent with a request is kept no longer than the request waits.
     change.state, change.decided_by, change.decided_at, change.decision_reason = state, actor, now, reason
     change.endpoint_api_key = ""
     change.save(update_fields=["state", "decided_by", "decided_at", "decision_reason", "endpoint_api_key"])
 
 
-def _log(model: ArenaModel, action: ChangeAction, actor, reason: str, now) -> LifecycleEvent:
+def _log(model: ArenaModel, action: ChangeAction, actor: User | None, reason: str, now: datetime) -> LifecycleEvent:
     event = LifecycleEvent.objects.create(
         arena_model=model,
         action=action,

@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -14,9 +15,16 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from arenasite.append_only import AppendOnlyModel
+from arenasite.fields import EncryptedTextField
 
+from . import access
+
+# visible_to() below answers with it; the leaderboard's API still imports it from this module.
+from .access import sees_every_model
 from .endpoints import endpoint_refusal
-from .fields import EncryptedTextField
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 class Provider(models.Model):
@@ -73,8 +81,8 @@ class TokenExpired(Exception):
         super().__init__(f"This token expired at {expires_at:%Y-%m-%d %H:%M} UTC; issue a new one.")
 
 
-class ApiTokenManager(models.Manager):
-    def refusal(self, *, user, second_factor: bool) -> str:
+class ApiTokenManager(models.Manager["ApiToken"]):
+    def refusal(self, *, user: User, second_factor: bool) -> str:
         """Why a token for `user` may not be issued, or "". A token for staff carries their staff
         powers, so with ARENA_STAFF_REQUIRE_MFA on it is issued only from a session signed in
         with a second factor (`second_factor`) and for a user who has one."""
@@ -94,7 +102,7 @@ class ApiTokenManager(models.Manager):
             )
         return ""
 
-    def issue(self, *, user, name: str, second_factor: bool = False) -> tuple[ApiToken, str]:
+    def issue(self, *, user: User, name: str, second_factor: bool = False) -> tuple[ApiToken, str]:
         """Create a token and return it with its plaintext, which is never stored or shown again.
 
         `second_factor`: the request issuing it comes from a session that signed in with one
@@ -128,7 +136,7 @@ class ApiTokenManager(models.Manager):
             return None
         if not token.user.is_active:
             return None
-        if token.expired:
+        if token.expired and token.expires_at is not None:
             raise TokenExpired(token.expires_at)
         return token
 
@@ -187,25 +195,8 @@ class ApiToken(models.Model):
         return True
 
 
-MODEL_STAFF_PERMISSIONS = (
-    "providers.view_arenamodel",
-    "providers.change_arenamodel",
-    "providers.transition_arenamodel",
-)
-
-
-def sees_every_model(user) -> bool:
-    """Staff who may see every model, listed or not, and its private ratings: those who may
-    view, change or move models. Being staff is not enough, as in the admin."""
-    return (
-        user.is_authenticated
-        and user.is_staff
-        and any(user.has_perm(permission) for permission in MODEL_STAFF_PERMISSIONS)
-    )
-
-
-class ArenaModelQuerySet(models.QuerySet):
-    def visible_to(self, user) -> ArenaModelQuerySet:
+class ArenaModelQuerySet(models.QuerySet["ArenaModel"]):
+    def visible_to(self, user: access.Person) -> ArenaModelQuerySet:
         """Listed models for everyone; all of a provider's models for its members; everything for
         staff who may see models (sees_every_model)."""
         if sees_every_model(user):
@@ -254,6 +245,8 @@ class ArenaModel(models.Model):
     AccessKind = AccessKind
 
     POOL_STATUSES = (LifecycleStatus.INITIAL_RATING, LifecycleStatus.LISTED)
+    # Out of the arena for good: no transition leaves these, and no one edits such a model.
+    TERMINAL_STATUSES = (LifecycleStatus.RETIRED, LifecycleStatus.REJECTED, LifecycleStatus.WITHDRAWN)
 
     provider = models.ForeignKey(Provider, models.PROTECT, related_name="models")
     # Unique within the provider and among public models only (providers/names.py): a name
@@ -375,7 +368,7 @@ class ArenaModel(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self.codename:
             self.codename = new_codename()
         super().save(*args, **kwargs)

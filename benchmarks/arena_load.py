@@ -291,8 +291,15 @@ def warm_up(args, battles: int = 12) -> None:
     import http.cookiejar
 
     base = f"http://127.0.0.1:{args.port}/api/v1"
+    failures: list[str] = []
 
     def one(_: int) -> None:
+        try:
+            answered_battle()
+        except (OSError, ValueError, KeyError) as exc:  # the server's trouble shows in the runs
+            failures.append(type(exc).__name__)
+
+    def answered_battle() -> None:
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
 
         def call(url: str, body: dict | None = None) -> dict:
@@ -316,6 +323,8 @@ def warm_up(args, battles: int = 12) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+    if failures:
+        progress(f"warm-up: {len(failures)} of {battles} battles failed ({', '.join(sorted(set(failures)))})")
 
 
 def postgres_processes(database_url: str):
@@ -677,7 +686,7 @@ def print_run(args, label: str, run: dict) -> None:
     cpu, n = run["cpu"], max(run["battles"], 1)
     parts = [f"gunicorn {cpu['server'] / n * 1000:.1f}"]
     if "postgres" in cpu:
-        parts.append(f"PostgreSQL {cpu['postgres'] / n * 1000:.1f}")
+        parts.append(f"PostgreSQL (all its databases) {cpu['postgres'] / n * 1000:.1f}")
     parts.append(f"locust {cpu['locust'] / n * 1000:.1f}")
     available = (os.cpu_count() or 1) * seconds
     print(
@@ -778,11 +787,18 @@ def report(args, out: Path, runs: dict, labels: dict, checked: dict, peer: dict 
                 f"{'met' if met else 'NOT met'}: p99 {vote['p99']:.0f} ms (p50 {vote['p50']:.0f}) with "
                 f"{steady['offered']:.1f} battles/s offered, {steady['rate']:.1f} held"
             )
-    for log in (out / "gunicorn.log", out / "server.log"):
-        if log.exists():
-            errors = sum(1 for line in log.read_text().splitlines() if "Traceback" in line or " ERROR " in line)
-            if errors:
-                print(f"- {log.name} has {errors} error(s)/traceback(s): {log}")
+    print_log_errors(out)
+
+
+def print_log_errors(out: Path) -> None:
+    """Say how many errors the servers logged (tracebacks, errors, a worker killed for not
+    answering gunicorn's heartbeat), in every run's folder."""
+    found = re.compile(r"Traceback|\bERROR\b|\bCRITICAL\b")
+    logs = [path for path in [*out.glob("*.log"), *out.glob("*/*.log")] if path.name in ("gunicorn.log", "server.log")]
+    for log in sorted(logs):
+        errors = sum(1 for line in log.read_text(errors="replace").splitlines() if found.search(line))
+        if errors:
+            print(f"- {log.relative_to(out)} has {errors} error line(s) (tracebacks, errors, worker timeouts): {log}")
 
 
 def merged(records: list[dict[str, list[dict]]]) -> dict[str, list[dict]]:

@@ -127,18 +127,20 @@ def step(args, out: Path, server, postmaster, viewers: int, mode: str) -> dict:
     with open(out / "viewers.log", "w") as log:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, cwd=BENCH_DIR)
         generator = psutil.Process(process.pid)
-        marks = {}
-        for line in process.stdout:
-            if line.strip() in ("measure-start", "measure-end"):
-                marks[line.strip()] = cpu_now(sampler.root, postmaster, generator)
-        # The viewers' own time, from their exit: read before they are reaped.
+        marks = []
+        line = process.stdout.readline().split()
+        if line[:1] == ["window"]:
+            for edge in map(float, line[1:3]):  # the machine's monotonic clock, as the viewers read it
+                time.sleep(max(0.0, edge - time.monotonic()))
+                marks.append(cpu_now(sampler.root, postmaster, generator))
+        process.stdout.read()
         process.wait(timeout=args.spawn + args.duration + args.drain + 120)
     sampler.stopped.set()
     sampler.join()
     if process.returncode != 0 or len(marks) != 2:
         raise SystemExit(f"the viewers' process failed ({process.returncode}); see {out / 'viewers.log'}")
     summary = json.loads((out / "summary.json").read_text())
-    start, end = marks["measure-start"], marks["measure-end"]
+    start, end = marks
     summary["cpu"] = {key: end[key] - start[key] for key in start}
     summary["peak_rss"] = sampler.peak
     summary["records"] = arena_load.read_records_in(out)
@@ -172,7 +174,7 @@ def report(args, out: Path, steps: list[tuple[str, dict]], checked: dict, larges
             "design",
             "viewers",
             "reading at once",
-            "battles ended / voted",
+            "battles ended / voted / cut",
             "streams whole",
             "word delay p50 / p99 / p99.9 ms",
             "first piece p50 / p99 ms",
@@ -189,7 +191,7 @@ def report(args, out: Path, steps: list[tuple[str, dict]], checked: dict, larges
                 design,
                 r["viewers"],
                 f"{r['streaming']['mean']:.0f} (min {r['streaming']['min']})",
-                f"{battles.get('ended', 0)} / {battles.get('voted', 0)}",
+                f"{battles.get('ended', 0)} / {battles.get('voted', 0)} / {battles.get('cut at the drain', 0)}",
                 f"{whole} of {whole + battles.get('not whole', 0)}",
                 f"{_ms(delays, 'p50')} / {_ms(delays, 'p99')} / {_ms(delays, 'p999')}",
                 f"{_ms(r['first_piece'], 'p50')} / {_ms(r['first_piece'], 'p99')}",
@@ -202,7 +204,8 @@ def report(args, out: Path, steps: list[tuple[str, dict]], checked: dict, larges
     print(
         "(a word's delay: when the viewer got it minus when it would have come were every word of its side "
         f"exactly {args.pace} s after the one before, from the side's first word; reading at once: viewers "
-        "following a battle's answers, mean and least over the window's seconds)"
+        "following a battle's answers, mean and least over the window's seconds; cut: battles still followed "
+        "when the drain ended, whenever started)"
     )
 
     print("\nRequests (measured window; ms):")
@@ -260,12 +263,7 @@ def report(args, out: Path, steps: list[tuple[str, dict]], checked: dict, larges
         f"\nLargest number of viewers held (word delay p99 under {args.target_p99_ms} ms, every stream whole, "
         f"no error): {largest if largest is not None else 'none of the steps'}"
     )
-    for name in ("gunicorn.log", "server.log"):
-        log = out / name
-        if log.exists():
-            errors = sum(1 for line in log.read_text().splitlines() if "Traceback" in line or " ERROR " in line)
-            if errors:
-                print(f"- {name} has {errors} error(s)/traceback(s): {log}")
+    arena_load.print_log_errors(out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,8 +12,9 @@ until the battle is no longer answering).
 The viewers start evenly over --spawn seconds; the measured window is the --duration seconds
 after that. Only battles started in the window count, and only requests sent in it; at the
 window's end no viewer starts another battle, and each may take --drain seconds to finish
-the one it follows. The process prints `measure-start` and `measure-end` on stdout at the
-window's edges (the driver samples the server's processor time there).
+the one it follows. The process prints the window's edges on stdout at its start, as
+`window <start> <end>` in seconds of the machine's monotonic clock (the driver samples the
+processors' time there).
 
 The delay of a word: a demo answer comes word by word, one every --pace seconds. For each
 side of a battle, were every word exactly `pace` after the one before, word k would arrive at
@@ -171,7 +172,7 @@ class Viewers:
 
     async def follow_stream(self, client, battle_id: str, began: float, counted: bool) -> dict | None:
         sides = {s: {"pieces": [], "words": 0, "text": []} for s in "ab"}
-        end, first = None, None
+        end, first, opened = None, None, time.monotonic()
         try:
             async with client.stream("GET", f"/api/v1/battles/{battle_id}/stream/") as response:
                 if response.status_code != 200:
@@ -196,7 +197,7 @@ class Viewers:
         except httpx.HTTPError as exc:
             self.failed("stream", type(exc).__name__, counted)
             return None
-        self.timed("stream", began, counted)
+        self.timed("stream", opened, counted)
         if end is None:
             self.failed("stream", "no end event", counted)
             return None
@@ -250,13 +251,14 @@ class Viewers:
         args = self.args
         start = time.monotonic()
         self.window = (start + args.spawn, start + args.spawn + args.duration)
+        # On the machine's monotonic clock, which the driver shares: it samples the processors
+        # at these times itself, however late this loop runs.
+        print("window", *self.window, flush=True)
         tasks = [asyncio.create_task(self.viewer(k)) for k in range(args.viewers)]
         await asyncio.sleep(args.spawn)
-        print("measure-start", flush=True)
         while time.monotonic() < self.window[1]:
             await asyncio.sleep(min(1.0, max(0.0, self.window[1] - time.monotonic())))
             self.streaming_samples.append(self.streaming)
-        print("measure-end", flush=True)
         self.stopping = True
         done, pending = await asyncio.wait(tasks, timeout=args.drain)
         for task in pending:

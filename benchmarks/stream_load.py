@@ -202,8 +202,8 @@ def report(args, out: Path, steps: list[tuple[str, dict]], checked: dict, larges
         )
     print_table(table)
     print(
-        "(a word's delay: when the viewer got it minus when it would have come were every word of its side "
-        f"exactly {args.pace} s after the one before, from the side's first word; reading at once: viewers "
+        "(a word's delay: when the viewer got it minus t0 + k x pace, word k of its side due every "
+        f"{args.pace} s from t0, the earliest start no word of the side beats; reading at once: viewers "
         "following a battle's answers, mean and least over the window's seconds; cut: battles still followed "
         "when the drain ended, whenever started)"
     )

@@ -356,12 +356,10 @@ def _block(state: anomaly_state.State, columns: dict[str, np.ndarray], voters: n
     """The kept arrays of the voters (labels, one per vote) of these votes."""
     codes, labels = pd.factorize(pd.Series(voters, dtype=object))
     return anomaly_state.build(
-        state,
         codes.astype(np.int64),
         np.asarray(labels, dtype=object),
-        columns["model_a"],
-        columns["model_b"],
-        columns["level"],
+        state.pair_index(columns["model_a"], columns["model_b"]),
+        anomaly_state.canonical_levels(columns["model_a"], columns["model_b"], columns["level"]),
         columns["counted"],
         columns["created"],
         columns["id"],
@@ -409,14 +407,16 @@ def _update(state: anomaly_state.State, notes: dict[str, np.ndarray]) -> tuple[a
     level = anomaly_state.canonical_levels(notes["model_a"], notes["model_b"], notes["level"])
     state.add_population(pair, level, notes["counted"])
 
-    # Which voters' kept votes may have changed (read again), and which only gained or lost
-    # counted votes after their first ones, or on their pairs (updated in place).
+    # Which voters' kept votes may have changed (read again); which have all their votes kept
+    # and only gained later ones (appended); and which only gained or lost counted votes after
+    # their first ones, or on their pairs (updated in place).
     index = state.index_of()
     by_judge: dict[str, list[int]] = defaultdict(list)
     for k, judge in enumerate(notes["judge"].tolist()):
         by_judge[judge].append(k)
     reread_judges: set[str] = set()
     in_place: list[int] = []
+    appended: list[int] = []
     unknown: list[str] = []
     for judge, ks in by_judge.items():
         v = index.get(judge)
@@ -424,16 +424,17 @@ def _update(state: anomaly_state.State, notes: dict[str, np.ndarray]) -> tuple[a
             unknown.append(judge)
             continue
         rows = np.array(ks)
-        if state.total[v] + notes["tested"][rows].sum() < MIN_VOTES:
+        tested = notes["tested"][rows]
+        if state.total[v] + tested.sum() < MIN_VOTES:
             reread_judges.add(judge)
             continue
         full_first = state.seq_start[v + 1] - state.seq_start[v] >= MAX_VOTES
         created, vote_id = notes["created"][rows], notes["vote_id"][rows]
         later = (created > state.last_created[v]) | ((created == state.last_created[v]) & (vote_id > state.last_id[v]))
-        if ((notes["tested"][rows] != 0) & ~(later & full_first)).any():
-            reread_judges.add(judge)
+        if not ((tested != 0) & ~later).any() and (full_first or not (tested < 0).any()):
+            (appended if not full_first and (tested > 0).any() else in_place).extend(ks)
         else:
-            in_place.extend(ks)
+            reread_judges.add(judge)
     reread_addresses: set[str] = set()
     counts = _tested_counts(unknown)
     for judge in unknown:
@@ -447,25 +448,53 @@ def _update(state: anomaly_state.State, notes: dict[str, np.ndarray]) -> tuple[a
     np.add.at(state.total, voter, notes["tested"][rows])
     state.add_own(voter, pair[rows], level[rows], notes["counted"][rows])
 
-    read = _reread(state, index, reread_judges, reread_addresses)
+    rows = np.array(appended, dtype=np.int64)
+    voter = np.array([index[j] for j in notes["judge"][rows].tolist()], dtype=np.int64)
+    new = notes["tested"][rows] > 0
+    extended, block = anomaly_state.extended(
+        state,
+        voter[new],
+        pair[rows][new],
+        level[rows][new],
+        notes["counted"][rows][new] > 0,
+        notes["created"][rows][new],
+        notes["vote_id"][rows][new],
+        min_votes=MIN_VOTES,
+        max_votes=MAX_VOTES,
+    )
+    # Votes counted or no longer counted, without being added: on the block's pairs now.
+    changed = ~new
+    block.add_own(np.searchsorted(extended, voter[changed]), pair[rows][changed], level[rows][changed],
+                  notes["counted"][rows][changed])  # fmt: skip
+
+    removed, reread, read = _reread(state, index, reread_judges, reread_addresses)
+    state.replace_voters(np.concatenate([extended, removed]), anomaly_state.joined([block, reread]))
     if not state.consistent():
         logger.warning("anomalous voters: the kept counts disagree with the notes; reading every vote")
         return None, 0
     return state, read
 
 
-def _reread(state: anomaly_state.State, index: dict[str, int], judges: set[str], addresses: set[str]) -> int:
+def _among(values: np.ndarray, chosen: set[str]) -> np.ndarray:
+    """Which values are in `chosen`, by hash (np.isin compares strings pairwise)."""
+    return pd.Series(values, dtype=object).isin(chosen).to_numpy(dtype=bool)
+
+
+def _reread(
+    state: anomaly_state.State, index: dict[str, int], judges: set[str], addresses: set[str]
+) -> tuple[np.ndarray, anomaly_state.State, int]:
     """Build again, from the database, the kept votes of these judges and addresses (and of
-    the addresses a judge's votes move to or from when it crosses the minimum); the votes read."""
+    the addresses a judge's votes move to or from when it crosses the minimum): (the voters
+    they replace, the block replacing them, the votes read)."""
     if not judges and not addresses:
-        return 0
+        return np.array([], dtype=np.int64), anomaly_state.State.empty(), 0
     by_judge = _columns(tested_votes().filter(judge__in=list(judges))) if judges else _columns(Vote.objects.none())
     totals = pd.Series(by_judge["judge"], dtype=object).value_counts().to_dict()
     tested_alone = {j for j in judges if totals.get(j, 0) >= MIN_VOTES}
     # A judge crossing the minimum either way moves its votes between its own test and its
     # addresses' tests: those addresses are built again too.
     crossed = {j for j in judges if (j in tested_alone) != (j in index)}
-    moving = np.isin(by_judge["judge"], list(crossed)) & (by_judge["address"] != "")
+    moving = _among(by_judge["judge"], crossed) & (by_judge["address"] != "")
     addresses = addresses | set(by_judge["address"][moving].tolist())
     by_address = (
         _columns(tested_votes().filter(address__in=list(addresses))) if addresses else _columns(Vote.objects.none())
@@ -473,14 +502,13 @@ def _reread(state: anomaly_state.State, index: dict[str, int], judges: set[str],
     others = sorted(set(by_address["judge"].tolist()) - set(totals))
     totals.update(_tested_counts(others))
     short = np.array([totals.get(j, 0) < MIN_VOTES for j in by_address["judge"].tolist()], dtype=bool)
-    mine = np.isin(by_judge["judge"], list(tested_alone))
+    mine = _among(by_judge["judge"], tested_alone)
     columns = {name: np.concatenate([by_judge[name][mine], by_address[name][short]]) for name in by_judge}
     voters = np.concatenate([by_judge["judge"][mine], ADDRESS_VOTER + by_address["address"][short].astype(object)])
     block = _block(state, columns, voters)
     labels = list(judges) + [ADDRESS_VOTER + a for a in addresses]
     remove = np.array([index[label] for label in labels if label in index], dtype=np.int64)
-    state.replace_voters(remove, block)
-    return len(by_judge["id"]) + len(by_address["id"])
+    return remove, block, len(by_judge["id"]) + len(by_address["id"])
 
 
 def _exclude(judges: list[str]) -> int:

@@ -1,5 +1,5 @@
 """What the anomalous-voter test keeps between runs, so a run re-reads only what changed.
-Pure numpy, no Django: battles/anomalies.py reads the votes and the notes, this module keeps
+Pure numpy (and pandas' hashing), no Django: battles/anomalies.py reads the votes and the notes, this module keeps
 the arrays and computes every voter's evidence from them.
 
 The sequential test (battles/integrity.py) judges each voter's first votes against everyone
@@ -34,6 +34,7 @@ import io
 from dataclasses import dataclass, fields
 
 import numpy as np
+import pandas as pd
 
 from . import integrity
 
@@ -136,12 +137,10 @@ def canonical_levels(model_a: np.ndarray, model_b: np.ndarray, level: np.ndarray
 
 
 def build(
-    state: State,
     voter: np.ndarray,
     labels: np.ndarray,
-    model_a: np.ndarray,
-    model_b: np.ndarray,
-    level: np.ndarray,
+    pair: np.ndarray,
+    clevel: np.ndarray,
     counted: np.ndarray,
     created: np.ndarray,
     vote_id: np.ndarray,
@@ -150,13 +149,12 @@ def build(
     max_votes: int,
 ) -> State:
     """The kept arrays of the voters of these votes (every tested vote of each of them):
-    voter codes index `labels`. Voters with fewer than `min_votes` are left out, as the full
-    test does not test them. Pairs are indexed on `state` (new ones are added to it)."""
+    voter codes index `labels`, pairs are indices of the state's pairs (State.pair_index) and
+    levels canonical. Voters with fewer than `min_votes` are left out, as the full test does
+    not test them."""
     n = len(voter)
     if n == 0:
         return State.empty()
-    pair = state.pair_index(model_a, model_b)
-    clevel = canonical_levels(model_a, model_b, level)
     order = np.lexsort((vote_id, created, voter))
     voter, pair, clevel = voter[order], pair[order], clevel[order]
     counted, created, vote_id = counted[order], created[order], vote_id[order]
@@ -191,8 +189,8 @@ def build(
     seq_lengths = np.minimum(lengths[kept_voter], max_votes)
     last = starts[kept_voter] + seq_lengths - 1
     return State(
-        pair_keys=state.pair_keys,
-        pair_counts=state.pair_counts,
+        pair_keys=np.array([], dtype=np.int64),  # a block of voters: the pairs are the state's
+        pair_counts=np.zeros((0, 3), np.int64),
         labels=np.asarray(labels, dtype=object)[voter[starts[kept_voter]]],
         total=lengths[kept_voter].astype(np.int64),
         last_created=created[last].astype(np.int64),
@@ -203,6 +201,79 @@ def build(
         vp_start=vp_start,
         vp_pair=(vp_keys & ((1 << PAIR_SHIFT) - 1)).astype(np.int64),
         vp_own=own,
+    )
+
+
+def extended(
+    state: State,
+    voter: np.ndarray,
+    pair: np.ndarray,
+    clevel: np.ndarray,
+    counted: np.ndarray,
+    created: np.ndarray,
+    vote_id: np.ndarray,
+    *,
+    min_votes: int,
+    max_votes: int,
+) -> tuple[np.ndarray, State]:
+    """(the voters, a block replacing them) for kept voters with fewer than `max_votes` votes
+    and new votes all later than their kept ones: their kept votes are all their votes, so the
+    new ones are appended without reading the old ones again. `voter` holds state indices."""
+    chosen = np.unique(voter)
+    if not len(chosen):
+        return chosen, State.empty()
+    seq_len = np.diff(state.seq_start)[chosen]
+    code = np.repeat(np.arange(len(chosen)), seq_len)
+    position = np.arange(len(code)) - np.repeat(np.r_[0, np.cumsum(seq_len)[:-1]], seq_len)
+    rows = state.seq_start[chosen][code] + position
+    old_pair = state.vp_pair[state.vp_start[chosen][code] + state.seq_vp[rows]]
+    # The kept votes sort before the new ones, in their order; their own counts are added after.
+    first = np.iinfo(np.int64).min
+    block = build(
+        np.concatenate([code, np.searchsorted(chosen, voter)]),
+        state.labels[chosen],
+        np.concatenate([old_pair, pair]),
+        np.concatenate([state.seq_level[rows].astype(np.int64), clevel]),
+        np.concatenate([np.zeros(len(code), dtype=bool), counted.astype(bool)]),
+        np.concatenate([first + position, created]),
+        np.concatenate([np.zeros(len(code), dtype=np.int64), vote_id]),
+        min_votes=min_votes,
+        max_votes=max_votes,
+    )
+    vp_len = np.diff(state.vp_start)[chosen]
+    vp_code = np.repeat(np.arange(len(chosen)), vp_len)
+    vp_rows = state.vp_start[chosen][vp_code] + (
+        np.arange(len(vp_code)) - np.repeat(np.r_[0, np.cumsum(vp_len)[:-1]], vp_len)
+    )
+    for level in range(3):
+        block.add_own(vp_code, state.vp_pair[vp_rows], np.full(len(vp_code), level), state.vp_own[vp_rows, level])
+    return chosen, block
+
+
+def joined(blocks: list[State]) -> State:
+    """Blocks of voters, one after another."""
+    blocks = [b for b in blocks if len(b.labels)]
+    if not blocks:
+        return State.empty()
+    if len(blocks) == 1:
+        return blocks[0]
+
+    def cat(name):
+        return np.concatenate([getattr(b, name) for b in blocks])
+
+    return State(
+        pair_keys=np.array([], dtype=np.int64),
+        pair_counts=np.zeros((0, 3), np.int64),
+        labels=cat("labels"),
+        total=cat("total"),
+        last_created=cat("last_created"),
+        last_id=cat("last_id"),
+        seq_start=_starts(np.concatenate([np.diff(b.seq_start) for b in blocks])),
+        seq_vp=cat("seq_vp"),
+        seq_level=cat("seq_level"),
+        vp_start=_starts(np.concatenate([np.diff(b.vp_start) for b in blocks])),
+        vp_pair=cat("vp_pair"),
+        vp_own=cat("vp_own"),
     )
 
 
@@ -250,9 +321,10 @@ def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows of an (n, 3) array of counts, and each row's index among them."""
     if len(rows) and rows.max() < (1 << 21) and rows.min() >= 0:
         packed = (rows[:, 0] << 42) | (rows[:, 1] << 21) | rows[:, 2]
-        keys, which = np.unique(packed, return_inverse=True)
+        # By hash, not by sort: this runs over every kept voter-pair on every run.
+        which, keys = pd.factorize(packed)
         mask = (1 << 21) - 1
-        return np.stack([keys >> 42, (keys >> 21) & mask, keys & mask], axis=1), which.reshape(-1)
+        return np.stack([keys >> 42, (keys >> 21) & mask, keys & mask], axis=1), which.astype(np.int64)
     distinct, which = np.unique(rows, axis=0, return_inverse=True)
     return distinct, which.reshape(-1)
 

@@ -327,3 +327,33 @@ def test_a_run_on_its_own_transaction_keeps_the_state_for_the_next(models):
     assert report.incremental
     assert "contrarian" in {r.judge for r in report.flagged}
     assert_same_as_full_test()
+
+
+def test_emptying_the_votes_table_drops_the_state(history):
+    anomalies.detect_anomalous_voters()
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no checks left pending in the test's transaction
+        cursor.execute("TRUNCATE battles_vote CASCADE")
+        cursor.execute("SELECT count(*) FROM battles_anomalyteststate")
+        assert cursor.fetchone()[0] == 0
+    report = anomalies.detect_anomalous_voters()
+    assert not report.incremental and report.tested == 0
+
+
+def test_only_the_new_votes_and_the_voters_whose_first_votes_they_change_are_read(history):
+    anomalies.detect_anomalous_voters()
+    anomalies.detect_anomalous_voters()  # takes in the votes the first run excluded
+    assert not FlaggedVoter.objects.filter(judge__in=["heavy-1", "honest-3", "honest-5"]).exists()
+    history.votes("heavy-1", 30)  # past its first 100: counted in place
+    report = anomalies.detect_anomalous_voters()
+    assert report.incremental and report.votes_read == 30
+    assert Vote.objects.filter(judge="honest-3").count() < 100
+    history.votes("honest-3", 2)  # all its votes are kept: the new ones are appended
+    report = anomalies.detect_anomalous_voters()
+    assert report.incremental and report.votes_read == 2
+    before = Vote.objects.filter(judge="honest-5").count()
+    old = Vote.objects.filter(judge="honest-5").order_by("created_at", "id").first()
+    Vote.objects.filter(pk=old.pk).update(excluded_reason="identity_revealed")  # its first votes change
+    report = anomalies.detect_anomalous_voters()
+    assert report.incremental and report.votes_read == 1 + before - 1
+    assert_report_is_the_full_reports(report)

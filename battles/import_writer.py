@@ -30,16 +30,21 @@ provider (one for each side, never in battles) and its vote is excluded as
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import multiprocessing
+import os
 import queue
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, reset_queries
@@ -61,6 +66,9 @@ SAME_VOTE = "already imported under another key (same models, winner, judge and 
 UNNAMED_NAMES = {"a": "anonymous (model A)", "b": "anonymous (model B)"}
 # Distinct judges keyed per import are cached up to this many, so memory stays bounded.
 JUDGE_CACHE = 1 << 16
+# Worker processes prepare the rows of files from this size, up to this many.
+PARALLEL_FROM_BYTES = 16 << 20
+MAX_WORKERS = 4
 
 _SKIP_CODES = {"A": ALREADY_IMPORTED, "D": DUPLICATE_IN_FILE, "S": SAME_VOTE}
 STYLE_FIELDS = ("tokens_a", "tokens_b", "headers_a", "headers_b", "list_items_a", "list_items_b", "bold_a", "bold_b")
@@ -116,17 +124,54 @@ def imported_judge(judge: str) -> str:
     return voters.judge_id(f"import:{judge}")
 
 
-def import_file(path: Path, fmt: str, *, batch_size: int = DEFAULT_BATCH_SIZE) -> ImportResult:
+def default_workers(path: Path) -> int:
+    """Processes that check and prepare rows: one (this one) for a small file, where starting
+    others costs more than it saves, or on a machine of fewer than four cores, where this
+    process and PostgreSQL already keep two busy; else the cores past those two, up to four."""
+    spare = (os.cpu_count() or 1) - 2
+    if path.stat().st_size < PARALLEL_FROM_BYTES or spare < 2:
+        return 1
+    return min(MAX_WORKERS, spare)
+
+
+def import_file(
+    path: Path, fmt: str, *, batch_size: int = DEFAULT_BATCH_SIZE, workers: int | None = None
+) -> ImportResult:
     """Read `path` in the detected format `fmt` and write its battles. Call inside
     transaction.atomic(): a failure part-way leaves earlier batches written until the
-    transaction rolls back. Raises ImportFormatError (with where) for a row that does not fit."""
-    key_judge = functools.lru_cache(maxsize=JUDGE_CACHE)(imported_judge)
-    rows = importing.read_rows(path, fmt, batch_size=batch_size, key_judge=key_judge)
-    return import_rows(rows, source_name=path.name, batch_size=batch_size)
+    transaction rolls back. Raises ImportFormatError (with where) for a row that does not fit.
+
+    With `workers` above 1 (PostgreSQL only), the rows are checked, keyed and turned into
+    COPY text by that many worker processes, batch by batch, in the file's order: the
+    per-row Python (checks, hashes, answer style) is most of an import's work, and a
+    batch's result, or its error, is taken in order, so the outcome is the same as one
+    process's."""
+    workers = default_workers(path) if workers is None else workers
+    if workers <= 1 or connection.vendor != "postgresql":
+        key_judge = functools.lru_cache(maxsize=JUDGE_CACHE)(imported_judge)
+        rows = importing.read_rows(path, fmt, batch_size=batch_size, key_judge=key_judge)
+        return import_rows(rows, source_name=path.name, batch_size=batch_size)
+    objects = importing.read_objects(path, fmt, batch_size=batch_size)
+    # fork: the workers start with this process's settings (the salts) and modules, and touch
+    # no connection. A worker that dies breaks the pool, which raises instead of waiting.
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker) as pool:
+        # Started now, from this thread, before the reading thread exists to be forked with them.
+        pool.submit(int).result()
+        try:
+            batches = _batches_from_workers(objects, batch_size, pool, window=workers + 1)
+            return _import_batches(batches, source_name=path.name)
+        finally:
+            pool.shutdown(cancel_futures=True)
 
 
 def import_rows(rows: Iterable[ImportRow], *, source_name: str, batch_size: int = DEFAULT_BATCH_SIZE) -> ImportResult:
     """Write normalised rows (their judges already keyed) batch by batch; see import_file."""
+    batches = _prepared_batches(rows, batch_size, copy=connection.vendor == "postgresql")
+    return _import_batches(batches, source_name=source_name)
+
+
+def _import_batches(batches: Iterator[_Batch], *, source_name: str) -> ImportResult:
     result = ImportResult()
     models = _ModelResolver(source_name=source_name)
     # Battles above this id were added by this import, so finding a key among them means
@@ -135,27 +180,81 @@ def import_rows(rows: Iterable[ImportRow], *, source_name: str, batch_size: int 
     with connection.cursor() as cursor:
         staging = _Staging(cursor)
         staging.create()
-        for batch in _prefetched(_prepared_batches(rows, batch_size)):
-            result.read += len(batch.rows)
-            result.batches += 1
-            _write_batch(staging, batch, models, first_new_id, result)
-            # DEBUG keeps every query's SQL; over a long import that adds up.
-            reset_queries()
+        # closing(): the reading thread stops here, also when a batch fails, not when the
+        # generator is collected (the error's traceback keeps it alive).
+        with contextlib.closing(_prefetched(batches)) as prefetched:
+            for batch in prefetched:
+                result.read += len(batch.rows)
+                result.batches += 1
+                _write_batch(staging, batch, models, first_new_id, result)
+                # DEBUG keeps every query's SQL; over a long import that adds up.
+                reset_queries()
         staging.drop()
     result.models_created = models.finish()
     return result
 
 
+class _RowKey(NamedTuple):
+    """What the writer needs of a row beyond its staged columns: its models (to find or
+    create them), time (a created model's listing) and where (for a refused model name)."""
+
+    model_a: str
+    model_b: str
+    created_at: datetime
+    where: str
+
+
 @dataclass(slots=True)
 class _Batch:
-    rows: list[ImportRow]
-    staged: list[tuple]  # one tuple of staging columns per row, in STAGE_COLUMNS order
+    rows: list[ImportRow] | list[_RowKey]
+    copy: str | None = None  # the batch as COPY text (PostgreSQL)
+    staged: list[tuple] | None = None  # or one tuple of staging columns per row, in STAGE_COLUMNS order
 
 
-def _prepared_batches(rows: Iterable[ImportRow], size: int) -> Iterator[_Batch]:
+def _prepared_batches(rows: Iterable[ImportRow], size: int, copy: bool) -> Iterator[_Batch]:
     iterator = iter(rows)
     while batch := list(islice(iterator, size)):
-        yield _Batch(batch, [_stage_values(seq, row) for seq, row in enumerate(batch)])
+        staged = [_stage_values(seq, row) for seq, row in enumerate(batch)]
+        yield _Batch(batch, "".join(map(_copy_line, staged))) if copy else _Batch(batch, staged=staged)
+
+
+_worker_key_judge = None
+
+
+def _start_worker() -> None:
+    global _worker_key_judge
+    _worker_key_judge = functools.lru_cache(maxsize=JUDGE_CACHE)(imported_judge)
+
+
+def _prepare_in_worker(objects: list[tuple]) -> _Batch:
+    rows = [importing.normalise(obj, where, _worker_key_judge) for obj, where in objects]
+    copy = "".join(_copy_line(_stage_values(seq, row)) for seq, row in enumerate(rows))
+    return _Batch([_RowKey(row.model_a, row.model_b, row.created_at, row.where) for row in rows], copy)
+
+
+def _batches_from_workers(objects: Iterator[tuple], size: int, pool, window: int) -> Iterator[_Batch]:
+    """The file's batches, prepared by the pool's workers, in order; at most `window` batches
+    are out at once, so memory stays bounded whatever the file's size. A reading error comes
+    after the batches read before it, as it would in one process."""
+    pending: deque = deque()
+    while True:
+        chunk, error = [], None
+        try:
+            for item in objects:
+                chunk.append(item)
+                if len(chunk) == size:
+                    break
+        except ImportFormatError as exc:
+            error = exc
+        if chunk:
+            pending.append(pool.submit(_prepare_in_worker, chunk))
+        done = error is not None or len(chunk) < size
+        while pending and (done or len(pending) > window):
+            yield pending.popleft().result()
+        if done:
+            if error is not None:
+                raise error
+            return
 
 
 def _stage_values(seq: int, row: ImportRow) -> tuple:
@@ -237,7 +336,7 @@ def _prefetched(batches: Iterator[_Batch], depth: int = 1) -> Iterator[_Batch]:
 def _write_batch(
     staging: _Staging, batch: _Batch, models: _ModelResolver, first_new_id: int, result: ImportResult
 ) -> None:
-    staging.load(batch.staged)
+    staging.load(batch)
     skipped = staging.skips(first_new_id)
     for code in skipped.values():
         result.skipped[_SKIP_CODES[code]] += 1
@@ -319,7 +418,7 @@ class _Staging:
         self.cursor.execute(f"DROP TABLE {self.SKIP}")
         self.cursor.execute(f"DROP TABLE {self.MODELS}")
 
-    def load(self, staged: list[tuple]) -> None:
+    def load(self, batch: _Batch) -> None:
         """Empty the staging tables and load one batch."""
         self.cursor.execute(f"DELETE FROM {self.SKIP}")
         names = ", ".join(spec[0] for spec in STAGE_COLUMNS)
@@ -327,14 +426,14 @@ class _Staging:
             # TRUNCATE, not DELETE: the table is rewritten empty rather than left with dead rows to scan.
             self.cursor.execute(f"TRUNCATE {self.STAGE}")
             with self.cursor.cursor.copy(f"COPY {self.STAGE} ({names}) FROM STDIN") as copy:
-                copy.write("".join(map(_copy_line, staged)))
+                copy.write(batch.copy)
         else:
             self.cursor.execute(f"DELETE FROM {self.STAGE}")
             adapt = connection.ops.adapt_datetimefield_value
             at = [spec[0] for spec in STAGE_COLUMNS].index("created_at")
             self.cursor.executemany(
                 f"INSERT INTO {self.STAGE} ({names}) VALUES ({', '.join(['%s'] * len(STAGE_COLUMNS))})",
-                [(*values[:at], adapt(values[at]), *values[at + 1 :]) for values in staged],
+                [(*values[:at], adapt(values[at]), *values[at + 1 :]) for values in batch.staged],
             )
 
     def skips(self, first_new_id: int) -> dict[int, str]:

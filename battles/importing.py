@@ -74,6 +74,10 @@ class ImportFormatError(ValueError):
         self.where = where
         self.message = message
 
+    def __reduce__(self):
+        # Rows may be checked in worker processes, which hand the error back pickled.
+        return type(self), (self.message, self.where)
+
 
 @dataclass(slots=True)
 class ImportRow:
@@ -131,16 +135,34 @@ def read_rows(
 ) -> Iterator[ImportRow]:
     """Stream normalised rows from `path` in the detected format `fmt`; `key_judge` (see the
     module docstring) replaces each judge as it is read."""
+    return (normalise(obj, where, key_judge) for obj, where in read_objects(path, fmt, batch_size=batch_size))
+
+
+def read_objects(path: Path, fmt: str, *, batch_size: int = 5000) -> Iterator[tuple[Any, str]]:
+    """Stream the battle objects of `path` as read, not yet checked, each with where it is:
+    normalise() them (the writer may do so in other processes)."""
     if fmt == FASTCHAT:
-        return read_fastchat(path, key_judge=key_judge)
+        return _fastchat_objects(path)
     if fmt == HF_JSONL:
-        return read_jsonl(path, key_judge=key_judge)
+        return _jsonl_objects(path)
     if fmt == HF_PARQUET:
-        return read_parquet(path, batch_size=batch_size, key_judge=key_judge)
+        return _parquet_objects(path, batch_size=batch_size)
     raise ImportFormatError(f"unknown format {fmt!r}")
 
 
 def read_fastchat(path: Path, *, key_judge: KeyJudge | None = None) -> Iterator[ImportRow]:
+    return (normalise(obj, where, key_judge) for obj, where in _fastchat_objects(path))
+
+
+def read_jsonl(path: Path, *, key_judge: KeyJudge | None = None) -> Iterator[ImportRow]:
+    return (normalise(obj, where, key_judge) for obj, where in _jsonl_objects(path))
+
+
+def read_parquet(path: Path, *, batch_size: int = 5000, key_judge: KeyJudge | None = None) -> Iterator[ImportRow]:
+    return (normalise(obj, where, key_judge) for obj, where in _parquet_objects(path, batch_size=batch_size))
+
+
+def _fastchat_objects(path: Path) -> Iterator[tuple[Any, str]]:
     import ijson
 
     number = 0
@@ -159,7 +181,7 @@ def read_fastchat(path: Path, *, key_judge: KeyJudge | None = None) -> Iterator[
             except _TooDeep as exc:
                 raise ImportFormatError(str(exc), f"item {number + 1}") from None
             number += 1
-            yield normalise(obj, f"item {number}", key_judge)
+            yield obj, f"item {number}"
 
 
 class _TooDeep(Exception):
@@ -197,7 +219,7 @@ def _array_items(events: Iterator[tuple[str, Any]]) -> Iterator[Any]:
         pass
 
 
-def read_jsonl(path: Path, *, key_judge: KeyJudge | None = None) -> Iterator[ImportRow]:
+def _jsonl_objects(path: Path) -> Iterator[tuple[Any, str]]:
     with open(path, encoding="utf-8") as f:
         number = 0
         while True:
@@ -224,10 +246,10 @@ def read_jsonl(path: Path, *, key_judge: KeyJudge | None = None) -> Iterator[Imp
                 raise ImportFormatError(
                     "expected one JSON object per line, got an array (try --format fastchat)", where
                 )
-            yield normalise(obj, where, key_judge)
+            yield obj, where
 
 
-def read_parquet(path: Path, *, batch_size: int = 5000, key_judge: KeyJudge | None = None) -> Iterator[ImportRow]:
+def _parquet_objects(path: Path, *, batch_size: int = 5000) -> Iterator[tuple[Any, str]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -246,7 +268,7 @@ def read_parquet(path: Path, *, batch_size: int = 5000, key_judge: KeyJudge | No
             raise ImportFormatError(f"unreadable Parquet data ({_short(exc)})", f"row {number + 1}") from exc
         for obj in batch.to_pylist():
             number += 1
-            yield normalise(obj, f"row {number}", key_judge)
+            yield obj, f"row {number}"
 
 
 def normalise(obj: Any, where: str, key_judge: KeyJudge | None = None) -> ImportRow:

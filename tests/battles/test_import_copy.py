@@ -224,3 +224,35 @@ def test_text_copy_cannot_spell_is_stored_as_it_was_read(tmp_path):
     assert stored.model_a.name == "model\\with\ttab" and stored.language == "Eng\\lish"
     assert stored.openai_moderation == {"note\t": "\\N"}
     assert json.loads(json.dumps(stored.toxic_chat_tag)) == row["toxic_chat_tag"]
+
+
+@pytest.mark.parametrize("writer, name, make", FORMATS)
+def test_worker_processes_store_the_same_rows_and_refuse_the_same_file(tmp_path, writer, name, make):
+    rows = [varied(n, make) | {"model_a": f"new-model-{n % 3}"} for n in range(25)]
+    path = writer(tmp_path / name, rows)
+    run(path, "--batch-size", "4")
+    alone = stored_rows()
+    Battle.objects.all().delete()
+
+    assert "25 rows read, 25 added" in run(path, "--batch-size", "4", "--workers", "3")
+    assert stored_rows() == alone
+    assert "25 rows read, 0 added, 25 skipped." in run(path, "--batch-size", "4", "--workers", "2")
+
+    # A bad row in the last batch: the same refusal, with where, and nothing left behind.
+    Battle.objects.all().delete()
+    before = all_counts()
+    rows[23]["winner"] = "model_c"
+    with pytest.raises(CommandError) as refused:
+        run(writer(tmp_path / name, rows), "--batch-size", "4", "--workers", "2")
+    where = {"clean_battle.json": "item", "train.jsonl": "line", "train.parquet": "row"}[name]
+    assert str(refused.value).startswith(f"{name}: {where} 24: winner must be one of")
+    assert all_counts() == before
+
+
+def test_a_reading_error_after_good_batches_is_reported_where_it_is_with_worker_processes(tmp_path):
+    head = ",\n".join(json.dumps(fastchat(n)) for n in range(9))
+    path = tmp_path / "clean_battle.json"
+    path.write_text(f"[{head},\n{{broken")
+    with pytest.raises(CommandError, match=r"clean_battle.json: item 10: invalid JSON"):
+        run(path, "--batch-size", "4", "--workers", "2")
+    assert not Battle.objects.exists()

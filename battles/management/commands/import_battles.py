@@ -35,17 +35,27 @@ class Command(BaseCommand):
             default=import_writer.DEFAULT_BATCH_SIZE,
             help=f"rows per batch (default {import_writer.DEFAULT_BATCH_SIZE})",
         )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="processes that check and prepare rows (default: 1 for files under "
+            f"{import_writer.PARALLEL_FROM_BYTES >> 20} MB or on fewer than 4 cores, else one per core "
+            f"past two, up to {import_writer.MAX_WORKERS})",
+        )
 
-    def handle(self, *args, path, format, batch_size, **options):
+    def handle(self, *args, path, format, batch_size, workers, **options):
         source = Path(path)
         if not source.is_file():
             raise CommandError(f"{path}: no such file.")
         if batch_size < 1:
             raise CommandError("--batch-size must be 1 or more.")
+        if workers is not None and workers < 1:
+            raise CommandError("--workers must be 1 or more.")
         try:
             fmt = importing.detect_format(source, format)
             with transaction.atomic():
-                result = import_writer.import_file(source, fmt, batch_size=batch_size)
+                result = import_writer.import_file(source, fmt, batch_size=batch_size, workers=workers)
         except ImportFormatError as exc:
             raise CommandError(f"{source.name}: {exc}. Nothing was imported.") from exc
         except OSError as exc:

@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ramp", default="250,500,1000,2000", help="viewers per step (default 250,500,1000,2000)")
     parser.add_argument("--duration", type=float, default=60, help="seconds measured per step (default 60)")
     parser.add_argument("--spawn", type=float, default=10, help="seconds to start a step's viewers (default 10)")
-    parser.add_argument("--drain", type=float, default=30, help="seconds for the last battles to end (default 30)")
+    parser.add_argument("--drain", type=float, default=20, help="seconds for the last battles to end (default 20)")
     parser.add_argument("--whole-ramp", action="store_true", help="run every step, held or not")
     parser.add_argument("--target-p99-ms", type=float, default=250)
     parser.add_argument("--pace", type=float, default=PACE, help=f"ARENA_DEMO_CHUNK_DELAY (default {PACE})")

@@ -82,8 +82,8 @@ class ArenaModelForm(forms.Form):
                         "served as approved until then. A key entered with such a change goes with it."
                     )
 
-    def api_data(self) -> dict[str, Any]:
-        """The cleaned input as the API takes it: only what the form may change."""
+    def model_values(self) -> dict[str, Any]:
+        """The cleaned input as providers.registration takes it: only what the form may change."""
         data = dict(self.cleaned_data)
         clear = data.pop("clear_endpoint_api_key", False)
         if self.fields["name"].disabled:
@@ -113,7 +113,8 @@ class AcceptTermsForm(forms.Form):
     accept = forms.BooleanField(label="I accept these terms on behalf of the provider")
 
     def __init__(self, *args, current_version: str, **kwargs):
-        super().__init__(*args, initial={"version": current_version}, **kwargs)
+        kwargs["initial"] = {"version": current_version}
+        super().__init__(*args, **kwargs)
         self.current_version = current_version
 
     def clean_version(self):

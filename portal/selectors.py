@@ -4,13 +4,12 @@ come from the model's record and the policy settings the lifecycle applies."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 from django.conf import settings
 from django.db.models import QuerySet
 
 from leaderboard.models import ModelRating, RatingRun
-from providers.api.serializers import LifecycleEventSerializer
+from providers import access
 from providers.models import ArenaModel, LifecycleEvent, Membership, Provider
 from releases.models import DataSharingAgreement, ProviderShare
 
@@ -59,11 +58,10 @@ class HistoryRow:
 
 def history(model: ArenaModel, viewer) -> list[HistoryRow]:
     """The lifecycle log, with actors named as the API names them to the viewer (staff as "staff")."""
-    serializer = LifecycleEventSerializer(context={"request": SimpleNamespace(user=viewer)})
     rows = []
     for event in model.events.select_related("actor"):
-        actor = serializer.get_actor(event)
-        if actor is not None and actor != "staff":
+        actor = access.actor_label(event.actor, viewer=viewer)
+        if event.actor is not None and actor != "staff":
             actor = event.actor.email or actor  # people log in with their address; name them by it
         rows.append(HistoryRow(event, actor))
     return rows

@@ -1,12 +1,12 @@
 """What the provider portal changes, as plain functions its views call.
 
-The rules are the REST API's, called rather than copied: a model's fields go through the
-API's `OwnArenaModelSerializer` (provider scoping, the name rules of providers.names, http(s)
-endpoints, a name taken meanwhile) and are written by `providers.changes` (a change of access
-or endpoint of a model in the pool waits for staff), transitions through `providers.lifecycle`, agreements
-and shares through `releases.sharing`. What only the portal does lives here: creating a
-provider (its creator becomes its admin), the one test call to an endpoint, and issuing
-and revoking the caller's own API tokens.
+The rules are the providers app's, called rather than copied, as the REST API calls them: a
+model is registered and edited by `providers.registration` (who may, the name rules of
+providers.names, http(s) endpoints the server may call, nothing once the model left the arena;
+a change of access or endpoint of a model in the pool waits for staff), transitions go through
+`providers.lifecycle`, agreements and shares through `releases.sharing`. What only the
+portal does lives here: creating a provider (its creator becomes its admin), the one test
+call to an endpoint, and issuing and revoking the caller's own API tokens.
 
 The caller (a view) has checked that the user is a member of the provider concerned.
 """
@@ -15,20 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
-from rest_framework.exceptions import ValidationError as ApiValidationError
 
 from arenasite import clock
 from battles.clients import CallLimits, DemoClient, FailureKind, ModelCallFailed, OpenAIChatClient
-from providers import changes
-from providers.api.serializers import OwnArenaModelSerializer
-from providers.api.views import TERMINAL
+from providers import changes, registration
 from providers.lifecycle import TransitionRefused
 from providers.models import ApiToken, ArenaModel, Membership, Provider
 
@@ -79,67 +75,45 @@ def provider_create(*, user, name: str, website: str = "") -> Provider:
 # --- models ----------------------------------------------------------------------------------
 
 
-def _api_errors(detail: Any) -> dict[str, list[str]]:
-    """DRF's error detail as form errors: field -> messages, the rest under "__all__"."""
-    if isinstance(detail, dict):
-        errors: dict[str, list[str]] = {}
-        for field, messages in detail.items():
-            key = "__all__" if field in ("non_field_errors", "provider") else field
-            errors.setdefault(key, []).extend(_messages(messages))
-        return errors
-    return {"__all__": _messages(detail)}
-
-
-def _messages(detail: Any) -> list[str]:
-    if isinstance(detail, (list, tuple)):
-        return [message for item in detail for message in _messages(item)]
-    if isinstance(detail, dict):
-        return [message for item in detail.values() for message in _messages(item)]
-    return [str(detail)]
-
-
-def _serializer(user, **kwargs) -> OwnArenaModelSerializer:
-    # The serializer reads only `request.user` (whose providers a model may belong to).
-    return OwnArenaModelSerializer(context={"request": SimpleNamespace(user=user)}, **kwargs)
+def _form_errors(exc: registration.InvalidFields) -> InvalidInput:
+    # The portal's pages name the provider in the URL: a refusal about it belongs to the form as a whole.
+    errors: dict[str, list[str]] = {}
+    for field, messages in exc.errors.items():
+        errors.setdefault("__all__" if field == "provider" else field, []).extend(messages)
+    return InvalidInput(errors)
 
 
 def model_register(*, provider: Provider, user, data: dict[str, Any]) -> ArenaModel:
-    """A new draft model of `provider`, validated and saved as POST /api/v1/models/ does."""
-    serializer = _serializer(user, data={**data, "provider": provider.slug})
-    if not serializer.is_valid():
-        raise InvalidInput(_api_errors(serializer.errors))
+    """A new draft model of `provider` (providers.registration, as POST /api/v1/models/)."""
     try:
-        return serializer.save()
-    except ApiValidationError as exc:  # the name was taken between validation and insert
-        raise InvalidInput(_api_errors(exc.detail)) from None
+        return registration.model_register(provider=provider, user=user, values=data)
+    except registration.InvalidFields as exc:
+        raise _form_errors(exc) from None
+    except registration.EditRefused as exc:
+        raise InvalidInput({"__all__": [str(exc)]}) from None
 
 
 def model_update(*, model_id: int, user, data: dict[str, Any]) -> changes.EditOutcome:
-    """Change some fields of a model, as PATCH /api/v1/models/{id}/ does: under the row lock,
-    so the edit is judged against the current status; a retired, rejected or withdrawn
-    model cannot be edited. Only the fields in `data` are written; for a model in the pool,
-    a new access kind or endpoint becomes a request for staff (providers.changes)."""
-    with transaction.atomic():
-        instance = ArenaModel.objects.select_for_update().get(pk=model_id)
-        if instance.status in TERMINAL:
-            raise InvalidInput({"__all__": [f"A {instance.get_status_display().lower()} model cannot be edited."]})
-        serializer = _serializer(user, instance=instance, data=data, partial=True)
-        if not serializer.is_valid():
-            raise InvalidInput(_api_errors(serializer.errors))
-        try:
-            return changes.model_edit(model_id=model_id, actor=user, values=serializer.validated_data)
-        except TransitionRefused as exc:
-            raise InvalidInput({"__all__": [exc.detail]}) from None
-        except changes.InvalidName as exc:
-            raise InvalidInput({"name": [str(exc)]}) from None
+    """Change some fields of a model (providers.registration, as PATCH /api/v1/models/{id}/).
+    Only the fields in `data` are written; for a model in the pool, a new access kind or
+    endpoint becomes a request for staff. A refusal by a rule of the model's state (it left
+    the arena, a change already waits) comes as an error of the form as a whole."""
+    try:
+        return registration.model_update(model_id=model_id, user=user, values=data)
+    except registration.InvalidFields as exc:
+        raise _form_errors(exc) from None
+    except registration.EditRefused as exc:
+        raise InvalidInput({"__all__": [str(exc)]}) from None
+    except TransitionRefused as exc:
+        raise InvalidInput({"__all__": [exc.detail]}) from None
 
 
 def change_withdraw(*, model_id: int, user) -> None:
-    """Withdraw the model's pending change of access or endpoint (providers.changes)."""
+    """Withdraw the model's pending change of access or endpoint (providers.registration)."""
     try:
-        changes.change_withdraw(model_id=model_id, actor=user)
-    except TransitionRefused as exc:
-        raise InvalidInput({"__all__": [exc.detail]}) from None
+        registration.change_withdraw(model_id=model_id, user=user)
+    except (registration.EditRefused, TransitionRefused) as exc:
+        raise InvalidInput({"__all__": [str(exc)]}) from None
 
 
 # --- the test call ---------------------------------------------------------------------------

@@ -6,8 +6,9 @@ provider it does not belong to, so ids and slugs leak nothing. Writes are POST f
 redirect when done; bad input re-renders the page with the errors (400), a refusal by a
 policy rule shows the rule's sentence (409), and nothing changes in either case.
 
-The views are thin: the lifecycle (providers.lifecycle), the model fields (the API's
-serializer, through portal/services.py) and data sharing (releases.sharing) decide.
+The views are thin: who may see and act (providers.access), the lifecycle
+(providers.lifecycle), the model's fields (providers.registration, through
+portal/services.py) and data sharing (releases.sharing) decide.
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from arenasite.mfa import session_used_second_factor
-from providers import changes, lifecycle
-from providers.api.views import TERMINAL
+from providers import access, changes, lifecycle
 from providers.lifecycle import MOVES, PROVIDER_ACTIONS, REASON_REQUIRED, Action, TransitionRefused
 from providers.models import ApiToken, ArenaModel, Membership, TokenRefused
 from releases import files, sharing
@@ -42,7 +42,10 @@ GET_OR_POST = ["GET", "HEAD", "POST"]
 
 
 def _membership(request: HttpRequest, slug: str) -> Membership:
-    return get_object_or_404(Membership.objects.select_related("provider"), user=request.user, provider__slug=slug)
+    membership = access.membership_in(request.user, slug)
+    if membership is None:
+        raise Http404("No such provider of yours.")
+    return membership
 
 
 def _model(membership: Membership, pk: int) -> ArenaModel:
@@ -125,7 +128,9 @@ def model_new(request, slug: str):
         status = 400
         if form.is_valid():
             try:
-                model = services.model_register(provider=membership.provider, user=request.user, data=form.api_data())
+                model = services.model_register(
+                    provider=membership.provider, user=request.user, data=form.model_values()
+                )
             except InvalidInput as exc:
                 _add_errors(form, exc)
             else:
@@ -146,7 +151,7 @@ def model_edit(request, slug: str, pk: int):
         status = 400
         if form.is_valid():
             try:
-                outcome = services.model_update(model_id=model.pk, user=request.user, data=form.api_data())
+                outcome = services.model_update(model_id=model.pk, user=request.user, data=form.model_values())
             except InvalidInput as exc:
                 _add_errors(form, exc)
                 status = 409 if "__all__" in exc.errors else 400
@@ -181,7 +186,7 @@ def _model_page(
         history=selectors.history(model, request.user),
         ratings=selectors.private_ratings(model),
         actions=actions,
-        editable=model.status not in TERMINAL,
+        editable=model.status not in ArenaModel.TERMINAL_STATUSES,
         heads_up_form=HeadsUpForm(initial={"heads_up_requested": not model.heads_up_requested}),
         pending_change=changes.pending_change(model),
         test_answer=request.session.pop(_test_session_key(model), None),
@@ -212,7 +217,7 @@ def model_transition(request, slug: str, pk: int, action: str):
     form = ReasonForm(request.POST, auto_id=f"id_{action.value}_%s")
     if not form.is_valid():
         return _model_page(request, membership, model, status=400, failed=(action, form))
-    if not lifecycle.may_perform(request.user, model, action):
+    if not access.may_transition(request.user, model, action):
         raise PermissionDenied
     try:
         outcome = lifecycle.transition(
@@ -292,7 +297,8 @@ def _data_page(request, membership: Membership, *, accept_form=None, status: int
     )
     shares = list(selectors.shares_of(provider)[:50])
     for share in shares:
-        share.links = (
+        # The page's table reads the download links from the share itself.
+        share.links = (  # type: ignore[attr-defined]
             {
                 fmt: reverse("share-download", args=[share.pk]) + "?" + urlencode({"format": fmt})
                 for fmt in files.FORMAT_FILES

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .. import changes, names
-from ..endpoints import endpoint_refusal
+from .. import access, changes
 from ..lifecycle import REASON_MAX_LENGTH, STAFF_RETIREMENT_RULES
 from ..models import ArenaModel, ChangeRequest, LifecycleEvent, Provider
 
@@ -26,19 +25,30 @@ PUBLIC_FIELDS = [
 
 
 class ProviderField(serializers.SlugRelatedField):
-    def __init__(self, **kwargs):
+    """One of the caller's providers, by slug (the data-sharing API names providers with it)."""
+
+    def __init__(self, **kwargs: Any):
         super().__init__(slug_field="slug", **kwargs)
 
-    def get_queryset(self):
-        # Only providers the caller belongs to can be named as the owner of a new model.
+    def get_queryset(self) -> QuerySet[Provider]:
+        # Only providers the caller belongs to can be named.
         request = self.context["request"]
         return Provider.objects.filter(memberships__user=request.user)
+
+
+class ProviderSlugField(serializers.CharField):
+    """The owning provider, written and read as its slug. Written as a plain string: which
+    providers a caller may name is the service's rule (providers.registration.provider_for),
+    which answers alike whether another provider exists or not."""
+
+    def to_representation(self, value: Any) -> str:  # the model's provider
+        return str(value.slug)
 
 
 class ArenaModelSerializer(serializers.ModelSerializer):
     """What everyone may see of a model."""
 
-    provider = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    provider: serializers.SlugRelatedField[Provider] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
 
     class Meta:
         model = ArenaModel
@@ -69,11 +79,14 @@ class ChangeRequestSerializer(serializers.ModelSerializer):
 class OwnArenaModelSerializer(serializers.ModelSerializer):
     """A provider's view of its own model (and staff's view of any): the whole record.
 
-    The endpoint API key is write-only: once saved it is never returned.
+    As input it checks shapes only (types, lengths, choices); the rules of registering and
+    editing (who, which names, which endpoints, in which state) are providers.registration's,
+    which the view calls with the validated data. The endpoint API key is write-only: once
+    saved it is never returned.
     """
 
-    provider = ProviderField(
-        required=False, help_text="Slug of the owning provider; needed only if you belong to several."
+    provider = ProviderSlugField(
+        required=False, max_length=100, help_text="Slug of the owning provider; needed only if you belong to several."
     )
     endpoint_api_key = serializers.CharField(
         write_only=True, required=False, allow_blank=True, max_length=1000, style={"input_type": "password"}
@@ -124,82 +137,23 @@ class OwnArenaModelSerializer(serializers.ModelSerializer):
             "endpoint_last_error",
         ]
 
-    def get_endpoint_api_key_set(self, obj) -> bool:
+    def get_endpoint_api_key_set(self, obj: ArenaModel) -> bool:
         return bool(obj.endpoint_api_key)
 
     @extend_schema_field(ChangeRequestSerializer(allow_null=True))
-    def get_pending_change(self, obj) -> dict | None:
+    def get_pending_change(self, obj: ArenaModel) -> dict[str, Any] | None:
         if obj.pk is None:
             return None
         prefetched = getattr(obj, "pending_changes", None)  # the list prefetches them
         change = prefetched[0] if prefetched else None if prefetched is not None else changes.pending_change(obj)
         return ChangeRequestSerializer(change).data if change is not None else None
 
-    def validate_provider(self, provider):
-        if self.instance is not None and provider != self.instance.provider:
-            raise serializers.ValidationError("A model cannot move to another provider.")
-        return provider
+    def create(self, validated_data: dict[str, Any]) -> ArenaModel:
+        raise NotImplementedError("A model is registered through providers.registration.model_register().")
 
-    def validate_name(self, name):
-        if self.instance is not None and name == self.instance.name:
-            return name
-        if self.instance is not None and self.instance.status != "draft":
-            raise serializers.ValidationError("The public name can only change while the model is a draft.")
-        provider = self.instance.provider if self.instance is not None else self._named_provider()
-        refusal = names.name_refusal(
-            name, provider=provider, exclude_pk=self.instance.pk if self.instance is not None else None
-        )
-        if refusal:
-            raise serializers.ValidationError(refusal)
-        return name
-
-    def _named_provider(self) -> Provider | None:
-        # validate_name runs before validate() settles the provider; the raw input names it.
-        slug = self.initial_data.get("provider") if isinstance(self.initial_data, dict) else None
-        providers = self.fields["provider"].get_queryset()
-        found = providers.filter(slug=slug).first() if isinstance(slug, str) else None
-        if found is None and slug is None:
-            only = list(providers[:2])
-            found = only[0] if len(only) == 1 else None
-        return found
-
-    def validate_endpoint_base_url(self, url):
-        # URLField also takes ftp:// and ftps://, but the endpoint is called over HTTP.
-        if url and urlsplit(url).scheme.lower() not in ("http", "https"):
-            raise serializers.ValidationError("The endpoint must be an http:// or https:// URL.")
-        refusal = endpoint_refusal(url) if url else None
-        if refusal:
-            raise serializers.ValidationError(refusal)
-        return url
-
-    def create(self, validated_data):
-        try:
-            with transaction.atomic():
-                return super().create(validated_data)
-        except IntegrityError:
-            # A name taken by another request between validation and saving is bad input, not a 500.
-            refusal = names.name_refusal(validated_data["name"], provider=validated_data["provider"])
-            if refusal:
-                raise serializers.ValidationError({"name": [refusal]}) from None
-            raise
-
-    def update(self, instance, validated_data):
-        # An edit has one writer, providers.changes.model_edit: in the pool, a new access kind
-        # or endpoint becomes a request staff approve, never a direct write (the API view and the
-        # portal call it themselves to report the outcome; save() goes the same way).
-        return changes.model_edit(model_id=instance.pk, actor=self.context["request"].user, values=validated_data).model
-
-    def validate(self, attrs):
-        if self.instance is None and "provider" not in attrs:
-            providers = list(self.fields["provider"].get_queryset()[:2])
-            if len(providers) != 1:
-                raise serializers.ValidationError(
-                    {"provider": "You belong to several providers (or none); name one by its slug."}
-                    if providers
-                    else {"provider": "You are not a member of any provider."}
-                )
-            attrs["provider"] = providers[0]
-        return attrs
+    def update(self, instance: ArenaModel, validated_data: dict[str, Any]) -> ArenaModel:
+        # The one write path of an edit is the service, whose rules save() would skip.
+        raise NotImplementedError("A model is edited through providers.registration.model_update().")
 
 
 class TransitionSerializer(serializers.Serializer):
@@ -238,14 +192,8 @@ class LifecycleEventSerializer(serializers.ModelSerializer):
             "created_at",
         ]
 
-    def get_actor(self, obj) -> str | None:
-        if obj.actor is None:
-            return None
-        # Providers see that staff acted, not which staff member.
-        viewer = self.context["request"].user
-        if obj.actor.is_staff and not viewer.is_staff:
-            return "staff"
-        return obj.actor.get_username()
+    def get_actor(self, obj: LifecycleEvent) -> str | None:
+        return access.actor_label(obj.actor, viewer=self.context["request"].user)
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -281,17 +281,16 @@ def test_the_public_registry_shows_an_approved_change_but_not_the_requests(clien
     assert "request-change" not in page and "refuse-change" not in page and "secret-ish note" not in page
 
 
-def test_saving_the_edit_serializer_goes_through_the_change_service_too(provider_a, member_a):
-    """save() on the API's serializer is the same one write path as the view: no way round review."""
-    from types import SimpleNamespace
-
+def test_the_edit_serializer_cannot_save_round_the_service(provider_a):
+    """The API's serializer checks shapes only; save() is refused, so there is no way round the
+    rules of providers.registration and the review of providers.changes."""
     from providers.api.serializers import OwnArenaModelSerializer
 
     model = pool_model(provider_a)
     before = served(model)
-    context = {"request": SimpleNamespace(user=member_a)}
-    form = OwnArenaModelSerializer(model, data=SWAP, partial=True, context=context)
+    form = OwnArenaModelSerializer(model, data=SWAP, partial=True)
     assert form.is_valid(), form.errors
-    form.save()
+    with pytest.raises(NotImplementedError, match="providers.registration"):
+        form.save()
     assert served(model) == before
-    assert ChangeRequest.objects.get(arena_model=model).state == "pending"
+    assert not ChangeRequest.objects.filter(arena_model=model).exists()

@@ -113,4 +113,4 @@ def _resolved(host: str, port: int) -> list[Address]:
     except (socket.gaierror, UnicodeError):
         return []
     # The address part may carry an IPv6 zone ("fe80::1%eth0"); the zone is not part of it.
-    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in found]
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]

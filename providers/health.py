@@ -92,7 +92,10 @@ def retirement_candidate_since(model: ArenaModel) -> datetime | None:
     """
     if model.status != ArenaModel.Status.LISTED or model.endpoint_offline_since is None:
         return None
-    start = max(model.endpoint_offline_since, model.listing_window_ends_at)
+    window_end = model.listing_window_ends_at
+    if window_end is None:  # a listed model has a listing date; one that lost it is no candidate
+        return None
+    start = max(model.endpoint_offline_since, window_end)
     candidate_at = start + timedelta(days=settings.ARENA_OFFLINE_RETIREMENT_DAYS)
     return candidate_at if candidate_at <= clock.now() else None
 

@@ -61,21 +61,23 @@ WHERE v.anony AND v.excluded_reason = '' AND v.id <= %(last_vote_id)s
     AND v.battle_id > %(low)s AND v.battle_id <= %(high)s AND b.id > %(low)s AND b.id <= %(high)s
     AND (%(every)s OR v.id > %(after)s OR v.battle_id = ANY(%(battles)s::bigint[]))
 """
-# The counted votes after `after` in the order they were cast, as 18-byte records: model_a,
-# model_b, winner code. One aggregate, so one sort.
+# The counted votes after `after` as 26-byte records: id, cast at (microseconds since 2000,
+# timestamptz's binary form), models, winner code. Unordered: numpy sorts them, which costs
+# less than an ordered aggregate's sort in the server.
 VOTE_ORDER_SQL = f"""
-SELECT string_agg(int8send(v.model_a_id) || int8send(v.model_b_id) || int2send(({WINNER_CODE})::int2), ''
-                  ORDER BY v.created_at, v.id)
+SELECT string_agg(
+    int8send(v.id) || timestamptz_send(v.created_at) || int8send((v.model_a_id::int8 << 32) | v.model_b_id)
+    || int2send(({WINNER_CODE})::int2), '')
 FROM battles_vote AS v
 WHERE v.anony AND v.excluded_reason = '' AND v.id > %(after)s AND v.id <= %(last_vote_id)s
 """
+VOTE_RECORD = np.dtype([("id", ">i8"), ("cast", ">i8"), ("models", ">i8"), ("winner", ">i2")])
 # Transactions older than the snapshot's xmin had all ended: the index on xid leaves them out.
 CHANGED_SINCE_SQL = """
 SELECT DISTINCT battle_id FROM leaderboard_countedvotechange
 WHERE xid >= %(xmin)s AND NOT pg_visible_in_snapshot(xid::text::xid8, %(snapshot)s::pg_snapshot)
 """
 KEPT_PARTS_SQL = "SELECT id, rows, layout, data FROM leaderboard_keptcolumnspart WHERE id = ANY(%(ids)s::bigint[])"
-VOTE_RECORD = np.dtype([("a", ">i8"), ("b", ">i8"), ("winner", ">i2")])
 
 
 def read_columns(selection: Selection) -> dict[str, np.ndarray]:
@@ -105,10 +107,13 @@ def read_columns(selection: Selection) -> dict[str, np.ndarray]:
 
 
 def read_in_vote_order(*, after: int, last_vote_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(model_a ids, model_b ids, winner codes) of the counted votes after `after`, in vote order."""
+    """(model_a ids, model_b ids, winner codes) of the counted votes after `after`, in the
+    order they were cast (time, then id)."""
     (data,) = _fetch(VOTE_ORDER_SQL, {"after": after, "last_vote_id": last_vote_id})
     records = np.frombuffer(data or b"", VOTE_RECORD)
-    return records["a"].astype(np.int64), records["b"].astype(np.int64), records["winner"].astype(np.int64)
+    records = records[np.lexsort((records["id"], records["cast"]))]
+    models = records["models"].astype(np.int64)
+    return models >> 32, models & 0xFFFFFFFF, records["winner"].astype(np.int64)
 
 
 def read_parts(ids: list[int]) -> dict[int, tuple[int, list, bytes]]:

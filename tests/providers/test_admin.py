@@ -34,9 +34,9 @@ def grant_admin_permissions(user):
     wants the usual view/add/change/delete permissions. The lifecycle log's add/change/delete
     permissions are granted on purpose: the admin must refuse those even so.
     """
-    perms = Permission.objects.filter(
-        content_type__app_label__in=["providers", "django_celery_beat", "auth"]
-    ).exclude(codename="transition_arenamodel")
+    perms = Permission.objects.filter(content_type__app_label__in=["providers", "django_celery_beat", "auth"]).exclude(
+        codename="transition_arenamodel"
+    )
     user.user_permissions.add(*perms)
     return user
 
@@ -231,14 +231,29 @@ def test_it_refuses_to_add_change_or_delete_lifecycle_events(staff_admin, provid
 
     add = staff_admin.post(
         reverse("admin:providers_lifecycleevent_add"),
-        {"arena_model": model.pk, "action": "admit", "kind": "done", "from_status": "submitted",
-         "to_status": "initial_rating", "reason": "forged", "effective_at_0": "2024-01-01",
-         "effective_at_1": "00:00:00", "created_at_0": "2024-01-01", "created_at_1": "00:00:00"},
+        {
+            "arena_model": model.pk,
+            "action": "admit",
+            "kind": "done",
+            "from_status": "submitted",
+            "to_status": "initial_rating",
+            "reason": "forged",
+            "effective_at_0": "2024-01-01",
+            "effective_at_1": "00:00:00",
+            "created_at_0": "2024-01-01",
+            "created_at_1": "00:00:00",
+        },
     )
     change = staff_admin.post(
         reverse("admin:providers_lifecycleevent_change", args=[event.pk]),
-        {"arena_model": model.pk, "action": "submit", "kind": "done", "from_status": "draft",
-         "to_status": "submitted", "reason": "rewritten"},
+        {
+            "arena_model": model.pk,
+            "action": "submit",
+            "kind": "done",
+            "from_status": "draft",
+            "to_status": "submitted",
+            "reason": "rewritten",
+        },
     )
     delete = staff_admin.post(reverse("admin:providers_lifecycleevent_delete", args=[event.pk]), {"post": "yes"})
     bulk_delete = staff_admin.post(
@@ -317,7 +332,10 @@ def test_it_applies_each_action_on_confirmation(staff_admin, staff, provider_a, 
     assert status_of(model) == target
     event = model.events.last()
     assert (event.action, event.to_status, event.actor, event.reason) == (
-        action, target, staff, "Decided at the staff meeting."
+        action,
+        target,
+        staff,
+        "Decided at the staff meeting.",
     )
     assert any(model.name in message for message in messages_of(response))
 
@@ -335,8 +353,12 @@ def test_it_accepts_an_empty_reason_where_none_is_required(staff_admin, provider
 
 @pytest.mark.parametrize(
     ("action", "start"),
-    [(Action.REJECT, S.SUBMITTED), (Action.WITHDRAW, S.INITIAL_RATING),
-     (Action.REQUEST_RETIREMENT, S.LISTED), (Action.RETIRE, S.LISTED)],
+    [
+        (Action.REJECT, S.SUBMITTED),
+        (Action.WITHDRAW, S.INITIAL_RATING),
+        (Action.REQUEST_RETIREMENT, S.LISTED),
+        (Action.RETIRE, S.LISTED),
+    ],
 )
 def test_it_requires_a_reason_to_reject_withdraw_or_retire(staff_admin, provider_a, action, start):
     model = ready_for(provider_a, start)
@@ -525,8 +547,13 @@ def test_it_works_through_the_real_forms_with_csrf_checks(staff, provider_a):
     changelist = browser.get(changelist_url())
     confirm = browser.post(
         changelist_url(),
-        {"csrfmiddlewaretoken": csrf_token(changelist), "action": "reject", "index": 0,
-         "select_across": 0, "_selected_action": [model.pk]},
+        {
+            "csrfmiddlewaretoken": csrf_token(changelist),
+            "action": "reject",
+            "index": 0,
+            "select_across": 0,
+            "_selected_action": [model.pk],
+        },
     )
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', confirm.content.decode()))
     applied = browser.post(changelist_url(), {**fields, "reason": "Out of scope."})
@@ -666,9 +693,18 @@ def test_it_does_not_change_the_lifecycle_from_the_change_form(staff_admin, keye
 def test_it_adds_a_model_through_the_form(staff_admin, provider_a):
     response = staff_admin.post(
         reverse("admin:providers_arenamodel_add"),
-        {"provider": provider_a.pk, "name": "fresh-one", "access_kind": "public_api",
-         "endpoint_api_key": "sk-first", "sampling_weight": 1, "events-TOTAL_FORMS": 0, "events-INITIAL_FORMS": 0,
-         "events-MIN_NUM_FORMS": 0, "events-MAX_NUM_FORMS": 1000, "_save": "Save"},
+        {
+            "provider": provider_a.pk,
+            "name": "fresh-one",
+            "access_kind": "public_api",
+            "endpoint_api_key": "sk-first",
+            "sampling_weight": 1,
+            "events-TOTAL_FORMS": 0,
+            "events-INITIAL_FORMS": 0,
+            "events-MIN_NUM_FORMS": 0,
+            "events-MAX_NUM_FORMS": 1000,
+            "_save": "Save",
+        },
     )
 
     assert response.status_code == 302
@@ -723,9 +759,7 @@ def test_it_renders_each_changelist_with_bounded_queries(
     assert len(response.context["cl"].result_list) >= 5
 
 
-def test_it_renders_the_change_page_with_bounded_queries(
-    staff_admin, provider_a, staff, django_assert_max_num_queries
-):
+def test_it_renders_the_change_page_with_bounded_queries(staff_admin, provider_a, staff, django_assert_max_num_queries):
     model = make_model(provider_a, S.RETIRED, staff=staff)
     url = change_url(model)
     staff_admin.get(url)

@@ -414,9 +414,7 @@ def test_a_member_of_several_providers_must_name_one(provider_a, provider_b, mem
     client = token_client(member_a)
     before = snapshot()
     body = assert_json_error(client.post(MODELS, {"name": "Ambiguous"}, format="json"), 400)
-    assert body["errors"] == {
-        "provider": ["You belong to several providers (or none); name one by its slug."]
-    }
+    assert body["errors"] == {"provider": ["You belong to several providers (or none); name one by its slug."]}
     assert snapshot() == before
     response = client.post(MODELS, {"name": "Clear", "provider": "provider-b"}, format="json")
     assert response.status_code == 201
@@ -441,9 +439,7 @@ def test_a_member_may_name_its_own_provider(client_a, provider_a):
 )
 def test_only_a_member_may_register_a_model_for_its_provider(persona_clients, provider_a, persona, code):
     before = snapshot()
-    response = persona_clients[persona].post(
-        MODELS, {"name": "Claimed", "provider": "provider-a"}, format="json"
-    )
+    response = persona_clients[persona].post(MODELS, {"name": "Claimed", "provider": "provider-a"}, format="json")
     if code == 201:
         assert response.status_code == 201
         assert ArenaModel.objects.get(name="Claimed").provider == provider_a
@@ -784,9 +780,7 @@ def test_the_lifecycle_log_is_for_the_owner_and_staff(persona_clients, provider_
             assert_json_error(response, 404)
         else:
             assert response.status_code == 200
-            assert [event["action"] for event in response.json()] == [
-                event.action for event in model.events.all()
-            ]
+            assert [event["action"] for event in response.json()] == [event.action for event in model.events.all()]
 
 
 def test_the_log_tells_every_step(client_a, provider_a, member_a, staff):
@@ -887,9 +881,7 @@ def test_the_action_tables_cover_every_action():
 
 @pytest.mark.parametrize("persona", PERSONAS)
 @pytest.mark.parametrize("action", list(MOVES))
-def test_each_action_is_open_only_to_those_who_may_take_it(
-    persona_clients, persona_users, provider_a, persona, action
-):
+def test_each_action_is_open_only_to_those_who_may_take_it(persona_clients, persona_users, provider_a, persona, action):
     codes = PROVIDER_ACTION_CODES if action in PROVIDER_ACTIONS else STAFF_ACTION_CODES
     code = codes[persona]
     model = model_ready_for(provider_a, action)
@@ -1057,9 +1049,7 @@ def test_a_retirement_inside_the_listing_window_is_scheduled_for_its_end(client_
     listed = make_model(provider_a, S.LISTED)
     window_end = listed.listed_at + timedelta(days=14)
     with time_machine.travel(listed.listed_at + timedelta(days=3), tick=False):
-        response = client_a.post(
-            detail_url(listed, "request-retirement"), {"reason": "Superseded."}, format="json"
-        )
+        response = client_a.post(detail_url(listed, "request-retirement"), {"reason": "Superseded."}, format="json")
     assert response.status_code == 200
     body = response.json()
     assert body["changed"] is True and body["scheduled"] is True
@@ -1107,9 +1097,7 @@ def test_staff_retirement_inside_the_window_is_scheduled_too(staff_client, provi
 def test_a_retirement_after_the_window_happens_at_once(client_a, provider_a):
     listed = make_model(provider_a, S.LISTED)
     with time_machine.travel(listed.listed_at + timedelta(days=14), tick=False):
-        body = client_a.post(
-            detail_url(listed, "request-retirement"), {"reason": "Done."}, format="json"
-        ).json()
+        body = client_a.post(detail_url(listed, "request-retirement"), {"reason": "Done."}, format="json").json()
     assert (body["changed"], body["scheduled"]) == (True, False)
     assert body["model"]["status"] == "retired"
     listed.refresh_from_db()

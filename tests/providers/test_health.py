@@ -27,8 +27,11 @@ class FakeProvider(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).seen.append((self.path, self.headers.get("Authorization"), body))
         if type(self).healthy:
-            payload = {"id": "x", "object": "chat.completion", "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": "p"}, "finish_reason": "length"}]}
+            payload = {
+                "id": "x",
+                "object": "chat.completion",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "p"}, "finish_reason": "length"}],
+            }
             self._send(200, payload)
         else:
             self._send(503, {"error": "overloaded"})
@@ -59,8 +62,13 @@ def endpoint():
 @pytest.fixture
 def listed(provider_a, endpoint):
     base_url, _ = endpoint
-    return make_model(provider_a, ArenaModel.Status.LISTED, endpoint_base_url=base_url,
-                      endpoint_model_id="m-1", endpoint_api_key="sk-test")
+    return make_model(
+        provider_a,
+        ArenaModel.Status.LISTED,
+        endpoint_base_url=base_url,
+        endpoint_model_id="m-1",
+        endpoint_api_key="sk-test",
+    )
 
 
 def test_a_healthy_endpoint_is_called_with_the_stored_key(listed, endpoint):
@@ -112,8 +120,9 @@ def test_coming_back_online_clears_the_record(listed, endpoint):
 
 
 def test_an_unreachable_endpoint_is_a_failure_not_a_crash(provider_a):
-    model = make_model(provider_a, ArenaModel.Status.INITIAL_RATING,
-                       endpoint_base_url="http://127.0.0.1:9/v1", endpoint_model_id="m")
+    model = make_model(
+        provider_a, ArenaModel.Status.INITIAL_RATING, endpoint_base_url="http://127.0.0.1:9/v1", endpoint_model_id="m"
+    )
     assert health.check_pool()["failed"] == 1
     model.refresh_from_db()
     assert "ConnectError" in model.endpoint_last_error

@@ -57,9 +57,11 @@ upgrade: $(UV)
 	$(SYNC) --quiet
 	@touch $(VENV)/.installed-dev $(VENV)/.installed-run
 
+# ruff, then mypy as pyproject.toml's [tool.mypy] says (strict for providers/).
 lint: install-dev
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 clean:
 	rm -rf $(VENV) $(TOOLS) var

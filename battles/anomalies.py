@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, QuerySet
@@ -140,12 +141,7 @@ def detect_anomalous_voters(*, alpha: float | None = None, full: bool = False) -
         ]
         # Two runs at once: the other one's rows win, and this one reads them below.
         FlaggedVoter.objects.bulk_create(new, ignore_conflicts=True)
-        for judge, voter in known.items():
-            voter.votes_tested, voter.statistic, voter.direction = crossed[judge]
-            voter.alpha, voter.tested_at = alpha, now
-        FlaggedVoter.objects.bulk_update(
-            known.values(), ["votes_tested", "statistic", "direction", "alpha", "tested_at"], batch_size=500
-        )
+        _update_tested(known, crossed, alpha=alpha, now=now)
         # Locked, so a staff decision (which locks the row too) cannot interleave with the
         # exclusion below and have its cleared votes excluded again.
         excluding = list(
@@ -179,6 +175,32 @@ def detect_anomalous_voters(*, alpha: float | None = None, full: bool = False) -
         incremental=incremental,
         votes_read=read,
     )
+
+
+def _update_tested(known: dict[str, FlaggedVoter], crossed: dict, *, alpha: float, now) -> None:
+    """The known flagged voters' statistics from this run. On PostgreSQL one UPDATE from
+    arrays: every run updates every such voter, and building a CASE per row and field (as
+    bulk_update does) would cost more than the rest of a quiet run."""
+    if connection.vendor != "postgresql":
+        for judge, voter in known.items():
+            voter.votes_tested, voter.statistic, voter.direction = crossed[judge]
+            voter.alpha, voter.tested_at = alpha, now
+        FlaggedVoter.objects.bulk_update(
+            known.values(), ["votes_tested", "statistic", "direction", "alpha", "tested_at"], batch_size=500
+        )
+        return
+    if not known:
+        return
+    ids = [voter.pk for voter in known.values()]
+    votes, statistics, directions = zip(*(crossed[judge] for judge in known), strict=True)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {FlaggedVoter._meta.db_table} AS f SET votes_tested = v.votes, statistic = v.statistic, "
+            "direction = v.direction, alpha = %s, tested_at = %s "
+            "FROM unnest(%s::bigint[], %s::integer[], %s::double precision[], %s::text[]) "
+            "AS v (id, votes, statistic, direction) WHERE f.id = v.id",
+            [alpha, now, ids, list(votes), list(statistics), list(directions)],
+        )
 
 
 def _read_votes():
@@ -246,8 +268,11 @@ def _evidence(*, full: bool) -> tuple[anomaly_state.Evidence, bool, int]:
     with connection.cursor() as cursor:
         cursor.execute(f"INSERT INTO {STATE_TABLE} (id) VALUES (1) ON CONFLICT DO NOTHING")
     with _run_lock(), _snapshot():
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT definition, data FROM {STATE_TABLE} WHERE id = 1")
+        # The state moves as binary (psycopg's %b, binary results): tens of megabytes at
+        # millions of votes, which the text format would double and escape.
+        connection.ensure_connection()
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(f"SELECT definition, data FROM {STATE_TABLE} WHERE id = 1", binary=True)
             definition, data = cursor.fetchone()
         notes = _take_notes()
         state, read = None, len(notes["vote_id"])
@@ -262,9 +287,9 @@ def _evidence(*, full: bool) -> tuple[anomaly_state.Evidence, bool, int]:
         incremental = state is not None
         if state is None:
             state, read = _build_all()
-        with connection.cursor() as cursor:
+        with psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(
-                f"UPDATE {STATE_TABLE} SET definition = %s, data = %s, updated_at = now() WHERE id = 1",
+                f"UPDATE {STATE_TABLE} SET definition = %s, data = %b, updated_at = now() WHERE id = 1",
                 [_definition(), anomaly_state.dumps(state)],
             )
     return anomaly_state.evidence(state, max_votes=MAX_VOTES), incremental, read
@@ -313,7 +338,7 @@ def _take_notes() -> dict[str, np.ndarray]:
     with connection.cursor() as cursor:
         cursor.execute(
             f"DELETE FROM {NOTE_TABLE} RETURNING vote_id, judge, address, model_a_id, model_b_id, winner, "
-            "created_at, imported, tested, counted"
+            "(EXTRACT(EPOCH FROM created_at) * 1000000)::bigint, imported, tested, counted"
         )
         rows = cursor.fetchall()
     names = ["vote_id", "judge", "address", "model_a", "model_b", "winner", "created_at", "imported", "tested"]
@@ -322,14 +347,15 @@ def _take_notes() -> dict[str, np.ndarray]:
     for name in ["vote_id", "model_a", "model_b", "tested", "counted"]:
         notes[name] = np.array(columns.get(name, []), dtype=np.int64)
     notes["level"] = np.array([integrity.LEVELS[w] for w in columns.get("winner", [])], dtype=np.int64)
-    notes["created"] = _microseconds(columns.get("created_at", []))
+    notes["created"] = np.array(columns.get("created_at", []), dtype=np.int64)
     return notes
 
 
 def _microseconds(stamps) -> np.ndarray:
     if not len(stamps):
         return np.array([], dtype=np.int64)
-    return (pd.to_datetime(pd.Series(list(stamps), dtype=object), utc=True).astype("int64") // 1000).to_numpy(np.int64)
+    stamps = pd.to_datetime(pd.Series(list(stamps), dtype=object), utc=True).dt.as_unit("us")
+    return stamps.astype("int64").to_numpy(np.int64)  # microseconds, as the notes give them
 
 
 def _columns(votes: QuerySet) -> dict[str, np.ndarray]:
@@ -411,30 +437,37 @@ def _update(state: anomaly_state.State, notes: dict[str, np.ndarray]) -> tuple[a
     # and only gained later ones (appended); and which only gained or lost counted votes after
     # their first ones, or on their pairs (updated in place).
     index = state.index_of()
+    judges = notes["judge"].tolist()
+    v = np.array([index.get(judge, -1) for judge in judges], dtype=np.int64)
+    known = v >= 0
+    voters = len(state.labels)
+    # Index 0 stands in for unknown judges (and a voter that cannot exist when there are none).
+    kv = np.where(known, v, 0)
+    tested = notes["tested"]
+    padded = voters or 1
+    last_created = np.resize(state.last_created, padded) if voters else np.zeros(1, np.int64)
+    last_id = np.resize(state.last_id, padded) if voters else np.zeros(1, np.int64)
+    later = (notes["created"] > last_created[kv]) | (
+        (notes["created"] == last_created[kv]) & (notes["vote_id"] > last_id[kv])
+    )
+
+    def per_voter(values: np.ndarray) -> np.ndarray:
+        return np.bincount(kv[known], weights=values[known].astype(float), minlength=voters) > 0
+
+    full_first = np.diff(state.seq_start) >= MAX_VOTES
+    below = state.total + np.bincount(kv[known], weights=tested[known], minlength=voters).astype(np.int64) < MIN_VOTES
+    earlier = per_voter((tested != 0) & ~later)
+    leaving = per_voter(tested < 0)
+    arriving = per_voter(tested > 0)
+    reread = np.resize(below | earlier | (~full_first & leaving), padded)
+    extend = np.resize(~reread[:voters] & ~full_first & arriving, padded)
+    reread_judges = set(np.array(judges, dtype=object)[known & reread[kv]].tolist())
+    in_place = np.flatnonzero(known & ~reread[kv] & ~extend[kv])
+    appended = np.flatnonzero(known & extend[kv])
+    unknown = sorted(set(np.array(judges, dtype=object)[~known].tolist()))
     by_judge: dict[str, list[int]] = defaultdict(list)
-    for k, judge in enumerate(notes["judge"].tolist()):
-        by_judge[judge].append(k)
-    reread_judges: set[str] = set()
-    in_place: list[int] = []
-    appended: list[int] = []
-    unknown: list[str] = []
-    for judge, ks in by_judge.items():
-        v = index.get(judge)
-        if v is None:
-            unknown.append(judge)
-            continue
-        rows = np.array(ks)
-        tested = notes["tested"][rows]
-        if state.total[v] + tested.sum() < MIN_VOTES:
-            reread_judges.add(judge)
-            continue
-        full_first = state.seq_start[v + 1] - state.seq_start[v] >= MAX_VOTES
-        created, vote_id = notes["created"][rows], notes["vote_id"][rows]
-        later = (created > state.last_created[v]) | ((created == state.last_created[v]) & (vote_id > state.last_id[v]))
-        if not ((tested != 0) & ~later).any() and (full_first or not (tested < 0).any()):
-            (appended if not full_first and (tested > 0).any() else in_place).extend(ks)
-        else:
-            reread_judges.add(judge)
+    for k in np.flatnonzero(~known).tolist():
+        by_judge[judges[k]].append(k)
     reread_addresses: set[str] = set()
     counts = _tested_counts(unknown)
     for judge in unknown:
@@ -443,13 +476,13 @@ def _update(state: anomaly_state.State, notes: dict[str, np.ndarray]) -> tuple[a
         else:  # still short: tested with its address's other short sessions
             reread_addresses.update(a for a in notes["address"][by_judge[judge]].tolist() if a)
 
-    rows = np.array(in_place, dtype=np.int64)
-    voter = np.array([index[j] for j in notes["judge"][rows].tolist()], dtype=np.int64)
+    rows = in_place
+    voter = v[rows]
     np.add.at(state.total, voter, notes["tested"][rows])
     state.add_own(voter, pair[rows], level[rows], notes["counted"][rows])
 
-    rows = np.array(appended, dtype=np.int64)
-    voter = np.array([index[j] for j in notes["judge"][rows].tolist()], dtype=np.int64)
+    rows = appended
+    voter = v[rows]
     new = notes["tested"][rows] > 0
     extended, block = anomaly_state.extended(
         state,

@@ -329,9 +329,21 @@ def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return distinct, which.reshape(-1)
 
 
+# Narrower types on disk where the range is known: a voter's voter-pairs are at most
+# max_votes (100), levels are 0 to 2, pair indices and counts fit 32 bits. The state is
+# written on every run, so its size is most of a quiet run's time.
+NARROW = {"seq_vp": np.uint8, "seq_level": np.int8, "vp_pair": np.int32, "vp_own": np.int32, "total": np.int32}
+
+
 def dumps(state: State) -> bytes:
     encoded = [label.encode() for label in state.labels.tolist()]
     arrays = {f.name: getattr(state, f.name) for f in fields(State) if f.name != "labels"}
+    if len(state.seq_vp) and state.seq_vp.max() > np.iinfo(np.uint8).max:
+        raise ValueError("a voter with more voter-pairs than kept votes")
+    for name, dtype in NARROW.items():
+        if arrays[name].size and arrays[name].max(initial=0) > np.iinfo(dtype).max:
+            raise ValueError(f"{name} out of range")
+        arrays[name] = arrays[name].astype(dtype)
     arrays["label_bytes"] = np.frombuffer(b"".join(encoded), dtype=np.uint8)
     arrays["label_lengths"] = np.array([len(e) for e in encoded], dtype=np.int64)
     arrays["format"] = np.array([FORMAT])
@@ -347,6 +359,8 @@ def loads(data: bytes) -> State:
             if int(stored["format"][0]) != FORMAT:
                 raise ValueError("another format")
             values = {f.name: stored[f.name] for f in fields(State) if f.name != "labels"}
+            for name in NARROW:
+                values[name] = values[name].astype(np.int8 if name == "seq_level" else np.int64)
             raw = stored["label_bytes"].tobytes()
             ends = np.cumsum(stored["label_lengths"])
     except (OSError, KeyError, EOFError) as exc:

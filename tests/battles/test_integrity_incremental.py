@@ -357,3 +357,14 @@ def test_only_the_new_votes_and_the_voters_whose_first_votes_they_change_are_rea
     report = anomalies.detect_anomalous_voters()
     assert report.incremental and report.votes_read == 1 + before - 1
     assert_report_is_the_full_reports(report)
+
+
+def test_a_state_with_no_tested_voter_yet_goes_on_as_voters_reach_the_minimum(models):
+    h = History(models, seed=13)
+    h.votes("first", 3)
+    h.votes("second", 2, address="d" * 32)
+    assert anomalies.detect_anomalous_voters().tested == 0
+    h.votes("first", 3)
+    h.votes("third", 4, address="d" * 32)
+    kept = assert_same_as_full_test()
+    assert sorted(kept) == ["address:" + "d" * 32, "first"]

@@ -345,7 +345,7 @@ def _write_batch(
         return
     models.resolve(fresh)
     staging.map_models(models, fresh)
-    added, unnamed, tested = staging.merge(first_new_id)
+    added, unnamed, tested = staging.merge()
     # Another import may have added some of these keys since the check (ON CONFLICT kept its rows).
     if added < len(fresh):
         result.skipped[ALREADY_IMPORTED] += len(fresh) - added
@@ -383,10 +383,10 @@ class _Staging:
 
     import_stage holds one batch; import_skip the rows of the batch not to merge, with why;
     import_models the ids model names map to on each side (the side matters for
-    `anonymous`, which has a stand-in per side).
+    `anonymous`, which has a stand-in per side); import_added the battles the batch added.
     """
 
-    STAGE, SKIP, MODELS = "import_stage", "import_skip", "import_models"
+    STAGE, SKIP, MODELS, ADDED = "import_stage", "import_skip", "import_models", "import_added"
 
     def __init__(self, cursor):
         self.cursor = cursor
@@ -404,6 +404,10 @@ class _Staging:
         # Dropped at the end of the import; ON COMMIT DROP is the backstop on PostgreSQL. They
         # are made in the import's transaction, so a refused file rolls them back with the rest.
         on_commit = " ON COMMIT DROP" if self.postgresql else ""
+        if self.postgresql:
+            # The per-batch statements are costed high enough for JIT compilation, which takes
+            # longer than running them; for the rest of the import's transaction only.
+            self.cursor.execute("SET LOCAL jit = off")
         self.cursor.execute(f"CREATE TEMPORARY TABLE {self.STAGE} ({columns}){on_commit}")
         self.cursor.execute(
             f"CREATE TEMPORARY TABLE {self.SKIP} (seq integer PRIMARY KEY, reason char(1) NOT NULL){on_commit}"
@@ -412,15 +416,20 @@ class _Staging:
             f"CREATE TEMPORARY TABLE {self.MODELS} (side char(1) NOT NULL, name text NOT NULL, "
             f"id bigint NOT NULL, PRIMARY KEY (side, name)){on_commit}"
         )
+        self.cursor.execute(
+            f"CREATE TEMPORARY TABLE {self.ADDED} (battle_id bigint NOT NULL, question_id text NOT NULL){on_commit}"
+        )
 
     def drop(self) -> None:
         self.cursor.execute(f"DROP TABLE {self.STAGE}")
         self.cursor.execute(f"DROP TABLE {self.SKIP}")
         self.cursor.execute(f"DROP TABLE {self.MODELS}")
+        self.cursor.execute(f"DROP TABLE {self.ADDED}")
 
     def load(self, batch: _Batch) -> None:
         """Empty the staging tables and load one batch."""
         self.cursor.execute(f"DELETE FROM {self.SKIP}")
+        self.cursor.execute(f"DELETE FROM {self.ADDED}")
         names = ", ".join(spec[0] for spec in STAGE_COLUMNS)
         if self.postgresql:
             # TRUNCATE, not DELETE: the table is rewritten empty rather than left with dead rows to scan.
@@ -440,19 +449,27 @@ class _Staging:
         """Find the staged rows not to merge; {seq: code} (_SKIP_CODES)."""
         # A key already stored: in this import's battles, the file holds it twice; else it was
         # imported before. A key not stored: every occurrence after the first is in the file twice.
+        # The lookups into the real tables are scalar subqueries with LIMIT, looked up row by row
+        # through an index: as a join or EXISTS, PostgreSQL may hash the whole table instead
+        # (it did, on statistics from before the import), which grows with every batch.
+        # OFFSET 0 keeps PostgreSQL from inlining the lookup into each use of it (twice per row).
+        fence = "OFFSET 0" if self.postgresql else ""
         self.cursor.execute(
             f"""
             INSERT INTO {self.SKIP} (seq, reason)
             SELECT seq, reason FROM (
-                SELECT s.seq,
+                SELECT seq,
                     CASE
-                        WHEN b.id IS NULL THEN
-                            CASE WHEN row_number() OVER (PARTITION BY s.question_id ORDER BY s.seq) > 1
-                            THEN 'D' END
-                        WHEN b.id >= %s THEN 'D'
+                        WHEN known IS NULL THEN
+                            CASE WHEN row_number() OVER (PARTITION BY question_id ORDER BY seq) > 1 THEN 'D' END
+                        WHEN known >= %s THEN 'D'
                         ELSE 'A'
                     END AS reason
-                FROM {self.STAGE} s LEFT JOIN {self.battles} b ON b.question_id = s.question_id
+                FROM (
+                    SELECT s.seq, s.question_id,
+                        (SELECT b.id FROM {self.battles} b WHERE b.question_id = s.question_id LIMIT 1) AS known
+                    FROM {self.STAGE} s {fence}
+                ) looked_up
             ) keyed
             WHERE reason IS NOT NULL
             """,
@@ -472,14 +489,15 @@ class _Staging:
                 FROM {self.STAGE} s
                 WHERE NOT EXISTS (SELECT 1 FROM {self.SKIP} k WHERE k.seq = s.seq)
             ) fresh
-            WHERE nth > 1 OR EXISTS (
+            WHERE nth > 1 OR (
                 SELECT 1 FROM {self.votes} v
                 JOIN {self.arena_models} ma ON ma.id = v.model_a_id
                 JOIN {self.arena_models} mb ON mb.id = v.model_b_id
                 WHERE v.judge = fresh.judge AND v.created_at = fresh.created_at AND v.winner = fresh.winner
                     AND CASE WHEN ma.name IN ({stand_ins}) THEN %s ELSE ma.name END = fresh.model_a
                     AND CASE WHEN mb.name IN ({stand_ins}) THEN %s ELSE mb.name END = fresh.model_b
-            )
+                LIMIT 1
+            ) IS NOT NULL
             """,
             [*UNNAMED_NAMES.values(), importing.ANONYMOUS, *UNNAMED_NAMES.values(), importing.ANONYMOUS],
         )
@@ -497,7 +515,7 @@ class _Staging:
             )
             self.mapped.update(new)
 
-    def merge(self, first_new_id: int) -> tuple[int, int, int]:
+    def merge(self) -> tuple[int, int, int]:
         """Insert the staged rows not skipped as battles, votes and style rows; return the
         battles added, the unnamed votes added, and the votes added that the anomalous-voter
         test reads (anonymous and counting)."""
@@ -522,31 +540,38 @@ class _Staging:
             "created_at": "s.created_at",
         }
         columns, values, params = self._columns(Battle, battle_columns, {"source": Battle.Source.IMPORTED})
-        # ORDER BY: ids in the order of the file, as one insert after another would give.
-        self.cursor.execute(
-            f"""
-            INSERT INTO {self.battles} ({columns})
-            SELECT {values}
-            FROM {self.STAGE} s
+        by_name = f"""
             JOIN {self.MODELS} ma ON ma.side = 'a' AND ma.name = s.model_a
             JOIN {self.MODELS} mb ON mb.side = 'b' AND mb.name = s.model_b
+        """
+        # ORDER BY: ids in the order of the file, as one insert after another would give. The
+        # ids the insert returns go to import_added: what follows joins this batch's battles
+        # alone, not the battles table (a key another import added meanwhile is not returned:
+        # ON CONFLICT kept that import's battle, which has its own vote).
+        insert = f"""
+            INSERT INTO {self.battles} ({columns})
+            SELECT {values} FROM {self.STAGE} s {by_name}
             WHERE {not_skipped}
             ORDER BY s.seq
             ON CONFLICT (question_id) DO NOTHING
-            """,
-            params,
-        )
-        added = self.cursor.rowcount
-        # The battles this batch added: this import's ids, with no vote yet (a key another
-        # import added meanwhile has its own vote, which ON CONFLICT keeps).
-        added_here = f"""
-            FROM {self.STAGE} s JOIN {self.battles} b ON b.question_id = s.question_id
-            WHERE {not_skipped} AND b.id >= %s
+            RETURNING id, question_id
         """
+        if self.postgresql:
+            self.cursor.execute(
+                f"WITH added AS ({insert}) INSERT INTO {self.ADDED} (battle_id, question_id) SELECT * FROM added",
+                params,
+            )
+            added = self.cursor.rowcount
+        else:
+            self.cursor.execute(insert, params)
+            returned = self.cursor.fetchall()
+            self.cursor.executemany(f"INSERT INTO {self.ADDED} (battle_id, question_id) VALUES (%s, %s)", returned)
+            added = len(returned)
+        added_here = f"FROM {self.ADDED} a JOIN {self.STAGE} s ON s.question_id = a.question_id"
         vote_columns = {
-            "battle": "b.id",
-            "model_a": "b.model_a_id",
-            "model_b": "b.model_b_id",
+            "battle": "a.battle_id",
+            "model_a": "ma.id",
+            "model_b": "mb.id",
             "anony": "s.anony",
             "winner": "s.winner",
             "judge": "s.judge",
@@ -561,20 +586,21 @@ class _Staging:
         self.cursor.execute(
             f"""
             INSERT INTO {self.votes} ({columns})
-            SELECT {values} {added_here}
+            SELECT {values} {added_here} {by_name}
+            WHERE true
             ON CONFLICT (battle_id) DO NOTHING
             """,
-            [*params, first_new_id],
+            params,
         )
-        style_columns_sql = {"battle": "b.id", **{name: f"s.{name}" for name in STYLE_FIELDS}}
+        style_columns_sql = {"battle": "a.battle_id", **{name: f"s.{name}" for name in STYLE_FIELDS}}
         columns, values, params = self._columns(BattleStyle, style_columns_sql, {})
         self.cursor.execute(
             f"""
             INSERT INTO {self.styles} ({columns})
-            SELECT {values} {added_here} AND s.tokens_a IS NOT NULL
+            SELECT {values} {added_here} WHERE s.tokens_a IS NOT NULL
             ON CONFLICT (battle_id) DO NOTHING
             """,
-            [*params, first_new_id],
+            params,
         )
         self.cursor.execute(
             f"""
@@ -582,7 +608,7 @@ class _Staging:
                 count(*) FILTER (WHERE s.anony AND s.model_a <> %s AND s.model_b <> %s)
             {added_here}
             """,
-            [importing.ANONYMOUS] * 4 + [first_new_id],
+            [importing.ANONYMOUS] * 4,
         )
         unnamed, tested = self.cursor.fetchone()
         return added, unnamed, tested

@@ -370,10 +370,12 @@ for _name in ("ARENA_MODEL_RETRIES", "ARENA_MODEL_RETRY_BACKOFF", "ARENA_DEMO_CH
 # pool's names, for staff to approve in admin (docs/integrity.md, "Identity terms").
 ARENA_MAX_TURNS = env_int("ARENA_MAX_TURNS", 5)
 ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 8000)
-ARENA_ANSWER_THREADS = env_int("ARENA_ANSWER_THREADS", 32)
+# Threads for the answers' database writes (battles/answering.py); the answers themselves are
+# tasks on one event loop per process and hold no thread.
+ARENA_ANSWER_DB_THREADS = env_int("ARENA_ANSWER_DB_THREADS", 4)
 ARENA_ANSWER_SAVE_INTERVAL = env_float("ARENA_ANSWER_SAVE_INTERVAL", 2.0)
 ARENA_VOTER_DAILY_VOTES = env_int("ARENA_VOTER_DAILY_VOTES", 100)
-for _name in ("ARENA_MAX_TURNS", "ARENA_MAX_PROMPT_CHARS", "ARENA_ANSWER_THREADS"):
+for _name in ("ARENA_MAX_TURNS", "ARENA_MAX_PROMPT_CHARS", "ARENA_ANSWER_DB_THREADS"):
     if globals()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be 1 or more, got {globals()[_name]!r}")
 if not (math.isfinite(ARENA_ANSWER_SAVE_INTERVAL) and ARENA_ANSWER_SAVE_INTERVAL >= 0):

@@ -1,13 +1,20 @@
 """Getting both answers of a battle turn, in the background, into the database.
 
 When a battle is created or a turn added, `start(battle_id)` (called on commit) hands
-both sides to a pool of threads in the web process. Each side streams its model's answer
-(battles/clients/), hands every piece to the battle's stream log (battles/stream_log.py,
-which viewers of the SSE stream follow), and writes the text to the row once when the
-answer ends, plus a checkpoint at most every ARENA_ANSWER_SAVE_INTERVAL seconds (2 by
-default) while it grows: a crash loses little, and the polling page and the JSON API,
-which read the row, show the answer as it grows. Each side writes only its own
-conversation column, so the two never overwrite each other.
+both sides to the process's answer loop: one asyncio event loop, on a thread of its own,
+where every answer the process is generating is a task. Each side streams its model's
+answer (battles/clients/, with an async HTTP client: httpx, one connection pool per loop),
+hands every piece to the battle's stream log (battles/stream_log.py, which viewers of the
+SSE stream follow), and writes the text to the row once when the answer ends, plus a
+checkpoint at most every ARENA_ANSWER_SAVE_INTERVAL seconds (2 by default) while it grows:
+a crash loses little, and the JSON API and the page without JavaScript, which read the
+row, show the answer as it grows. Each side writes only its own conversation column, so the
+two never overwrite each other.
+
+No thread is held by an answer: while a model is thinking or sending, its side is a
+coroutine waiting on a socket. The database work (a few short writes per answer, and the
+turn's tags at the end) runs on a small pool of threads, ARENA_ANSWER_DB_THREADS, each job
+opening and keeping its connection as a request does.
 
 The side that ends last closes the turn, under a row lock so exactly one of them does:
 it tags the language and moderation (first turn: language; every turn: moderation of the
@@ -22,22 +29,26 @@ while the battle is still answering it, so a side that ends late, after a stop i
 hear (waiting for a first token) or after its battle expired, never writes into the next
 answers.
 
-Why threads in the web process and not Celery tasks: an answer is a long, mostly idle
-HTTP stream that a voter is watching. A worker process per stream would take the
-workers from the rating and release tasks for minutes, and the answers must not wait
-behind them in a queue. If the process dies mid-answer, the battle would stay
-`answering`; `expire_stuck` ends such a battle as failed once no answer could still be
-arriving, and reading the battle calls it.
+Why in the web process and not Celery tasks: an answer is a long, mostly idle HTTP stream
+that a voter is watching. A worker process per stream would take the workers from the
+rating and release tasks for minutes, and the answers must not wait behind them in a queue.
+Generation goes on when the viewer's connection drops (it is not tied to any request). If
+the process dies mid-answer, the battle would stay `answering`; `expire_stuck` ends such a
+battle as failed once no answer could still be arriving, and reading the battle calls it.
+A process that is stopped waits up to SHUTDOWN_WAIT_SECONDS for its answers to end first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
@@ -45,24 +56,80 @@ from django.db import close_old_connections, transaction
 from arenasite import clock
 
 from . import budgets, language, moderation, stream_log
-from .clients import FailureKind, ModelCallFailed, NoAnswerBackend, stream_answer
+from .clients import FailureKind, ModelCallFailed, NoAnswerBackend, astream_answer
 from .models import Battle, BattleStyle
 
 logger = logging.getLogger(__name__)
 
 SIDES = ("a", "b")
+# How long a process being stopped waits for the answers it is generating to end.
+SHUTDOWN_WAIT_SECONDS = 30
 
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
+T = TypeVar("T")
 
 
-def _pool() -> ThreadPoolExecutor:
-    # Made on first use, so a forked web worker gets its own threads, not its parent's.
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=settings.ARENA_ANSWER_THREADS, thread_name_prefix="answer")
-        return _executor
+class _DatabaseThreads(ThreadPoolExecutor):
+    """The answer loop's threads for blocking work: each job runs as a request would, with
+    its thread's connection checked before and closed after when DB_CONN_MAX_AGE says so
+    (kept otherwise: a session costs the database a process start)."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        return super().submit(_as_a_request, fn, *args, **kwargs)
+
+
+def _as_a_request(fn: Callable[..., T], *args, **kwargs) -> T:
+    close_old_connections()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        close_old_connections()
+
+
+class _AnswerLoop:
+    """The process's event loop for answers, on a thread of its own, started on first use
+    (so a forked web worker starts its own rather than inheriting a dead copy)."""
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        # The loop's default executor: asyncio.to_thread in the clients lands here too.
+        self.loop.set_default_executor(
+            _DatabaseThreads(max_workers=settings.ARENA_ANSWER_DB_THREADS, thread_name_prefix="answer-db")
+        )
+        self.thread = threading.Thread(target=self._run, name="answer-loop", daemon=True)
+        self.thread.start()
+        # The language detector takes seconds to load: load it while the first answers stream,
+        # not when the first turn closes and its voter is waiting for the vote buttons.
+        self.loop.call_soon_threadsafe(self.loop.run_in_executor, None, _load_language_detector)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+
+def _load_language_detector() -> None:
+    try:
+        language.detect_language("warm up")
+    except Exception:  # tagging the first turn will say what is wrong
+        logger.exception("the language detector could not be loaded")
+
+
+_answer_loop: _AnswerLoop | None = None
+_answer_loop_lock = threading.Lock()
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    global _answer_loop
+    with _answer_loop_lock:
+        if _answer_loop is None or _answer_loop.pid != os.getpid():
+            _answer_loop = _AnswerLoop()
+            _register_shutdown_wait()
+        return _answer_loop.loop
+
+
+async def _db(function: Callable[..., T], *args: Any) -> T:
+    """Run blocking (database) work of an answer on the loop's threads."""
+    return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
 
 # Answers submitted and not yet ended, in this process: a shutdown (or a test tearing its
@@ -74,10 +141,11 @@ _running_changed = threading.Condition()
 def start(battle_id: int) -> None:
     """Answer the latest turn of the battle on both sides, in the background."""
     global _running
+    loop = _loop()
     for side in SIDES:
         with _running_changed:
             _running += 1
-        _pool().submit(_answer_side_and_close, battle_id, side).add_done_callback(_ended)
+        asyncio.run_coroutine_threadsafe(_answer_side_and_close(battle_id, side), loop).add_done_callback(_ended)
 
 
 def _ended(_future) -> None:
@@ -91,6 +159,18 @@ def wait_until_idle(timeout: float) -> bool:
     """Wait until every answer this process started has ended; False if some still run."""
     with _running_changed:
         return _running_changed.wait_for(lambda: _running == 0, timeout=timeout)
+
+
+def _register_shutdown_wait() -> None:
+    # Called when the interpreter starts shutting down, before it joins its threads and before
+    # thread pools refuse new work (the hook concurrent.futures itself uses; later
+    # registrations run first): answers being generated get to end and be written.
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        try:
+            register(lambda: wait_until_idle(SHUTDOWN_WAIT_SECONDS))
+        except RuntimeError:  # already shutting down
+            pass
 
 
 def stuck_after() -> timedelta:
@@ -117,34 +197,29 @@ def expire_stuck(battle: Battle) -> Battle:
     return battle
 
 
-def _answer_side_and_close(battle_id: int, side: str) -> None:
+async def _answer_side_and_close(battle_id: int, side: str) -> None:
     over = False
     round_ = None
     try:
-        close_old_connections()
-        battle = Battle.objects.select_related(f"model_{side}").get(pk=battle_id)
+        battle = await _db(_battle_for_side, battle_id, side)
         round_ = Round(battle.question_id, battle.turn, battle.attempt)
-        state, failure = _answer_side(battle, side)
-        over = _end_side(battle_id, side, state, failure, round_)
+        state, failure = await _answer_side(battle, side)
+        over = await _db(_end_side, battle_id, side, state, failure, round_)
     except Exception:
         logger.exception("battle %s side %s: answering failed", battle_id, side)
         try:
             if round_ is not None:
-                over = _end_side(
-                    battle_id, side, Battle.AnswerState.FAILED, "Something went wrong on our side.", round_
-                )
+                failed, message = Battle.AnswerState.FAILED, "Something went wrong on our side."
+                over = await _db(_end_side, battle_id, side, failed, message, round_)
         except Exception:
             logger.exception("battle %s side %s: could not record the failure", battle_id, side)
-    try:
-        if over and round_ is not None:
-            # The row is final now: viewers of the stream may send the end.
-            stream_log.close_turn(round_.question_id, round_.turn, round_.attempt)
-    except Exception:
-        logger.exception("battle %s: could not close the turn's stream", battle_id)
-    finally:
-        # As at the end of a request: the thread's connection is kept for the next answer when
-        # DB_CONN_MAX_AGE allows it (a session costs the database a process start), else closed.
-        close_old_connections()
+    if over and round_ is not None:
+        # The row is final now: viewers of the stream may send the end. (Never raises.)
+        await _db(stream_log.close_turn, round_.question_id, round_.turn, round_.attempt)
+
+
+def _battle_for_side(battle_id: int, side: str) -> Battle:
+    return Battle.objects.select_related(f"model_{side}").get(pk=battle_id)
 
 
 class Round(NamedTuple):
@@ -155,7 +230,7 @@ class Round(NamedTuple):
     attempt: int
 
 
-def _answer_side(battle: Battle, side: str) -> tuple[str, str]:
+async def _answer_side(battle: Battle, side: str) -> tuple[str, str]:
     """Stream one side's answer into its conversation. Returns (state, message for the voter)."""
     battle_id = battle.pk
     model = getattr(battle, f"model_{side}")
@@ -168,49 +243,46 @@ def _answer_side(battle: Battle, side: str) -> tuple[str, str]:
     log = stream_log.TurnLog(battle.question_id, battle.turn, side, battle.attempt)
     turn, attempt = battle.turn, battle.attempt
 
-    def save(*, checkpoint: bool = False) -> bool:
+    async def save(*, checkpoint: bool = False) -> bool:
         answer["content"] = "".join(pieces)
+        return await _db(_write, checkpoint)
+
+    def _write(checkpoint: bool) -> bool:
         return write_answer(battle_id, column, conversation, turn=turn, attempt=attempt, checkpoint=checkpoint)
 
-    chunks = stream_answer(model, asked)
+    chunks = None
+    stopped = False
     try:
-        for piece in chunks:
+        chunks = astream_answer(model, asked)
+        async for piece in chunks:
             pieces.append(piece)
-            log.piece(piece)
+            await log.add(piece)
             if log.stop_requested:
+                stopped = True
                 break
             if time.monotonic() - saved_at >= interval:
-                if not save(checkpoint=True):
+                if not await save(checkpoint=True):
+                    stopped = True
                     break  # stopped (the row says so), or the turn is no longer this side's to write
                 saved_at = time.monotonic()
-        else:
-            chunks = None
     except NoAnswerBackend:
-        save()
+        await save()
         return Battle.AnswerState.FAILED, f"Model {side.upper()} cannot answer right now."
     except ModelCallFailed as exc:
-        _count_call(model.pk, asked, pieces, exc.kind)
-        save()
+        await _db(_count_call, model.pk, asked, pieces, exc.kind)
+        await save()
         if exc.kind == FailureKind.TOO_LONG:
             return Battle.AnswerState.CUT, ""
         return Battle.AnswerState.FAILED, f"Model {side.upper()}: {exc.user_message}"
-    if chunks is not None:
+    if stopped:
         # The voter stopped the turn: closing the stream closes the model call (the demo
         # backend stops drawing words, an endpoint's connection is closed), and records no
         # outcome on the endpoint's health. The call was made: it costs its budget.
-        chunks.close()
-        logger.info(
-            "battle %s side %s: stopped by the voter after %d characters",
-            battle.question_id,
-            side,
-            len(answer["content"]),
-        )
-        _count_call(model.pk, asked, pieces)
-        save()
-        return Battle.AnswerState.STOPPED, ""
-    _count_call(model.pk, asked, pieces)
-    save()
-    return Battle.AnswerState.DONE, ""
+        await chunks.aclose()
+        logger.info("battle %s side %s: stopped by the voter", battle.question_id, side)
+    await _db(_count_call, model.pk, asked, pieces, None)
+    await save()
+    return (Battle.AnswerState.STOPPED if stopped else Battle.AnswerState.DONE), ""
 
 
 def write_answer(

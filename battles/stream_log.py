@@ -1,6 +1,6 @@
 """The pieces of a battle's answers on their way to viewers: a log per battle turn.
 
-The answering threads (battles/answering.py) append each piece of each side's answer as it
+The answering tasks (battles/answering.py) append each piece of each side's answer as it
 arrives, then mark the turn closed once the battle is ready or failed. Viewers of
 `GET /api/v1/battles/{id}/stream/` (battles/stream_api.py) follow the log of the battle's
 latest turn.
@@ -118,7 +118,7 @@ def redis_url() -> str:
     return settings.ARENA_STREAM_REDIS_URL
 
 
-# --- writing: the answering threads ------------------------------------------------------------
+# --- writing: the answering tasks ------------------------------------------------------------
 
 
 class TurnLog:
@@ -137,11 +137,27 @@ class TurnLog:
             _local.open(self.key)
 
     def piece(self, text: str) -> None:
+        """Add the next piece of the side's answer (blocking)."""
         if not text:
             return
         try:
             if redis_url():
                 stopped = _redis_append(self.key, {"s": self.side, "o": self.offset, "t": text})
+            else:
+                stopped = _local.append(self.key, self.side, self.offset, text)
+            self.stop_requested = self.stop_requested or stopped
+        except Exception:
+            logger.exception("battle %s: could not add a piece to the stream log", self.question_id)
+        self.offset += len(text)
+
+    async def add(self, text: str) -> None:
+        """`piece()` for a writer on an event loop: Redis is written without blocking the loop
+        (the embedded log is a list append under a lock, and is written in place)."""
+        if not text:
+            return
+        try:
+            if redis_url():
+                stopped = await _redis_append_async(self.key, {"s": self.side, "o": self.offset, "t": text})
             else:
                 stopped = _local.append(self.key, self.side, self.offset, text)
             self.stop_requested = self.stop_requested or stopped
@@ -184,14 +200,24 @@ def _sync_redis(url: str):
 def _redis_append(key: str, fields: dict) -> bool:
     """Add an entry to the turn's stream; whether the voter has asked to stop the turn (read in
     the same round trip, so learning of a stop costs the writer nothing)."""
+    pipe = _sync_redis(redis_url()).pipeline(transaction=False)
+    _append_commands(pipe, key, fields)
+    return bool(pipe.execute()[-1])
+
+
+async def _redis_append_async(key: str, fields: dict) -> bool:
+    pipe = _async_redis().pipeline(transaction=False)
+    _append_commands(pipe, key, fields)
+    return bool((await pipe.execute())[-1])
+
+
+def _append_commands(pipe, key: str, fields: dict) -> None:
     # Capped well above the longest answer in pieces (each piece is at least a character), so
     # a turn's log is never trimmed while read; it expires once nobody can still be watching.
     cap = 2 * settings.ARENA_MODEL_MAX_ANSWER_CHARS + 16
-    pipe = _sync_redis(redis_url()).pipeline(transaction=False)
     pipe.xadd(key, fields, maxlen=cap, approximate=True)
     pipe.expire(key, settings.ARENA_STREAM_KEEP_SECONDS)
     pipe.exists(_stop_key(key))
-    return bool(pipe.execute()[-1])
 
 
 # --- the in-process broadcaster (no server) --------------------------------------------------
@@ -402,7 +428,11 @@ def _async_redis():
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        client = _async_clients[loop] = redis.asyncio.Redis.from_url(redis_url())
+        # A blocked XREAD waits up to ARENA_STREAM_IDLE_CHECK_SECONDS for an entry: the socket's
+        # read timeout must outlast it with room to spare (redis-py 8's default, 5 s, cut quiet
+        # waits, and under load a reply was seen to come several seconds after the block).
+        timeout = settings.ARENA_STREAM_IDLE_CHECK_SECONDS + 30
+        client = _async_clients[loop] = redis.asyncio.Redis.from_url(redis_url(), socket_timeout=timeout)
     return client
 
 

@@ -1,8 +1,9 @@
 """Asking a model for a streamed answer.
 
-One interface for every model in a battle: `stream_answer(model, messages)` yields the
-answer's text in pieces as they arrive and records the outcome on the model's endpoint
-health (health.py). Behind it, `client_for(model)` picks the backend:
+One interface for every model in a battle: `astream_answer(model, messages)` yields the
+answer's text in pieces as they arrive, as an async iterator (the battle answers run on an
+event loop, battles/answering.py), and records the outcome on the model's endpoint health
+(health.py); `stream_answer` is the same for blocking code. Behind it, `client_for(model)` picks the backend:
 
 - `OpenAIChatClient` (openai_compatible.py): an OpenAI-compatible chat-completions
   endpoint, streamed as server-sent events, with timeouts, retries before the first text
@@ -15,18 +16,19 @@ What they share (the interface, the failures, the checked conversation) is in ba
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 from providers.models import ArenaModel
 
 from .base import ROLES, FailureKind, Message, ModelCallFailed, ModelClient, NoAnswerBackend, check_messages
 from .demo import DemoClient, demo_answer
-from .health import record_failure, record_success, recording_outcome
+from .health import arecording_outcome, record_failure, record_success, recording_outcome
 from .openai_compatible import MAX_BACKOFF_SECONDS, CallLimits, OpenAIChatClient
 
 __all__ = [
     "MAX_BACKOFF_SECONDS",
     "ROLES",
+    "astream_answer",
     "CallLimits",
     "DemoClient",
     "FailureKind",
@@ -69,3 +71,10 @@ def stream_answer(model: ArenaModel, messages: Sequence[Message]) -> Iterator[st
     """
     chunks = client_for(model).stream(messages)
     return recording_outcome(model, chunks)
+
+
+def astream_answer(model: ArenaModel, messages: Sequence[Message]) -> AsyncIterator[str]:
+    """stream_answer for code on an event loop: the pieces as an async iterator. Bad messages
+    and a model with no backend raise at once, before any call."""
+    chunks = client_for(model).astream(messages)
+    return arecording_outcome(model, chunks)

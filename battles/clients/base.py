@@ -8,7 +8,7 @@ Every way a real endpoint can fail surfaces as one exception, `ModelCallFailed`,
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from enum import StrEnum
 from typing import Protocol
 
@@ -73,6 +73,8 @@ class NoAnswerBackend(LookupError):
 
 class ModelClient(Protocol):
     def stream(self, messages: Sequence[Message]) -> Iterator[str]: ...
+
+    def astream(self, messages: Sequence[Message]) -> AsyncIterator[str]: ...
 
 
 def check_messages(messages: Sequence[Message]) -> list[dict[str, str]]:

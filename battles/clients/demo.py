@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import random
 import re
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 from django.conf import settings
 
@@ -142,13 +143,32 @@ class DemoClient:
         self.seed = seed
 
     def stream(self, messages: Sequence[Message]) -> Iterator[str]:
+        return _words(*self._answer(messages))
+
+    def astream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+        """The same words for code on an event loop: the pauses are the loop's, not a thread's."""
+        return _awords(*self._answer(messages))
+
+    def _answer(self, messages: Sequence[Message]) -> tuple[str, float]:
         text = demo_answer(self.model_name, check_messages(messages), seed=self.seed)
         delay = settings.ARENA_DEMO_CHUNK_DELAY if self.chunk_delay is None else self.chunk_delay
-        return _words(text, delay)
+        return text, delay
 
 
 def _words(text: str, delay: float) -> Iterator[str]:
     for i, word in enumerate(re.findall(r"\S+\s*", text)):
         if i and delay:
             time.sleep(delay)
+        yield word
+
+
+async def _awords(text: str, delay: float) -> AsyncIterator[str]:
+    # Paced against the clock from the first word, not by sleeping `delay` after each one, so
+    # a busy loop that wakes a pause late does not make the whole answer slower.
+    start = time.monotonic()
+    for i, word in enumerate(re.findall(r"\S+\s*", text)):
+        if i and delay:
+            await asyncio.sleep(max(0.0, start + i * delay - time.monotonic()))
+        else:
+            await asyncio.sleep(0)  # let the loop serve others between words
         yield word

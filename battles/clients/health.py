@@ -6,8 +6,9 @@ says the endpoint is down marks it offline, a complete answer clears it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from arenasite import clock
 from providers import health
@@ -25,6 +26,22 @@ def recording_outcome(model: ArenaModel, chunks: Iterator[str]) -> Iterator[str]
         record_failure(model, exc)
         raise
     record_success(model)
+
+
+async def arecording_outcome(model: ArenaModel, chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+    """recording_outcome for an answer on an event loop: the health writes run on a thread."""
+    try:
+        async for piece in chunks:
+            yield piece
+    except ModelCallFailed as exc:
+        await asyncio.to_thread(record_failure, model, exc)
+        raise
+    if _failure_on_record(model):
+        await asyncio.to_thread(record_success, model)
+
+
+def _failure_on_record(model: ArenaModel) -> bool:
+    return model.endpoint_offline_since is not None or bool(model.endpoint_last_error)
 
 
 def record_failure(model: ArenaModel, error: ModelCallFailed) -> ArenaModel:
@@ -47,6 +64,6 @@ def record_success(model: ArenaModel) -> ArenaModel:
     pool's busiest rows the hottest rows in the database. The instance may be a little
     stale (loaded when the battle started); the next health check corrects any miss.
     """
-    if model.endpoint_offline_since is None and not model.endpoint_last_error:
+    if not _failure_on_record(model):
         return model
     return health.record_check(model, health.CheckResult(ok=True), clock.now())

@@ -12,6 +12,7 @@ import re
 import ssl
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -59,6 +60,8 @@ class CallLimits:
 # The concurrency limit is a semaphore per endpoint base URL *per process*: with several
 # web processes an endpoint can see processes x limit streams. That is enough to keep one
 # busy process from flooding an endpoint; a global limit would need a shared store (Redis).
+# A thread's semaphore, so the answers on the process's event loop (battles/answering.py)
+# and a blocking call from a thread (the portal's endpoint test) count against one limit.
 _slots: dict[tuple[str, int], threading.BoundedSemaphore] = {}
 _slots_lock = threading.Lock()
 
@@ -68,12 +71,45 @@ def _endpoint_slots(base_url: str, limit: int) -> threading.BoundedSemaphore:
         return _slots.setdefault((base_url, limit), threading.BoundedSemaphore(limit))
 
 
+async def _take_slot(slots: threading.BoundedSemaphore, timeout: float) -> bool:
+    """Take a slot without blocking the event loop: at once when one is free (the usual case),
+    else by looking again after short, growing sleeps until `timeout`."""
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while not slots.acquire(blocking=False):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        await asyncio.sleep(min(pause, left))
+        pause = min(pause * 2, 0.1)
+    return True
+
+
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
     """One TLS context per process, with httpx's default trust rules (SSL_CERT_FILE,
     SSL_CERT_DIR, else certifi). Building it is most of what a new httpx client costs:
     measured 20 ms of CPU per client without it, 0.06 ms with it."""
     return httpx.create_ssl_context()
+
+
+# One connection pool per event loop: the answers of a process share the loop's pool, so
+# answers to the same endpoint reuse its connections (keep-alive, TLS sessions) instead of
+# opening one per answer. Connections are bounded per endpoint by the slots above.
+_pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _shared_http() -> httpx.AsyncClient:
+    loop = asyncio.get_running_loop()
+    http = _pools.get(loop)
+    if http is None:
+        http = _pools[loop] = _new_http()
+    return http
+
+
+def _new_http() -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=64, keepalive_expiry=30)
+    return httpx.AsyncClient(verify=_tls_context(), limits=limits)
 
 
 class _Retryable(Exception):
@@ -87,13 +123,15 @@ class _Retryable(Exception):
 class OpenAIChatClient:
     """POST {base_url}/chat/completions with `stream: true`, read as server-sent events.
 
-    Each stream runs its own small asyncio loop in the calling thread, driven one chunk at
-    a time. That is what makes the deadlines exact: every wait for the next chunk is an
-    `asyncio.wait_for` that cancels the read, where a blocking client only has a
-    per-socket-read timeout that a trickle of keep-alive bytes would reset forever, and
-    that cannot change between the first-token and the between-chunks deadline. The cost
-    is a new connection per answer (no pool shared across loops): a few milliseconds on
-    loopback once the TLS context is shared (see _tls_context), small next to an answer.
+    `astream()` is the answer as an async iterator, for code on an event loop (the battle
+    answers, battles/answering.py: every answer of a process is a task on one loop, with no
+    thread held per answer). Every wait for the next chunk is an `asyncio.wait_for` that
+    cancels the read, which is what makes the deadlines exact: a blocking client only has a
+    per-socket-read timeout that a trickle of keep-alive bytes would reset forever, and that
+    cannot change between the first-token and the between-chunks deadline.
+
+    `stream()` is the same answer for blocking code (the portal's endpoint test): it drives
+    `astream()` on a small loop of its own, with a connection of its own.
     """
 
     def __init__(
@@ -118,60 +156,85 @@ class OpenAIChatClient:
     def __repr__(self) -> str:  # never the key
         return f"OpenAIChatClient(base_url={self.base_url!r}, model_id={self.model_id!r})"
 
-    def stream(self, messages: Sequence[Message]) -> Iterator[str]:
+    def _body(self, messages: Sequence[Message]) -> dict:
         body = {"model": self.model_id, "messages": check_messages(messages), "stream": True}
         if self.temperature is not None:
             body["temperature"] = self.temperature
+        return body
+
+    def astream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+        """The answer in pieces; bad messages raise ValueError here, before any call."""
+        return self._answer(self._body(messages), http=None)
+
+    def stream(self, messages: Sequence[Message]) -> Iterator[str]:
+        body = self._body(messages)
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             pass
         else:
-            raise RuntimeError("OpenAIChatClient.stream() blocks; from async code call it in a thread")
-        return self._stream(body)
+            raise RuntimeError("OpenAIChatClient.stream() blocks; from async code use astream()")
+        return self._blocking(body)
 
-    def _stream(self, body: dict) -> Iterator[str]:
+    def _blocking(self, body: dict) -> Iterator[str]:
+        loop = asyncio.new_event_loop()
+        http = _new_http()
+        pieces = self._answer(body, http=http)
+        try:
+            while True:
+                try:
+                    piece = loop.run_until_complete(anext(pieces))
+                except StopAsyncIteration:
+                    return
+                yield piece
+        finally:
+            try:
+                loop.run_until_complete(pieces.aclose())
+                loop.run_until_complete(http.aclose())
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+
+    async def _answer(self, body: dict, http: httpx.AsyncClient | None) -> AsyncIterator[str]:
         # Checked at each call, not only when the URL was saved: a name can be re-pointed.
-        refusal = endpoint_refusal(self.base_url)
+        # (It may resolve the host name, so it runs off the event loop.)
+        refusal = await asyncio.to_thread(endpoint_refusal, self.base_url)
         if refusal:
             raise self._failed(FailureKind.CONNECT, refusal)
         limits = self.limits
         slots = _endpoint_slots(self.base_url, limits.concurrency)
         # Waiting for a free slot counts as connecting.
-        if not slots.acquire(timeout=limits.connect_timeout):
+        if not await _take_slot(slots, limits.connect_timeout):
             raise ModelCallFailed(
                 FailureKind.BUSY,
                 f"all {limits.concurrency} streams this process allows to the endpoint stayed busy "
                 f"for {limits.connect_timeout:g} s",
             )
-        loop = asyncio.new_event_loop()
         try:
-            yield from self._attempts(loop, body)
+            async for piece in self._attempts(body, http or _shared_http()):
+                yield piece
         finally:
-            try:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                loop.close()
-                slots.release()
+            slots.release()
 
-    def _attempts(self, loop: asyncio.AbstractEventLoop, body: dict) -> Iterator[str]:
+    async def _attempts(self, body: dict, http: httpx.AsyncClient) -> AsyncIterator[str]:
         limits = self.limits
         total_deadline = time.monotonic() + limits.total_timeout
         for attempt in itertools.count(1):
-            events = self._attempt(body)
+            events = self._attempt(body, http)
             try:
-                yield from self._relay(loop, events, total_deadline)
+                async for piece in self._relay(events, total_deadline):
+                    yield piece
                 return
             except _Retryable as exc:
                 # Raised only before the response started, so no text has been shown.
                 failure = exc
             finally:
-                loop.run_until_complete(events.aclose())
+                await events.aclose()
             delay = self._backoff(attempt, failure.retry_after)
             if attempt > limits.retries or time.monotonic() + delay >= total_deadline:
                 tries = f" (after {attempt} attempts)" if attempt > 1 else ""
                 raise self._failed(failure.kind, failure.detail + tries)
-            time.sleep(delay)
+            await asyncio.sleep(delay)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         delay = min(MAX_BACKOFF_SECONDS, self.limits.retry_backoff * 2 ** (attempt - 1))
@@ -181,9 +244,7 @@ class OpenAIChatClient:
             delay = max(delay, retry_after)
         return min(delay, MAX_BACKOFF_SECONDS)
 
-    def _relay(
-        self, loop: asyncio.AbstractEventLoop, events: AsyncIterator[str], total_deadline: float
-    ) -> Iterator[str]:
+    async def _relay(self, events: AsyncIterator[str], total_deadline: float) -> AsyncIterator[str]:
         """Pass the attempt's text on, holding it to the deadlines and the length limit."""
         limits = self.limits
         first_text_deadline = min(time.monotonic() + limits.first_token_timeout, total_deadline)
@@ -193,7 +254,7 @@ class OpenAIChatClient:
             # endpoint's fault (what arrives meanwhile waits in the socket buffer).
             deadline = min(time.monotonic() + limits.chunk_timeout, total_deadline) if shown else first_text_deadline
             try:
-                piece = loop.run_until_complete(asyncio.wait_for(anext(events), deadline - time.monotonic()))
+                piece = await asyncio.wait_for(anext(events), deadline - time.monotonic())
             except StopAsyncIteration:
                 return
             except TimeoutError:
@@ -214,7 +275,7 @@ class OpenAIChatClient:
             shown += len(piece)
             yield piece
 
-    async def _attempt(self, body: dict) -> AsyncIterator[str]:
+    async def _attempt(self, body: dict, http: httpx.AsyncClient) -> AsyncIterator[str]:
         """One request: yields the text of each chunk ('' for chunks without text, which
         still show the endpoint is alive) and ends normally only on a complete answer."""
         headers = {"Accept": "text/event-stream"}
@@ -223,10 +284,9 @@ class OpenAIChatClient:
         # Reads and writes are bounded by the caller's wait_for, only connecting here.
         timeout = httpx.Timeout(None, connect=self.limits.connect_timeout)
         try:
-            async with (
-                httpx.AsyncClient(timeout=timeout, verify=_tls_context()) as http,
-                http.stream("POST", f"{self.base_url}/chat/completions", json=body, headers=headers) as response,
-            ):
+            async with http.stream(
+                "POST", f"{self.base_url}/chat/completions", json=body, headers=headers, timeout=timeout
+            ) as response:
                 if response.status_code != 200:
                     await self._reject(response)
                 content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -20,8 +20,11 @@ session or bearer token; anyone else gets 404.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from rest_framework import exceptions
@@ -32,6 +35,12 @@ from . import arena, stream_log
 from .api import battle_payload
 from .models import Battle
 from .voters import judge_for
+
+# A comment line on a quiet stream this often, so proxies and browsers that drop idle
+# connections (nginx after 60 s by default) keep it open while a model thinks.
+KEEPALIVE_SECONDS = 15.0
+
+T = TypeVar("T")
 
 
 def _owned_battle(request: HttpRequest, battle_id: str) -> Battle:
@@ -65,11 +74,39 @@ async def battle_stream(request: HttpRequest, battle_id: str):
 async def _events(battle: Battle, cursor: stream_log.Cursor) -> AsyncIterator[bytes]:
     # How long a client waits before reconnecting after the connection drops, in ms.
     yield b"retry: 1000\n\n"
-    async for item in stream_log.follow(battle, cursor):
-        if isinstance(item, stream_log.Text):
+    async for item in _with_keepalives(stream_log.follow(battle, cursor), KEEPALIVE_SECONDS):
+        if item is None:
+            yield b": keep-alive\n\n"
+        elif isinstance(item, stream_log.Text):
             yield _event(item.cursor.event_id, {"side": item.side, "text": item.text})
         else:
             yield _event(item.cursor.event_id, await stream_log.db(_payload)(battle.pk), name="end")
+
+
+async def _with_keepalives(items: AsyncIterator[T], every: float) -> AsyncIterator[T | None]:
+    """The items, and None whenever `every` seconds pass without one (a model may think for a
+    minute before its first token). The wait for the next item is never cancelled by a
+    keep-alive: cancelling a reader in the middle of its read would end it."""
+    pending: asyncio.Future | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(items))
+            done, _ = await asyncio.wait({pending}, timeout=every)
+            if not done:
+                yield None
+                continue
+            future, pending = pending, None
+            try:
+                item = future.result()
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending
 
 
 def _event(event_id: str, data: dict, name: str | None = None) -> bytes:

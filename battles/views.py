@@ -1,8 +1,9 @@
 """The public arena pages: ask, read two answers as they arrive, vote, see who it was.
 
-Plain forms that post and redirect; while answers arrive, the battle fragment polls
-itself with htmx (and, without JavaScript, the page refreshes itself). The rules live in
-battles/arena.py, shared with the JSON API.
+Plain forms that post and redirect; while answers arrive, the page follows the battle's
+event stream (battles/static/battles/battle.js, GET /api/v1/battles/{id}/stream/) and,
+without JavaScript, refreshes itself. The rules live in battles/arena.py, shared with the
+JSON API.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from . import arena, challenge
 from .models import Battle, Winner
 from .voters import forget_new_voter, judge_for, voter_for
 
-# How often the battle fragment asks for the answers so far while they stream in.
-POLL_MILLISECONDS = 400
 # The page's words when the browser's proof of work is missing or failed (the widget solves it).
 CHALLENGE_PAGE_MESSAGE = (
     "Your browser's proof-of-work check did not come through. Wait until the check below says it is done "
@@ -141,7 +140,6 @@ def _battle_context(battle: Battle, **extra) -> dict:
         and not battle.stopped
         and battle.turn < settings.ARENA_MAX_TURNS,
         "turn_form": PromptForm(),
-        "poll_ms": POLL_MILLISECONDS,
         "max_turns": settings.ARENA_MAX_TURNS,
         "max_prompt_chars": settings.ARENA_MAX_PROMPT_CHARS,
         "first_prompt": turns[0]["prompt"] if turns else "",
@@ -153,13 +151,6 @@ def _battle_context(battle: Battle, **extra) -> dict:
 def battle_page(request, battle_id: str):
     battle = _battle_or_404(request, battle_id)
     return render(request, "battles/battle.html", _battle_context(battle))
-
-
-@require_safe
-def battle_fragment(request, battle_id: str):
-    """The conversation and the controls, polled by the page while answers arrive."""
-    battle = _battle_or_404(request, battle_id)
-    return render(request, "battles/_battle.html", _battle_context(battle))
 
 
 @require_POST

@@ -24,7 +24,6 @@ API_PATHS = [
 ]
 PAGE_PATHS = [
     "/arena/battles/%00/",
-    "/arena/battles/%00/answers/",
     "/arena/battles/%00/turns/",
     "/arena/battles/%00/vote/",
     "/models/?q=%00",

@@ -338,8 +338,6 @@ ROWS: list[Row] = [
     ),
     Row("pages", "one's own battle", "get", "/arena/battles/{own_battle}/", every(200)),
     Row("pages", "another voter's battle", "get", "/arena/battles/{stranger_battle}/", every(404)),
-    Row("pages", "answers of one's own battle", "get", "/arena/battles/{own_battle}/answers/", every(200)),
-    Row("pages", "answers of another's battle", "get", "/arena/battles/{stranger_battle}/answers/", every(404)),
     Row(
         "pages",
         "a turn in one's own battle",

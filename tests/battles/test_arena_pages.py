@@ -43,10 +43,10 @@ def start(client, prompt="How do tides work?") -> Battle:
     return battle
 
 
-def wait_for_fragment(client, battle) -> str:
+def wait_for_page(client, battle) -> str:
     deadline = time.monotonic() + 15
     while True:
-        html = client.get(f"/arena/battles/{battle.question_id}/answers/").content.decode()
+        html = client.get(f"/arena/battles/{battle.question_id}/").content.decode()
         if 'data-status="answering"' not in html:
             return html
         assert time.monotonic() < deadline
@@ -68,7 +68,7 @@ def test_a_battle_is_played_on_the_pages(client, pool):
     assert page.count("<script") == page.count('<script src="/static/')
     assert "northwind-listed" not in page and "northwind-other" not in page
 
-    fragment = wait_for_fragment(client, battle)
+    fragment = wait_for_page(client, battle)
     assert 'data-status="ready"' in fragment
     assert 'value="model_a"' in fragment and "disabled" not in fragment.split('class="votes"')[1].split("</form>")[0]
     assert "Send to both" in fragment
@@ -93,16 +93,16 @@ def test_while_answering_the_vote_buttons_wait_and_without_javascript_the_page_r
         assert votes.count("disabled") == 4
         early = client.post(f"/arena/battles/{battle.question_id}/vote/", {"winner": "model_a"})
         assert early.status_code == 409 and "Wait until both answers are complete" in early.content.decode()
-        wait_for_fragment(client, battle)
+        wait_for_page(client, battle)
     assert not Vote.objects.exists()
 
 
 def test_a_second_turn_on_the_page(client, pool):
     battle = start(client)
-    wait_for_fragment(client, battle)
+    wait_for_page(client, battle)
     response = client.post(f"/arena/battles/{battle.question_id}/turns/", {"prompt": "And on Mars?"})
     assert response.status_code == 302
-    html = wait_for_fragment(client, battle)
+    html = wait_for_page(client, battle)
     assert html.count('class="turn"') == 2 and "And on Mars?" in html
 
 
@@ -115,7 +115,7 @@ def test_bad_prompts_get_a_clear_error_and_store_nothing(client, pool):
 
 def test_user_content_is_escaped(client, pool):
     battle = start(client, prompt="<script>alert('x')</script> what is <b>bold</b>?")
-    html = wait_for_fragment(client, battle)
+    html = wait_for_page(client, battle)
     assert "<script>alert" not in html and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
 
 
@@ -123,7 +123,7 @@ def test_another_visitor_cannot_see_or_vote_on_the_battle(client, pool):
     battle = start(client)
     stranger = Client()
     assert stranger.get(f"/arena/battles/{battle.question_id}/").status_code == 404
-    assert stranger.get(f"/arena/battles/{battle.question_id}/answers/").status_code == 404
+    assert stranger.get(f"/arena/battles/{battle.question_id}/").status_code == 404
     assert stranger.post(f"/arena/battles/{battle.question_id}/vote/", {"winner": "model_a"}).status_code == 404
     assert not Vote.objects.exists()
 
@@ -137,7 +137,7 @@ def test_side_by_side_shows_the_names_and_the_choice(client, pool):
     assert response.status_code == 302
     battle = Battle.objects.get()
     assert battle.anony is False and battle.model_a == pool["other"]
-    fragment = wait_for_fragment(client, battle)
+    fragment = wait_for_page(client, battle)
     assert "Model A: northwind-other" in fragment and "Model B: northwind-listed" in fragment
 
 

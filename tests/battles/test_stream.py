@@ -308,3 +308,28 @@ def test_with_redis_a_stream_is_served_by_another_process_than_the_one_generatin
     assert first_text_at == "answering"  # it was live, not read back from the finished row
     assert events[-1].name == "end" and events[-1].data["status"] == "ready"
     assert answers(events) == final(battle_id)
+
+
+def test_a_quiet_stream_carries_keep_alive_comments_and_still_every_piece(pool, voter, monkeypatch):
+    """While a model is silent (thinking before its first token, or between slow words) the
+    stream sends comment lines, which EventSource ignores, so idle-dropping proxies keep it."""
+    from battles import stream_api
+
+    monkeypatch.setattr(stream_api, "KEEPALIVE_SECONDS", 0.03)
+    with override_settings(ARENA_STREAM_REDIS_URL="", **{**PACED, "ARENA_DEMO_CHUNK_DELAY": 0.1}):
+        battle_id = start(voter)
+
+        async def read() -> str:
+            client = AsyncClient()
+            client.cookies.update(voter.cookies)
+            response = await client.get(f"/api/v1/battles/{battle_id}/stream/")
+            body = ""
+            async for chunk in response.streaming_content:
+                body += chunk.decode()
+            return body
+
+        body = async_to_sync(read)()
+    assert ": keep-alive\n\n" in body
+    events = parse(body)
+    assert events[-1].name == "end"
+    assert answers(events) == final(battle_id)

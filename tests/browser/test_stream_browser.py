@@ -208,3 +208,22 @@ def test_regenerate_before_the_vote_answers_again(page, pool, monkeypatch):
     expect(page.locator("section#battle")).to_have_attribute("data-status", "ready")
     expect(page.locator('[data-side="a"] .text')).not_to_have_attribute("data-source", first or "")
     expect(page.get_by_role("button", name="A is better")).to_be_enabled()
+
+
+def test_a_shared_battle_shows_its_answers_rendered_as_on_the_battle_page(page, pool):
+    start(page, MARKDOWN_PROMPT)
+    expect(page.locator("section#battle")).to_have_attribute("data-status", "ready")
+    page.get_by_role("button", name="Tie").click()
+    expect(page.locator(".reveal")).to_contain_text("You voted")
+    battle = Battle.objects.get()
+    token = "shared-in-a-browser-test"
+    Battle.objects.filter(pk=battle.pk).update(share_token=token)
+    page.goto(f"/arena/shared/{token}/")
+    for side in "ab":
+        text = page.locator(f'[data-side="{side}"] .text')
+        expect(text.locator("h3")).to_have_count(1)  # the answer's "###" heading, rendered
+        expect(text.locator(".code-block pre code.hljs")).to_have_count(1)
+        assert "###" not in (text.text_content() or "")
+    expect(page.get_by_role("button", name="Copy answer")).to_have_count(2)
+    snap(page, "shared-battle-rendered")
+    assert axe_violations(page) == []

@@ -84,16 +84,17 @@ django.setup()
 from django.core.management import call_command
 out = StringIO()
 began = time.perf_counter()
-call_command("import_battles", sys.argv[1], batch_size=int(sys.argv[2]), stdout=out)
+workers = int(sys.argv[3]) if sys.argv[3] else None
+call_command("import_battles", sys.argv[1], batch_size=int(sys.argv[2]), workers=workers, stdout=out)
 print(out.getvalue(), end="")
 print(json.dumps({"wall": time.perf_counter() - began}))
 """
 
 
-def run_import(path: Path, batch_size: int) -> dict:
+def run_import(path: Path, batch_size: int, workers: int | None) -> dict:
     """`manage.py import_battles` in a child process: its output, wall time, processor time and peak memory."""
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path), str(batch_size)],
+        [sys.executable, "-c", CHILD, str(path), str(batch_size), str(workers or "")],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,  # the lifecycle log of the models a first run creates
@@ -147,6 +148,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200_000, help="battles to generate (default 200000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--workers", type=int, help="import_battles --workers (default: the command's)")
     parser.add_argument("--reimport", action="store_true", help="also time importing the same file again")
     parser.add_argument("--keep", action="store_true", help="leave the imported battles in the database")
     parser.add_argument("--force", action="store_true", help="run against a database not named *bench*")
@@ -181,7 +183,7 @@ def main() -> None:
 
         first_new_id = (Battle.objects.aggregate(last=Max("id"))["last"] or 0) + 1
         try:
-            first = run_import(path, args.batch_size)
+            first = run_import(path, args.batch_size, args.workers)
             print(first["out"])
             print(
                 f"import: {first['wall']:.1f} s wall, {args.n / first['wall']:,.0f} rows/s; "
@@ -195,7 +197,7 @@ def main() -> None:
             )
             print(f"import / floor: {args.n / first['wall'] / floor_rate:.2f} of COPY's rows/s")
             if args.reimport:
-                again = run_import(path, args.batch_size)
+                again = run_import(path, args.batch_size, args.workers)
                 print(again["out"])
                 print(
                     f"re-import: {again['wall']:.1f} s wall, {args.n / again['wall']:,.0f} rows/s; "

@@ -273,10 +273,13 @@ EXPORT_FIELDS = (
     # The answers a regenerate replaced: only their turn and attempt are read from them, to
     # say which answers were voted; the discarded text itself is never exported.
     "discarded",
-    # For the tags of the clean battle file only.
+    # For the clean battle file only: its tags, and the answers' tokens as counted when the
+    # battle was stored (none for a battle without both answers).
     "vote__id",
     "prompt_hash",
     "prompt_chars",
+    "style__tokens_a",
+    "style__tokens_b",
 )
 # How a battle whose vote the leaderboard does not count is recorded as taken (ReleasedBattle).
 NOT_COUNTED_PREFIX = "not_counted:"
@@ -318,7 +321,7 @@ def write_export(
                 pk, qid, a, b, winner, judge, conv_a, conv_b, turn, anony, language, voted_at, mod, toxic, why = row[
                     :15
                 ]
-                discarded, vote_id, prompt_hash, prompt_chars = row[15:]
+                discarded, vote_id, prompt_hash, prompt_chars, tokens_a, tokens_b = row[15:]
                 if why:
                     handled.append((pk, NOT_COUNTED_PREFIX + why))
                     not_counted[why] += 1
@@ -352,6 +355,7 @@ def write_export(
                         "category_tag": {
                             CATEGORY_TAG: {"multi_turn": turn > 1, "long_prompt": prompt_chars >= long_prompt}
                         },
+                        "answer_tokens": None if tokens_a is None else (tokens_a, tokens_b),
                     }
                 )
             writer.write(rows)

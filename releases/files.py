@@ -128,6 +128,8 @@ CLEAN_BATTLE_KEYS = (
     "dedup_tag",
     "category_tag",
 )
+# What the clean battle file takes from a row besides COLUMNS, when given (clean_battle_row).
+_CLEAN_BATTLE_EXTRAS = ("dedup_tag", "category_tag", "answer_tokens")
 # What a row's prompt is when nothing says it is a flooded duplicate (deduplication.py's default).
 NOT_DUPLICATE = {"high_freq": False, "sampled": True}
 
@@ -149,8 +151,13 @@ def _tokens(text: str) -> int:
 
 
 def _markdown_counts(conversation: list[dict], side: str) -> dict:
-    answers = _CODE_BLOCK.sub("", "\n".join(m["content"] or "" for m in conversation if m["role"] == "assistant"))
-    levels = [len(hashes) for hashes in _HEADER.findall(answers)]
+    answers = "\n".join(m["content"] or "" for m in conversation if m["role"] == "assistant")
+    # Each pattern is searched only where its mark is in the text at all: most answers have
+    # no code block, header or bold span, and the export runs this on every battle.
+    if "```" in answers:
+        answers = _CODE_BLOCK.sub("", answers)
+    headed = answers.startswith("#") or "\n#" in answers  # a header's # starts its line
+    levels = [len(hashes) for hashes in _HEADER.findall(answers)] if headed else []
     return {
         f"header_count_{side}": {f"h{n}": levels.count(n) for n in range(1, 7)},
         f"list_count_{side}": {
@@ -158,35 +165,65 @@ def _markdown_counts(conversation: list[dict], side: str) -> dict:
             "unordered": len(_UNORDERED.findall(answers)),
         },
         f"bold_count_{side}": {
-            "**": len(_BOLD_STARS.findall(answers)),
-            "__": len(_BOLD_UNDERSCORES.findall(answers)),
+            "**": len(_BOLD_STARS.findall(answers)) if "**" in answers else 0,
+            "__": len(_BOLD_UNDERSCORES.findall(answers)) if "__" in answers else 0,
         },
     }
 
 
-def conv_metadata(conversation_a: list[dict], conversation_b: list[dict], turn: int) -> dict:
+def conv_metadata(
+    conversation_a: list[dict], conversation_b: list[dict], turn: int, answer_tokens: tuple[int, int] | None = None
+) -> dict:
     """FastChat's `conv_metadata` of a battle: token counts of the prompts and of each side's
     answers, each side's context (its conversation before its last answer), and the markdown
     elements of each side's answers, the style features its style control fits.
 
-    The conversations are in the dataset's shape (conversation_in_schema)."""
-    user = sum(_tokens(m["content"] or "") for m in conversation_a if m["role"] == "user")
-    found = {"sum_user_tokens": user}
-    for side, conversation in (("a", conversation_a), ("b", conversation_b)):
-        counts = [(m["role"], _tokens(m["content"] or "")) for m in conversation]
-        found[f"sum_assistant_{side}_tokens"] = sum(n for role, n in counts if role == "assistant")
-        last_answer = max((i for i, (role, _) in enumerate(counts) if role == "assistant"), default=len(counts))
-        found[f"context_{side}_tokens"] = sum(n for _, n in counts[:last_answer])
+    The conversations are in the dataset's shape (conversation_in_schema). `answer_tokens`:
+    the two sides' answer tokens when they are counted already (a battle's BattleStyle, by
+    the same rule), so the longest texts are not counted a second time."""
+    # Both sides have the same prompts: each is counted once.
+    prompts = {m["content"]: _tokens(m["content"] or "") for m in conversation_a if m["role"] == "user"}
+    found = {"sum_user_tokens": sum(prompts[m["content"]] for m in conversation_a if m["role"] == "user")}
+
+    def tokens(message: dict) -> int:
+        if message["role"] == "user" and message["content"] in prompts:
+            return prompts[message["content"]]
+        return _tokens(message["content"] or "")
+
+    for index, (side, conversation) in enumerate((("a", conversation_a), ("b", conversation_b))):
+        last = max((i for i, m in enumerate(conversation) if m["role"] == "assistant"), default=len(conversation))
+        context = sum(tokens(m) for m in conversation[:last])
+        if answer_tokens is not None:
+            answers = answer_tokens[index]
+        else:
+            earlier = sum(_tokens(m["content"] or "") for m in conversation[:last] if m["role"] == "assistant")
+            answers = earlier + (_tokens(conversation[last]["content"] or "") if last < len(conversation) else 0)
+        found[f"sum_assistant_{side}_tokens"] = answers
+        found[f"context_{side}_tokens"] = context
+    # In FastChat's order: the token counts, then the turns, then the markdown.
+    found = {key: found[key] for key in _TOKEN_KEYS}
     found["turns"] = turn
     return found | _markdown_counts(conversation_a, "a") | _markdown_counts(conversation_b, "b")
 
 
+_TOKEN_KEYS = (
+    "sum_user_tokens",
+    "sum_assistant_a_tokens",
+    "sum_assistant_b_tokens",
+    "context_a_tokens",
+    "context_b_tokens",
+)
+
+
 def clean_battle_row(row: dict) -> dict:
     """A release row (COLUMNS, conversations in the dataset's shape) as a row of FastChat's
-    clean battle file. `dedup_tag` and `category_tag` come with the row when the caller has
-    them: the prompt's down-sampling as the leaderboard does it, and Arenasite's categories."""
+    clean battle file. `dedup_tag`, `category_tag` and `answer_tokens` come with the row when
+    the caller has them: the prompt's down-sampling as the leaderboard does it, Arenasite's
+    categories, and the answers' tokens as counted when the battle was stored."""
     found = {key: row[key] for key in CLEAN_BATTLE_KEYS[:9]}
-    found["conv_metadata"] = conv_metadata(row["conversation_a"], row["conversation_b"], row["turn"])
+    found["conv_metadata"] = conv_metadata(
+        row["conversation_a"], row["conversation_b"], row["turn"], row.get("answer_tokens")
+    )
     found["dedup_tag"] = row.get("dedup_tag") or NOT_DUPLICATE
     found["category_tag"] = row.get("category_tag") or {}
     return found
@@ -210,9 +247,8 @@ def toxic_chat_in_schema(tag: Any) -> dict | None:
 
 
 class ReleaseWriter:
-    """Writes rows (dicts with COLUMNS, and optionally the clean battle file's `dedup_tag` and
-    `category_tag`) to JSONL, Parquet and FastChat's clean battle JSON in `directory`, batch
-    by batch."""
+    """Writes rows (dicts with COLUMNS, and optionally what clean_battle_row takes besides) to
+    JSONL, Parquet and FastChat's clean battle JSON in `directory`, batch by batch."""
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
@@ -237,7 +273,7 @@ class ReleaseWriter:
             {
                 **{name: row[name] for name in COLUMNS},
                 **{name: conversation_in_schema(row[name]) for name in CONVERSATIONS},
-                **{key: row[key] for key in ("dedup_tag", "category_tag") if key in row},
+                **{key: row[key] for key in _CLEAN_BATTLE_EXTRAS if key in row},
             }
             for row in rows
         ]

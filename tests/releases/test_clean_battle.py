@@ -74,9 +74,13 @@ def test_the_clean_battle_file_is_one_json_array_of_the_same_battles_with_fastch
 def test_conv_metadata_counts_tokens_and_markdown_as_fastchat_does(models):  # noqa: F811
     voted_battle(models["listed"], models["retired"], prompt="Write a plan, please.", answer=ANSWER)
 
-    (row,) = clean_battles(build())
+    release = build()
+    (row,) = clean_battles(release)
 
     meta = row["conv_metadata"]
+    # The answers' tokens are the ones counted when the battle was stored, by the same rule.
+    (stored,) = released_rows(release)
+    assert meta == files.conv_metadata(stored["conversation_a"], stored["conversation_b"], stored["turn"])
     assert meta["sum_user_tokens"] == 6  # Write a plan , please .
     assert meta["context_a_tokens"] == meta["context_b_tokens"] == 6
     assert meta["sum_assistant_b_tokens"] == 3  # "Another answer.": two words and a full stop
@@ -119,7 +123,8 @@ def test_a_multi_turn_battle_counts_every_turn_and_the_context_before_the_last_a
         {"role": "user", "content": "four five six"},
         {"role": "assistant", "content": "seven eight"},
     ]
-    Battle.objects.filter(pk=battle.pk).update(turn=2, conversation_a=conversation, conversation_b=conversation)
+    battle.turn, battle.conversation_a, battle.conversation_b = 2, conversation, conversation
+    battle.save()  # and its style row with it
 
     (row,) = clean_battles(build())
 

@@ -116,11 +116,16 @@ def kill_halfway(settings, tmp_path, *command: str) -> None:
 
 
 def build_locks_held() -> int:
-    """How many release build locks are held on the database (PostgreSQL; 0 elsewhere)."""
+    """How many release build locks are held on the test database (PostgreSQL; 0 elsewhere).
+    pg_locks covers the whole server, where other databases may be building releases too."""
     if connection.vendor != "postgresql":
         return 0
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s", [7020])
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            [building._BUILD_LOCK],
+        )
         return cursor.fetchone()[0]
 
 

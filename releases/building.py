@@ -381,7 +381,7 @@ def duplicate_prompts(percentile: float) -> tuple[frozenset[str], frozenset[int]
     question id (which are random), are kept. Returns (the flooded prompts' hashes, the ids
     of their votes not kept): FastChat's dedup_tag `high_freq` and `sampled` of each row.
 
-    The same rule as leaderboard.services.over_prompt_limit, read here on its own because
+    The same rule as leaderboard.categories.over_prompt_limit, read here on its own because
     the export needs the flooded prompts as well; few by definition, so their votes are read
     by prompt."""
     votes = Vote.objects.filter(anony=True, excluded_reason="").exclude(battle__prompt_hash="")

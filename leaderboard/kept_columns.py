@@ -234,7 +234,7 @@ def stored_views(stored: tuple[int, list, bytes]) -> dict[str, np.ndarray]:
 
 
 def decoded(stored: tuple[int, list, bytes]) -> dict[str, np.ndarray]:
-    return {name: values.astype(np.int64) for name, values in stored_views(stored).items()}
+    return votes.typed({name: values.copy() for name, values in stored_views(stored).items()})
 
 
 def assembled(parts: dict[int, tuple | dict]) -> dict[str, np.ndarray]:
@@ -242,7 +242,7 @@ def assembled(parts: dict[int, tuple | dict]) -> dict[str, np.ndarray]:
     its place (one copy of millions of values, not two)."""
     ordered = [parts[first] for first in sorted(parts)]
     sizes = [part[0] if isinstance(part, tuple) else len(part["id"]) for part in ordered]
-    columns = {name: np.empty(sum(sizes), dtype=np.int64) for name in votes.VOTE_COLUMNS}
+    columns = {name: np.empty(sum(sizes), dtype=votes.COLUMN_TYPES[name]) for name in votes.VOTE_COLUMNS}
     at = 0
     for part, size in zip(ordered, sizes, strict=True):
         arrays = stored_views(part) if isinstance(part, tuple) else part

@@ -44,6 +44,24 @@ VOTE_COLUMNS = (
     "day",
     *style_control.STYLE_COLUMNS,
 )
+# Each column in memory in the narrowest type its values allow (the database's own column
+# types bound them) and its uses need: ids, and the voter key and day (combined into one
+# 64-bit key by the per-voter cap), stay 64-bit. The rest are compared, counted or converted
+# to floats, so a run holds about half the bytes it would with 64-bit columns throughout.
+COLUMN_TYPES = {
+    "id": np.int64,
+    "battle_id": np.int64,
+    "model_a": np.int32,
+    "model_b": np.int32,
+    "winner": np.int8,
+    "turn": np.int16,
+    "prompt_chars": np.int32,
+    "language": np.int16,
+    "has_style": np.int8,
+    "judge_key": np.int64,
+    "day": np.int64,
+    **{column: np.int32 for column in style_control.STYLE_COLUMNS},
+}
 WINNER_CODES = {"model_a": 0, "model_b": 1, "tie": 2, "tie (bothbad)": 3}
 WINNER_NAMES = np.array(list(WINNER_CODES), dtype=object)
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -96,7 +114,7 @@ def read_columns(selection: Selection) -> dict[str, np.ndarray]:
         columns = postgres_votes.read_columns(selection)
     else:
         columns = _columns_from_rows(selection)
-    return in_battle_order(columns)
+    return in_battle_order(typed(columns))
 
 
 def read_in_vote_order(*, after: int, last_vote_id: int) -> pd.DataFrame:
@@ -122,6 +140,11 @@ def read_in_vote_order(*, after: int, last_vote_id: int) -> pd.DataFrame:
             "winner": WINNER_NAMES[np.asarray(winner, dtype=np.int64)],
         }
     )
+
+
+def typed(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The columns in their COLUMN_TYPES."""
+    return {name: values.astype(COLUMN_TYPES[name], copy=False) for name, values in columns.items()}
 
 
 def in_battle_order(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

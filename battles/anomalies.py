@@ -287,6 +287,8 @@ def _evidence(*, full: bool) -> tuple[anomaly_state.Evidence, bool, int]:
         incremental = state is not None
         if state is None:
             state, read = _build_all()
+        elif not len(notes["vote_id"]):
+            return anomaly_state.evidence(state, max_votes=MAX_VOTES), True, 0  # nothing to keep anew
         with psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(
                 f"UPDATE {STATE_TABLE} SET definition = %s, data = %b, updated_at = now() WHERE id = 1",

@@ -329,21 +329,27 @@ def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return distinct, which.reshape(-1)
 
 
-# Narrower types on disk where the range is known: a voter's voter-pairs are at most
-# max_votes (100), levels are 0 to 2, pair indices and counts fit 32 bits. The state is
-# written on every run, so its size is most of a quiet run's time.
-NARROW = {"seq_vp": np.uint8, "seq_level": np.int8, "vp_pair": np.int32, "vp_own": np.int32, "total": np.int32}
+# Stored in the narrowest unsigned type their values fit (own counts are mostly 0 to 3, a
+# voter's voter-pairs at most 100, pairs fewer than 65,536): the state is written on every
+# run that has something to add, so its size is much of such a run's time.
+NARROW = ("seq_vp", "seq_level", "vp_pair", "vp_own", "total")
+
+
+def _narrow(values: np.ndarray) -> np.ndarray:
+    if values.size and values.min() < 0:
+        raise ValueError("negative values in a kept array")
+    top = int(values.max()) if values.size else 0
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if top <= np.iinfo(dtype).max:
+            return values.astype(dtype)
+    return values.astype(np.int64)
 
 
 def dumps(state: State) -> bytes:
     encoded = [label.encode() for label in state.labels.tolist()]
     arrays = {f.name: getattr(state, f.name) for f in fields(State) if f.name != "labels"}
-    if len(state.seq_vp) and state.seq_vp.max() > np.iinfo(np.uint8).max:
-        raise ValueError("a voter with more voter-pairs than kept votes")
-    for name, dtype in NARROW.items():
-        if arrays[name].size and arrays[name].max(initial=0) > np.iinfo(dtype).max:
-            raise ValueError(f"{name} out of range")
-        arrays[name] = arrays[name].astype(dtype)
+    for name in NARROW:
+        arrays[name] = _narrow(arrays[name])
     arrays["label_bytes"] = np.frombuffer(b"".join(encoded), dtype=np.uint8)
     arrays["label_lengths"] = np.array([len(e) for e in encoded], dtype=np.int64)
     arrays["format"] = np.array([FORMAT])

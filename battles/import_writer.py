@@ -8,13 +8,15 @@ key: the same models, winner, judge and time (FastChat writes one dump in two mo
 with question ids and one without, so the second would otherwise count every vote twice).
 
 How: rows are read in batches; each batch is copied (PostgreSQL COPY, through psycopg's
-`cursor.copy()`) into a temporary staging table, the rows to skip are found by joins
-against the real tables, and the rest are merged with INSERT ... SELECT ... ON CONFLICT
+`cursor.copy()`) into a temporary staging table, the rows to skip are found by index
+lookups into the real tables, and the rest are merged with INSERT ... SELECT ... ON CONFLICT
 DO NOTHING into battles, votes and style rows. The checks and inserts are a handful of
-statements per batch, whatever its size, and memory holds one batch (or two: the next one
-is read and prepared in a thread while the database merges this one), so it does not grow
-with the file. On another database (SQLite, for development) the staging table is filled
-with executemany instead of COPY; the rest is the same SQL.
+statements per batch, whatever its size, and memory holds a few batches (the next one is
+read and prepared in a thread while the database merges this one; with `workers`, worker
+processes prepare a bounded number ahead), so it does not grow with the file. Most of an
+import's time is the Python that checks and prepares each row, not the database. On
+another database (SQLite, for development) the staging table is filled with executemany
+instead of COPY; the rest is the same SQL.
 
 Judges are stored keyed, as live voters are: battles.voters.judge_id("import:<judge>")
 (HMAC with JUDGE_SALT), so an address in an unsanitised FastChat dump is never stored, and

@@ -266,14 +266,17 @@ async def _answer_side(battle: Battle, side: str) -> tuple[str, str]:
                     break  # stopped (the row says so), or the turn is no longer this side's to write
                 saved_at = time.monotonic()
     except NoAnswerBackend:
+        await log.flush()
         await save()
         return Battle.AnswerState.FAILED, f"Model {side.upper()} cannot answer right now."
     except ModelCallFailed as exc:
+        await log.flush()
         await _db(_count_call, model.pk, asked, pieces, exc.kind)
         await save()
         if exc.kind == FailureKind.TOO_LONG:
             return Battle.AnswerState.CUT, ""
         return Battle.AnswerState.FAILED, f"Model {side.upper()}: {exc.user_message}"
+    await log.flush()
     if stopped:
         # The voter stopped the turn: closing the stream closes the model call (the demo
         # backend stops drawing words, an endpoint's connection is closed), and records no

@@ -53,6 +53,14 @@ from .models import Battle
 logger = logging.getLogger(__name__)
 
 SIDES = ("a", "b")
+# Connections to Redis per process: the viewers' (one each while it waits for pieces) and the
+# answer loop's (shared by every answer it generates).
+READER_CONNECTIONS = 10_000
+# A viewer's log is read at most this often; the pieces in between go out together.
+COALESCE_SECONDS = 0.1
+# An answer's pieces are written to Redis at most this often (after the first, at once).
+WRITE_INTERVAL = 0.05
+WRITER_CONNECTIONS = 32
 
 
 class Cursor(NamedTuple):
@@ -131,6 +139,12 @@ class TurnLog:
         self.offset = 0
         # Whether the voter asked to stop, as learnt when the latest piece was added.
         self.stop_requested = False
+        # add(): the pieces waiting to be written to Redis, and when they will be.
+        self._pending: list[str] = []
+        self._sent = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._writing = asyncio.Lock()
+        self._flushes: set[asyncio.Task] = set()
         if not redis_url():
             # Open the turn's channel before the first piece: a viewer of this process who
             # arrives while the model has not answered yet follows it, not the row's checkpoints.
@@ -151,19 +165,48 @@ class TurnLog:
         self.offset += len(text)
 
     async def add(self, text: str) -> None:
-        """`piece()` for a writer on an event loop: Redis is written without blocking the loop
-        (the embedded log is a list append under a lock, and is written in place)."""
+        """`piece()` for a writer on an event loop. The embedded log is a list append under a
+        lock, written in place. Redis is written without blocking the loop, and the pieces that
+        arrive within WRITE_INTERVAL of each other go as one entry: a round trip per token
+        would cost more than the rest of the answer's work. The first piece goes at once (the
+        viewer is waiting for it); call flush() when the answer ends."""
         if not text:
             return
-        try:
-            if redis_url():
-                stopped = await _redis_append_async(self.key, {"s": self.side, "o": self.offset, "t": text})
-            else:
-                stopped = _local.append(self.key, self.side, self.offset, text)
-            self.stop_requested = self.stop_requested or stopped
-        except Exception:
-            logger.exception("battle %s: could not add a piece to the stream log", self.question_id)
-        self.offset += len(text)
+        if not redis_url():
+            try:
+                self.stop_requested = _local.append(self.key, self.side, self.offset, text) or self.stop_requested
+            except Exception:
+                logger.exception("battle %s: could not add a piece to the stream log", self.question_id)
+            self.offset += len(text)
+            return
+        self._pending.append(text)
+        if not self._sent:
+            await self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(WRITE_INTERVAL, self._flush_later)
+
+    def _flush_later(self) -> None:
+        self._timer = None
+        task = asyncio.ensure_future(self.flush())
+        self._flushes.add(task)  # kept referenced until done
+        task.add_done_callback(self._flushes.discard)
+
+    async def flush(self) -> None:
+        """Write what is waiting (Redis only; a no-op otherwise)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        async with self._writing:  # entries in order, each with its offset
+            if not self._pending:
+                return
+            text = "".join(self._pending)
+            self._pending.clear()
+            offset, self.offset, self._sent = self.offset, self.offset + len(text), True
+            try:
+                stopped = await _redis_append_async(self.key, {"s": self.side, "o": offset, "t": text})
+                self.stop_requested = self.stop_requested or stopped
+            except Exception:
+                logger.exception("battle %s: could not add a piece to the stream log", self.question_id)
 
 
 def close_turn(question_id: str, turn: int, attempt: int = 1) -> None:
@@ -206,7 +249,7 @@ def _redis_append(key: str, fields: dict) -> bool:
 
 
 async def _redis_append_async(key: str, fields: dict) -> bool:
-    pipe = _async_redis().pipeline(transaction=False)
+    pipe = _async_redis_writer().pipeline(transaction=False)
     _append_commands(pipe, key, fields)
     return bool((await pipe.execute())[-1])
 
@@ -370,6 +413,24 @@ async def follow(battle: Battle, cursor: Cursor) -> AsyncIterator[Text | End]:
     yield End(cursor)
 
 
+class _Pace:
+    """At most one read of the log per COALESCE_SECONDS for a viewer: what arrives in between is
+    sent as one event per side. A model sends a token at a time (30 a second per side is usual),
+    and an event per token would cost the server a read, a write to the socket and the viewer's
+    page a render each; a tenth of a second is below what a reader notices. A piece that arrives
+    after a quiet spell is sent at once."""
+
+    def __init__(self):
+        self.next_read = 0.0
+
+    async def wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay = self.next_read - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self.next_read = loop.time() + COALESCE_SECONDS
+
+
 def _coalesced(pieces: list[tuple[str, int, str]]) -> list[tuple[str, int, str]]:
     """Pieces read together, adjacent pieces of a side joined: fewer, larger events."""
     merged: list[tuple[str, int, str]] = []
@@ -383,7 +444,9 @@ def _coalesced(pieces: list[tuple[str, int, str]]) -> list[tuple[str, int, str]]
 
 async def _follow_local(key: str) -> AsyncIterator[tuple[str, int, str]]:
     read = 0
+    pace = _Pace()
     while True:
+        await pace.wait()
         event = _local.waiter(key)
         try:
             pieces, closed = _local.read(key, read)
@@ -432,7 +495,30 @@ def _async_redis():
         # read timeout must outlast it with room to spare (redis-py 8's default, 5 s, cut quiet
         # waits, and under load a reply was seen to come several seconds after the block).
         timeout = settings.ARENA_STREAM_IDLE_CHECK_SECONDS + 30
-        client = _async_clients[loop] = redis.asyncio.Redis.from_url(redis_url(), socket_timeout=timeout)
+        # Each viewer holds a connection while its XREAD blocks: as many as viewers, which Redis
+        # bounds itself (maxclients, 10,000 by default), not redis-py's default of 100.
+        client = _async_clients[loop] = redis.asyncio.Redis.from_url(
+            redis_url(), socket_timeout=timeout, max_connections=READER_CONNECTIONS
+        )
+    return client
+
+
+_async_writers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _async_redis_writer():
+    """The answer loop's client: every answer being generated appends its pieces through a few
+    shared connections (each append is one short round trip), waiting for a free one rather
+    than opening a connection per answer."""
+    import redis.asyncio
+
+    loop = asyncio.get_running_loop()
+    client = _async_writers.get(loop)
+    if client is None:
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            redis_url(), max_connections=WRITER_CONNECTIONS, timeout=10, socket_timeout=10
+        )
+        client = _async_writers[loop] = redis.asyncio.Redis(connection_pool=pool)
     return client
 
 
@@ -444,7 +530,9 @@ async def _follow_redis(battle: Battle, key: str, round_: tuple[int, int]) -> As
         status, row_round, _, _ = await db(_answers)(battle.pk)
         if status != Battle.Status.ANSWERING or row_round != round_:
             return  # an old turn, its log expired: the row has it all
+    pace = _Pace()
     while True:
+        await pace.wait()
         found = await client.xread({key: last}, count=1000, block=block_ms)
         if not found:
             # Silence: the generating process may have died, or the stream expired. The row says

@@ -105,6 +105,18 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share the file: wait for locks instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+# A pool of PostgreSQL connections per process (psycopg_pool), for the site under an ASGI
+# server: there each request's blocking code runs on a thread of its own, so a connection kept
+# per thread (DB_CONN_MAX_AGE) is not reused, and without a pool every request, stream read and
+# answer write opens a database session (a process start for PostgreSQL). 0: no pool.
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 0)
+if DB_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(2, DB_POOL_MAX_SIZE),
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": env_float("DB_POOL_TIMEOUT", 10.0),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
@@ -483,9 +495,6 @@ ARENA_DEDUP_PROMPTS = env_bool("ARENA_DEDUP_PROMPTS", False)
 ARENA_DEDUP_EVERY_CATEGORY = env_bool("ARENA_DEDUP_EVERY_CATEGORY", True)
 ARENA_DEDUP_PERCENTILE = env_float("ARENA_DEDUP_PERCENTILE", 99.99)
 ARENA_ONLINE_ELO_K = env_float("ARENA_ONLINE_ELO_K", 4.0)
-# Each run keeps the counted votes' columns in a file here (on PostgreSQL) and the next
-# re-reads only the votes written since (leaderboard/kept_columns.py); empty: read every vote.
-RATING_COLUMNS_DIR = env_str("RATING_COLUMNS_DIR", str(VAR_DIR / "rating-columns"))
 
 # Moderation of battles (battles/moderation.py). With an API key each battle turn goes to
 # an OpenAI-compatible moderations endpoint (URL is its base, TIMEOUT in seconds); without

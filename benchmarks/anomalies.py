@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -45,7 +44,6 @@ def setup_django(database_url: str) -> None:
         DEBUG="0",
         SECRET_KEY=os.environ.get("SECRET_KEY") or "benchmark-only-secret-key",
         LOG_LEVEL="WARNING",
-        RATING_COLUMNS_DIR=str(Path(tempfile.gettempdir()) / "arenasite-bench-rating-columns"),
     )
     sys.path.insert(0, str(ROOT))
     import django

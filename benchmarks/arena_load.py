@@ -125,10 +125,11 @@ def server_environment(args) -> dict:
         ARENA_CHALLENGE="0",
         ARENA_STAFF_REQUIRE_MFA="0",
         DB_CONN_MAX_AGE=str(args.conn_max_age),
+        DB_POOL_MAX_SIZE=str(args.db_pool),
         LOG_LEVEL="WARNING",
     )
-    if getattr(args, "answer_threads", None):
-        env["ARENA_ANSWER_THREADS"] = str(args.answer_threads)
+    if getattr(args, "answer_db_threads", None):
+        env["ARENA_ANSWER_DB_THREADS"] = str(args.answer_db_threads)
     return env
 
 
@@ -704,7 +705,8 @@ def print_run(args, label: str, run: dict) -> None:
 def report(args, out: Path, runs: dict, labels: dict, checked: dict, peer: dict | None, floors: dict) -> None:
     print(
         f"Battle API load: {args.users} voters, {args.duration} s a run, gunicorn + uvicorn_worker.UvicornWorker "
-        f"{args.workers} workers, DB_CONN_MAX_AGE={args.conn_max_age}, ARENA_DEMO_CHUNK_DELAY={args.chunk_delay}, "
+        f"{args.workers} workers, DB_CONN_MAX_AGE={args.conn_max_age}, "
+        f"DB_POOL_MAX_SIZE={args.db_pool}, ARENA_DEMO_CHUNK_DELAY={args.chunk_delay}, "
         f"locust processes {args.locust_processes or 1}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
     )
     print(f"Output: {out}")
@@ -822,8 +824,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--conn-max-age", type=int, default=0, help="DB_CONN_MAX_AGE of the server (default 0, as .env.example)"
     )
+    parser.add_argument(
+        "--db-pool", type=int, default=20, help="DB_POOL_MAX_SIZE, pooled connections per worker (default 20; 0: none)"
+    )
     parser.add_argument("--chunk-delay", type=float, default=0.0, help="ARENA_DEMO_CHUNK_DELAY (default 0)")
-    parser.add_argument("--answer-threads", type=int, help="ARENA_ANSWER_THREADS (default: the site's)")
+    parser.add_argument(
+        "--answer-db-threads",
+        type=int,
+        help="ARENA_ANSWER_DB_THREADS, the answers' database threads (default: the site's)",
+    )
     parser.add_argument("--poll", action="store_true", help="also the voters polling, as before the stream")
     parser.add_argument("--poll-interval", type=float, default=0.05)
     parser.add_argument("--no-steady", action="store_true", help="skip the steady run at half the most battles/s")

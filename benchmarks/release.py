@@ -177,6 +177,7 @@ def load(battles: int, seed: int) -> dict:
                                 _copy_text(json.dumps(conv_b)),
                                 "t" if pool else "f",
                                 created.isoformat(),
+                                "[]",  # discarded: no regenerated answers
                             ]
                         )
                     )
@@ -186,7 +187,7 @@ def load(battles: int, seed: int) -> dict:
                     )
                 with cursor.copy(
                     "COPY battles_battle (id, question_id, model_a_id, model_b_id, anony, source, language, turn, "
-                    "prompt_chars, conversation_a, conversation_b, in_release_pool, created_at) FROM STDIN"
+                    "prompt_chars, conversation_a, conversation_b, in_release_pool, created_at, discarded) FROM STDIN"
                 ) as copy:
                     copy.write("\n".join(battle_lines) + "\n")
                 with cursor.copy(

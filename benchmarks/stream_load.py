@@ -279,8 +279,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-viewers", type=int, help="viewers of the polling design (default: largest held)")
     parser.add_argument("--no-poll", action="store_true", help="skip the polling design")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
-    parser.add_argument("--answer-threads", type=int, help="ARENA_ANSWER_THREADS (default: the site's)")
+    parser.add_argument(
+        "--answer-db-threads",
+        type=int,
+        help="ARENA_ANSWER_DB_THREADS, the answers' database threads (default: the site's)",
+    )
     parser.add_argument("--conn-max-age", type=int, default=0, help="DB_CONN_MAX_AGE (default 0)")
+    parser.add_argument(
+        "--db-pool", type=int, default=20, help="DB_POOL_MAX_SIZE, pooled connections per worker (default 20; 0: none)"
+    )
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", arena_load.DEFAULT_DATABASE_URL))
     parser.add_argument("--redis-url", default=arena_load.DEFAULT_REDIS_URL, help="emptied at the start (default db 9)")
     parser.add_argument("--port", type=int, default=8766)

@@ -309,11 +309,10 @@ def test_the_admin_action_re_judges_after_asking_for_a_reason(judged, client, re
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="changed votes are noted by PostgreSQL triggers")
 @pytest.mark.django_db(transaction=True)
-def test_a_re_judged_vote_is_counted_by_the_next_rating_run(pool, staff, settings, tmp_path):
+def test_a_re_judged_vote_is_counted_by_the_next_rating_run(pool, staff):
     from leaderboard import services
     from leaderboard.models import CountedVoteChange
 
-    settings.RATING_COLUMNS_DIR = str(tmp_path / "columns")
     for i in range(20):  # enough that four changed votes are patched into the kept columns
         stored(PLAIN, pool, judge=f"j{i}")
     lifted = [stored("Let's begin.", pool, reason="identity_revealed", judge=f"k{i}") for i in range(3)]

@@ -195,7 +195,7 @@ def test_a_worker_on_another_machine_starts_from_the_columns_kept_in_the_databas
     a, b, _ = voted
     add_vote(a, b, Winner.MODEL_B, judge="elsewhere")
     other = tmp_path / "other-machine"
-    env = django_environment(VAR_DIR=str(other), RATING_COLUMNS_DIR=str(other / "rating-columns"))
+    env = django_environment(VAR_DIR=str(other))
     done = subprocess.run(
         [sys.executable, "-c", OTHER_WORKER], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
     )

@@ -24,11 +24,17 @@ S = ArenaModel.Status
 def vote(a, b, winner, *, n=1, anony=True, excluded="", turn=1, language="English", prompt_chars=10):
     for _ in range(n):
         battle = Battle.objects.create(
-            question_id=f"q{Battle.objects.count()}-{a.pk}-{b.pk}", model_a=a, model_b=b, anony=anony,
-            turn=turn, language=language, prompt_chars=prompt_chars,
+            question_id=f"q{Battle.objects.count()}-{a.pk}-{b.pk}",
+            model_a=a,
+            model_b=b,
+            anony=anony,
+            turn=turn,
+            language=language,
+            prompt_chars=prompt_chars,
         )
-        Vote.objects.create(battle=battle, model_a=a, model_b=b, anony=anony, winner=winner, judge="j",
-                            excluded_reason=excluded)
+        Vote.objects.create(
+            battle=battle, model_a=a, model_b=b, anony=anony, winner=winner, judge="j", excluded_reason=excluded
+        )
 
 
 @pytest.fixture
@@ -83,8 +89,12 @@ def test_categories_are_the_same_computation_on_subsets(arena):
     multi = {r.arena_model.name: r for r in run.ratings.filter(category="multi_turn").select_related("arena_model")}
     assert set(multi) == {"strong", "weak"}
     assert multi["weak"].rating > multi["strong"].rating
-    assert set(run.ratings.values_list("category", flat=True)) >= {"overall", "multi_turn", "long_prompt",
-                                                                   "lang_english"}
+    assert set(run.ratings.values_list("category", flat=True)) >= {
+        "overall",
+        "multi_turn",
+        "long_prompt",
+        "lang_english",
+    }
 
 
 def test_a_failed_run_leaves_the_previous_leaderboard(arena, monkeypatch, client):

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db import connection
+from django.db.models import Exists, OuterRef
 
 from arenasite import clock
 
@@ -29,29 +29,41 @@ def record_call(model_id: int, characters: int, *, refused: bool = False, rate_l
     call that leave the endpoint's health record alone (battles/clients/health.py)."""
     now = clock.now()
     today = now.date()
-    with transaction.atomic():
-        EndpointUsage.objects.get_or_create(model_id=model_id, day=today)
-        EndpointUsage.objects.filter(model_id=model_id, day=today).update(
-            requests=F("requests") + 1,
-            characters=F("characters") + characters,
-            refused=F("refused") + int(refused),
-            rate_limited=F("rate_limited") + int(rate_limited),
-        )
-        budget = EndpointBudget.objects.filter(model_id=model_id).first()
-        if budget is None:
-            return
-        over = Q()
-        if budget.daily_requests is not None:
-            over |= Q(requests__gte=budget.daily_requests)
-        if budget.daily_characters is not None:
-            over |= Q(characters__gte=budget.daily_characters)
-        if not over:
-            return
-        marked = EndpointUsage.objects.filter(over, model_id=model_id, day=today, exhausted_at__isnull=True).update(
+    # One statement, one round trip: every battle's two answers count against the same few
+    # rows (one per model and day), so a read-then-update in a transaction would queue the
+    # answers of the whole arena behind each other's row locks.
+    requests, characters = _count(model_id, today, characters, int(refused), int(rate_limited))
+    budget = EndpointBudget.objects.filter(model_id=model_id).values("daily_requests", "daily_characters").first()
+    if budget is None:
+        return
+    over = (budget["daily_requests"] is not None and requests >= budget["daily_requests"]) or (
+        budget["daily_characters"] is not None and characters >= budget["daily_characters"]
+    )
+    marked = 0
+    if over:
+        marked = EndpointUsage.objects.filter(model_id=model_id, day=today, exhausted_at__isnull=True).update(
             exhausted_at=now
         )
     if marked:
         logger.warning("model %s: today's endpoint budget is used up; it leaves the pool until the day ends", model_id)
+
+
+def _count(model_id: int, day, characters: int, refused: int, rate_limited: int) -> tuple[int, int]:
+    """Add one call to the model's usage of `day` (the row made if missing); its totals after."""
+    table = EndpointUsage._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {table} (model_id, day, requests, characters, refused, rate_limited)
+                VALUES (%s, %s, 1, %s, %s, %s)
+                ON CONFLICT (model_id, day) DO UPDATE SET
+                    requests = {table}.requests + 1,
+                    characters = {table}.characters + EXCLUDED.characters,
+                    refused = {table}.refused + EXCLUDED.refused,
+                    rate_limited = {table}.rate_limited + EXCLUDED.rate_limited
+                RETURNING requests, characters""",
+            [model_id, day, characters, refused, rate_limited],
+        )
+        return cursor.fetchone()
 
 
 def exhausted_today() -> Exists:

@@ -219,6 +219,7 @@ def test_a_shared_battle_shows_its_answers_rendered_as_on_the_battle_page(page, 
     token = "shared-in-a-browser-test"
     Battle.objects.filter(pk=battle.pk).update(share_token=token)
     page.goto(f"/arena/shared/{token}/")
+    expect(page.locator('nav.site [aria-current="page"]')).to_have_count(0)  # not the arena's own page
     for side in "ab":
         text = page.locator(f'[data-side="{side}"] .text')
         expect(text.locator("h3")).to_have_count(1)  # the answer's "###" heading, rendered

@@ -10,13 +10,17 @@ does the job, faster.
 Django's DatabaseCache adds one thing here: `incr` (and `decr`, which calls it) is atomic. The
 stock one reads the value and writes it back, so two processes counting at once lose a count;
 here the row is locked while it is read and written.
+
+With Redis, every cache object of the process shares one connection pool (SharedConnectionPool).
 """
 
 from __future__ import annotations
 
 import base64
 import pickle
+import threading
 
+import redis
 from django.core.cache.backends.db import DatabaseCache as DjangoDatabaseCache
 from django.db import connections, models, router, transaction
 from django.utils.timezone import now
@@ -65,3 +69,28 @@ def create_cache_table(sender, using="default", **kwargs):
     from django.core.management import call_command
 
     call_command("createcachetable", TABLE, database=using, verbosity=0)
+
+
+class SharedConnectionPool(redis.ConnectionPool):
+    """One Redis connection pool per URL and options for the whole process.
+
+    Django keeps a cache object per thread and per async context, and its Redis backend makes
+    a connection pool per cache object: under ASGI every request runs in a context of its own,
+    so every request opened a new TCP connection to Redis (and dropped it to the garbage
+    collector), which cost the web processes more than the session read it was made for. Set
+    as the Redis cache's `pool_class`, every cache object reuses this pool's connections.
+    redis-py resets a pool in a forked child on first use, so workers forked by gunicorn open
+    their own.
+    """
+
+    _shared: dict[tuple, redis.ConnectionPool] = {}
+    _lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url, **kwargs):
+        key = (url, tuple(sorted((name, repr(value)) for name, value in kwargs.items())))
+        with cls._lock:
+            pool = cls._shared.get(key)
+            if pool is None:
+                pool = cls._shared[key] = super().from_url(url, **kwargs)
+        return pool

@@ -606,7 +606,14 @@ CACHE_URL = env_str("CACHE_URL")
 if CACHE_URL:
     if not CACHE_URL.startswith(("redis://", "rediss://")):
         raise ImproperlyConfigured(f"CACHE_URL must be a redis:// or rediss:// URL, got {CACHE_URL!r}")
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            # One pool for the process, not one per request (arenasite/cache.py).
+            "OPTIONS": {"pool_class": "arenasite.cache.SharedConnectionPool"},
+        }
+    }
     # Every request reads its session; with a cache all processes share, it is read from
     # there and written through to the database. (Not with one process's memory: another
     # process would keep serving a session that was changed or ended elsewhere.)

@@ -11,6 +11,7 @@ import sys
 import uuid
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.core.management import call_command
 
@@ -111,3 +112,35 @@ def test_incr_of_a_missing_or_expired_key_raises_as_in_djangos_caches(database_c
         cache.incr("short-lived")
     cache.set("counter", 5)
     assert cache.incr("counter", 3) == 8 and cache.decr("counter") == 7 and cache.get("counter") == 7
+
+
+def redis_url() -> str | None:
+    for url in (settings.ARENA_STREAM_REDIS_URL, settings.CELERY_BROKER_URL):
+        if url.startswith("redis://"):
+            return url
+    return None
+
+
+def test_requests_on_a_redis_cache_reuse_the_process_connections():
+    """Django makes a cache object per thread and per async context (so per ASGI request);
+    each must not open a connection of its own."""
+    url = redis_url()
+    if url is None:
+        pytest.skip("no Redis configured (CELERY_BROKER_URL or ARENA_STREAM_REDIS_URL)")
+    code = (
+        "import threading\n"
+        "from django.core.cache import caches\n"
+        "import redis\n"
+        f"server = redis.Redis.from_url({url!r})\n"
+        "before = server.info('stats')['total_connections_received']\n"
+        "def request(n):\n"
+        "    cache = caches.create_connection('default')  # what a new thread or context gets\n"
+        "    cache.set(f'request-{n}', n)\n"
+        "    assert cache.get(f'request-{n}') == n\n"
+        "for n in range(40):\n"
+        "    thread = threading.Thread(target=request, args=(n,))\n"
+        "    thread.start(); thread.join()\n"
+        "print(server.info('stats')['total_connections_received'] - before)\n"
+    )
+    opened = int(finished(in_another_process(code, CACHE_URL=url)).strip())
+    assert opened <= 2, f"{opened} Redis connections opened for 40 requests"

@@ -1,7 +1,7 @@
 """Getting both answers of a battle turn, in the background, into the database.
 
 When a battle is created or a turn added, `start(battle_id)` (called on commit) hands
-both sides to the process's answer loop: one asyncio event loop, on a thread of its own,
+the turn, both sides, to the process's answer loop: one asyncio event loop, on a thread of its own,
 where every answer the process is generating is a task. Each side streams its model's
 answer (battles/clients/, with an async HTTP client: httpx, one connection pool per loop),
 hands every piece to the battle's stream log (battles/stream_log.py, which viewers of the
@@ -142,10 +142,9 @@ def start(battle_id: int) -> None:
     """Answer the latest turn of the battle on both sides, in the background."""
     global _running
     loop = _loop()
-    for side in SIDES:
-        with _running_changed:
-            _running += 1
-        asyncio.run_coroutine_threadsafe(_answer_side_and_close(battle_id, side), loop).add_done_callback(_ended)
+    with _running_changed:
+        _running += 1
+    asyncio.run_coroutine_threadsafe(_answer_turn(battle_id), loop).add_done_callback(_ended)
 
 
 def _ended(_future) -> None:
@@ -197,29 +196,37 @@ def expire_stuck(battle: Battle) -> Battle:
     return battle
 
 
-async def _answer_side_and_close(battle_id: int, side: str) -> None:
-    over = False
-    round_ = None
+async def _answer_turn(battle_id: int) -> None:
+    # The battle and both its models in one read; each side then writes only its own column.
     try:
-        battle = await _db(_battle_for_side, battle_id, side)
-        round_ = Round(battle.question_id, battle.turn, battle.attempt)
+        battle = await _db(_battle_for_turn, battle_id)
+    except Exception:
+        logger.exception("battle %s: could not be read to answer it", battle_id)
+        return
+    await asyncio.gather(*(_answer_side_and_close(battle, side) for side in SIDES))
+
+
+async def _answer_side_and_close(battle: Battle, side: str) -> None:
+    battle_id = battle.pk
+    over = False
+    round_ = Round(battle.question_id, battle.turn, battle.attempt)
+    try:
         state, failure = await _answer_side(battle, side)
         over = await _db(_end_side, battle_id, side, state, failure, round_)
     except Exception:
         logger.exception("battle %s side %s: answering failed", battle_id, side)
         try:
-            if round_ is not None:
-                failed, message = Battle.AnswerState.FAILED, "Something went wrong on our side."
-                over = await _db(_end_side, battle_id, side, failed, message, round_)
+            failed, message = Battle.AnswerState.FAILED, "Something went wrong on our side."
+            over = await _db(_end_side, battle_id, side, failed, message, round_)
         except Exception:
             logger.exception("battle %s side %s: could not record the failure", battle_id, side)
-    if over and round_ is not None:
+    if over:
         # The row is final now: viewers of the stream may send the end. (Never raises.)
         await _db(stream_log.close_turn, round_.question_id, round_.turn, round_.attempt)
 
 
-def _battle_for_side(battle_id: int, side: str) -> Battle:
-    return Battle.objects.select_related(f"model_{side}").get(pk=battle_id)
+def _battle_for_turn(battle_id: int) -> Battle:
+    return Battle.objects.select_related("model_a", "model_b").get(pk=battle_id)
 
 
 class Round(NamedTuple):

@@ -272,7 +272,7 @@ class BattleVoteApi(APIView):
         form.is_valid(raise_exception=True)
         voter = voter_for(request, create=False)
         try:
-            battle = arena.battle_of(battle_id, voter and voter.judge)
+            battle = arena.battle_of(battle_id, voter and voter.judge, fields=arena.HANDLE_FIELDS)
             vote, _ = arena.cast_vote(battle, form.validated_data["winner"], voter)
         except arena.BattleRefused as exc:
             return refused(exc)

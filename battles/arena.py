@@ -178,14 +178,35 @@ def _asked(conversation: list, prompt: str) -> list:
     return [*conversation, {"role": "user", "content": prompt}, {"role": "assistant", "content": ""}]
 
 
-def battle_of(question_id: str, judge: str | None) -> Battle:
+# What a request that acts on a battle without showing it reads of the row (a vote, opening its
+# stream): not the conversations, parsed from JSON, nor the other columns, each of which Django
+# compiles into the query again on every request.
+HANDLE_FIELDS = (
+    "question_id",
+    "judge",
+    "source",
+    "anony",
+    "model_a",
+    "model_b",
+    "status",
+    "turn",
+    "attempt",
+    "turn_started_at",
+)
+
+
+def battle_of(question_id: str, judge: str | None, *, fields: Sequence[str] | None = None) -> Battle:
     """The voter's battle, or BattleNotFound: another voter's battle is not found either,
-    so nobody learns which ids exist."""
+    so nobody learns which ids exist.
+
+    `fields`: read only these columns (HANDLE_FIELDS), and not the vote; the others load
+    on first use."""
     # get(), not first(): question_id is unique, and an ORDER BY would make Django hash every
     # selected column to compile it. The models are not joined: their names are hidden until
     # the vote, and revealed_names reads them when they are shown.
+    found = Battle.objects.select_related("vote") if fields is None else Battle.objects.only(*fields)
     try:
-        battle = Battle.objects.select_related("vote").get(question_id=question_id, source=Battle.Source.ARENA)
+        battle = found.get(question_id=question_id, source=Battle.Source.ARENA)
     except Battle.DoesNotExist:
         battle = None
     if battle is None or judge is None or battle.judge != judge:
@@ -343,8 +364,10 @@ def cast_vote(battle: Battle, winner: object, voter: Voter) -> tuple[Vote, bool]
         raise InvalidInput(f"The vote must be one of {', '.join(repr(w) for w in Winner.values)}.")
     try:
         with transaction.atomic():
-            locked = Battle.objects.select_for_update().get(pk=battle.pk)
-            existing = _vote_of(locked)
+            # The vote, if any, in the same query; only the battle's row is locked (PostgreSQL
+            # cannot lock the missing side of an outer join).
+            locked = Battle.objects.select_for_update(of=("self",)).select_related("vote").get(pk=battle.pk)
+            existing = getattr(locked, "vote", None)  # a missing reverse one-to-one raises AttributeError
             if existing is not None:
                 return _same_vote(existing, winner), False
             if locked.status == Battle.Status.ANSWERING:
@@ -367,14 +390,6 @@ def cast_vote(battle: Battle, winner: object, voter: Voter) -> tuple[Vote, bool]
         # Only reachable where the row lock is not enforced: the other vote won the race.
         return _same_vote(Vote.objects.get(battle_id=battle.pk), winner), False
     return vote, True
-
-
-def _vote_of(battle: Battle) -> Vote | None:
-    # get(), not first(): a battle has one vote at most, and first() would add an ORDER BY.
-    try:
-        return Vote.objects.get(battle=battle)
-    except Vote.DoesNotExist:
-        return None
 
 
 def _same_vote(existing: Vote, winner: str) -> Vote:

@@ -48,7 +48,7 @@ def _owned_battle(request: HttpRequest, battle_id: str) -> Battle:
     the session), or BattleRefused / AuthenticationFailed."""
     drf_request = Request(request, authenticators=[auth() for auth in api_settings.DEFAULT_AUTHENTICATION_CLASSES])
     request.user = drf_request.user  # a bearer token's user, else the session's
-    return arena.battle_of(battle_id, judge_for(request, create=False))
+    return arena.battle_of(battle_id, judge_for(request, create=False), fields=arena.HANDLE_FIELDS)
 
 
 def _payload(pk: int) -> dict:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 
 import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from battles import arena
+from battles import arena, limits
 from battles.models import Battle, EndpointUsage, Vote
 from providers.models import ArenaModel
 from releases import building
@@ -202,7 +203,10 @@ def test_regenerate_is_409_while_answering_and_404_for_another_voter(voter, pool
 
 
 @override_settings(**FAST, ARENA_BATTLE_RATE_VOTER="2/m", ARENA_BATTLE_RATE_ADDRESS="", ARENA_BATTLE_RATE_NETWORK="")
-def test_regenerate_counts_against_the_limits_and_the_budgets_like_a_turn(voter, pool):
+def test_regenerate_counts_against_the_limits_and_the_budgets_like_a_turn(voter, pool, monkeypatch):
+    # The limits count in fixed windows: the clock they read stays mid-minute, so the test
+    # does not cross into a new window (and a fresh count) on its way.
+    monkeypatch.setattr(limits, "time", SimpleNamespace(time=lambda: 1_800_000_030.0))
     battle_id = start(voter)
     wait_over(voter, battle_id)
     assert post(voter, battle_id, "regenerate").status_code == 200

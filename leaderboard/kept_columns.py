@@ -87,7 +87,7 @@ class KeptColumns:
         """The counted votes' columns up to `last_vote_id`: from the previous run's parts and
         the votes written since, or every vote when the parts cannot be used."""
         taken = clock.now()
-        snapshot, xmin = postgres_votes.current_snapshot()
+        snapshot, xmin, own_xid = postgres_votes.current_snapshot()
         fingerprint = definition(languages)
         kept = self._usable(fingerprint)
         patched = self._patched(kept, last_vote_id, languages) if kept is not None else None
@@ -102,6 +102,7 @@ class KeptColumns:
             "definition": fingerprint,
             "snapshot": snapshot,
             "xmin": xmin,
+            "own_xid": own_xid,
             "taken_at": taken.isoformat(),
             "last_vote_id": last_vote_id,
             "rows": len(columns["id"]),
@@ -131,7 +132,8 @@ class KeptColumns:
 
     def _patched(self, kept, last_vote_id, languages):
         """(columns, the parts that changed), or None when the change is too large to patch."""
-        changed = postgres_votes.battles_changed_since(self.previous["snapshot"], self.previous["xmin"])
+        previous = self.previous
+        changed = postgres_votes.battles_changed_since(previous["snapshot"], previous["xmin"], previous.get("own_xid"))
         if len(changed) > LARGE_CHANGE * max(self.previous["rows"], 1):
             return None
         after = self.previous["last_vote_id"]

@@ -73,9 +73,13 @@ WHERE v.anony AND v.excluded_reason = '' AND v.id > %(after)s AND v.id <= %(last
 """
 VOTE_RECORD = np.dtype([("id", ">i8"), ("cast", ">i8"), ("models", ">i8"), ("winner", ">i2")])
 # Transactions older than the snapshot's xmin had all ended: the index on xid leaves them out.
+# A transaction's own writes are visible in its own snapshot, made before or after it was
+# taken: notes of the run's own transaction (a run inside a larger one, followed by a staff
+# decision in the same one) are taken as unseen too.
 CHANGED_SINCE_SQL = """
 SELECT DISTINCT battle_id FROM leaderboard_countedvotechange
-WHERE xid >= %(xmin)s AND NOT pg_visible_in_snapshot(xid::text::xid8, %(snapshot)s::pg_snapshot)
+WHERE (xid >= %(xmin)s AND NOT pg_visible_in_snapshot(xid::text::xid8, %(snapshot)s::pg_snapshot))
+   OR xid = %(own)s
 """
 KEPT_PARTS_SQL = "SELECT id, rows, layout, data FROM leaderboard_keptcolumnspart WHERE id = ANY(%(ids)s::bigint[])"
 
@@ -124,19 +128,23 @@ def read_parts(ids: list[int]) -> dict[int, tuple[int, list, bytes]]:
         return {part_id: (rows, layout, data) for part_id, rows, layout, data in cursor}
 
 
-def current_snapshot() -> tuple[str, int]:
-    """(the transactions visible now, as PostgreSQL's snapshot text; the oldest still in progress)."""
+def current_snapshot() -> tuple[str, int, int | None]:
+    """(the transactions visible now, as PostgreSQL's snapshot text; the oldest still in
+    progress; this connection's own transaction when it has written, else None)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_current_snapshot()::text, pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-        snapshot, xmin = cursor.fetchone()
-        return snapshot, int(xmin)
+        cursor.execute(
+            "SELECT pg_current_snapshot()::text, pg_snapshot_xmin(pg_current_snapshot())::text::bigint, "
+            "pg_current_xact_id_if_assigned()::text::bigint"
+        )
+        snapshot, xmin, own = cursor.fetchone()
+        return snapshot, int(xmin), own
 
 
-def battles_changed_since(snapshot: str, xmin: int) -> np.ndarray:
+def battles_changed_since(snapshot: str, xmin: int, own: int | None = None) -> np.ndarray:
     """The battles noted (models.CountedVoteChange) by transactions the snapshot did not see:
-    those in progress when it was taken, or begun after."""
+    those in progress when it was taken, or begun after, and the snapshot's own (`own`)."""
     with connection.cursor() as cursor:
-        cursor.execute(CHANGED_SINCE_SQL, {"snapshot": snapshot, "xmin": xmin})
+        cursor.execute(CHANGED_SINCE_SQL, {"snapshot": snapshot, "xmin": xmin, "own": own})
         return np.array([battle for (battle,) in cursor.fetchall()], dtype=np.int64)
 
 

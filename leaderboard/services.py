@@ -125,20 +125,6 @@ def read_votes(
         return votes.VoteColumns(votes.read_columns(votes.Selection(last_vote_id, languages)), languages), None
     kept = kept_columns.KeptColumns(previous.parameters.get("kept_columns") if previous else None, full_read=full_read)
     columns = kept.read(last_vote_id=last_vote_id, languages=languages)
-    if not full_read:
-        # A guard on the fast path: the columns it made must hold exactly the counted votes. A
-        # change it missed (seen once: a staff decision restoring a voter's votes) makes the
-        # run read every vote instead of publishing a stale count.
-        expected = votes.counted_votes(last_vote_id=last_vote_id).count()
-        if len(columns["id"]) != expected:
-            logger.warning(
-                "ratings: the kept columns hold %d votes where %d are counted; reading every vote",
-                len(columns["id"]),
-                expected,
-            )
-            kept.finish()  # its parts are left to pruning: no run points at them
-            kept = kept_columns.KeptColumns(None, full_read=True)
-            columns = kept.read(last_vote_id=last_vote_id, languages=languages)
     return votes.VoteColumns(columns, languages), kept
 
 

@@ -4,10 +4,11 @@ read rates, on whichever machine it runs."""
 
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from arenasite import clock
 from battles.models import Battle, ExclusionReason, Vote, Winner
@@ -84,6 +85,39 @@ def test_excluded_restored_and_deleted_votes_are_read_again(voted):
 
     Battle.objects.filter(vote__id=some[0]).delete()
     assert recompute_and_compare().vote_count == first.vote_count - 4
+
+
+def another_transaction_commits() -> None:
+    def commit():
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_current_xact_id()")  # takes a transaction id, then commits
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=commit)
+    thread.start()
+    thread.join()
+
+
+def test_a_change_in_the_transaction_of_the_run_before_is_read_again(voted):
+    """A transaction sees its own writes in its own snapshot, whenever they were made: a run
+    inside a larger transaction followed by a staff decision in the same one (as the suite's
+    tests do) must still re-read what the decision changed."""
+    a, b, _ = voted
+    some = list(Vote.objects.order_by("id").values_list("id", flat=True)[:3])
+    with transaction.atomic():
+        add_vote(a, b, Winner.MODEL_A, judge="new")  # the transaction has written before its first run
+        another_transaction_commits()  # so this one's id is below the snapshot's horizon, as on a busy server
+        first = services.recompute(bootstrap_rounds=20, seed=3)
+        Vote.objects.filter(id__in=some).update(excluded_reason=ExclusionReason.FLAGGED_USER)
+        excluded = services.recompute(bootstrap_rounds=20, seed=3)
+        Vote.objects.filter(id__in=some).update(excluded_reason="")
+        restored = services.recompute(bootstrap_rounds=20, seed=3)
+    assert excluded.vote_count == first.vote_count - 3
+    # The three restored votes, and the vote this transaction wrote before the first run.
+    assert restored.vote_count == first.vote_count and restored.parameters["kept_columns"]["read"] == 4
+    assert table(restored) == table(first)
 
 
 def test_edited_battles_and_styles_are_read_again(voted):

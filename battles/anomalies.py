@@ -631,9 +631,7 @@ def rating_effect(voter: FlaggedVoter) -> list[RatingEffect]:
     """Each model's overall rating with the voter's votes and without them, on today's counted
     votes: what removing the voter changes. Point estimates (no bootstrap), so it is quick
     enough for an admin page; raises ValueError when the votes cannot be rated together."""
-    # The rating engine is a pure module (numpy, no Django state); reading it here is
-    # the same use as the benchmarks', not a dependency on the leaderboard's tables.
-    from leaderboard import ratings
+    from ratings_engine import bradley_terry
 
     mine = votes_of(voter.judge).values("pk")
     others = _pair_counts(Vote.objects.filter(anony=True, excluded_reason="").exclude(pk__in=mine))
@@ -648,7 +646,7 @@ def rating_effect(voter: FlaggedVoter) -> list[RatingEffect]:
         if not counts:
             return {}
         frame = _counts_frame(counts)
-        rated = ratings.compute_ratings(frame, bootstrap_rounds=0).ratings
+        rated = bradley_terry.compute_ratings(frame, bootstrap_rounds=0).ratings
         return {name: (float(row.rating), int(row["rank"])) for name, row in rated.iterrows()}
 
     before, after = table(with_voter), table(others)

@@ -14,9 +14,9 @@ on that same data in the same run, measures wall time and peak memory of:
   the writes of a published RatingRun. Three runs: the first (which plays the online Elo over
   every vote), the next one as the hourly task makes it (continuing the online Elo), and the
   overall category alone;
-* ours, engine alone: ``ratings.aggregate`` + ``ratings.compute_ratings`` on the in-memory
-  battles (the same pandas frame the peers get), with 1000 bootstrap rounds and also with
-  the sandwich interval only;
+* ours, engine alone: ``ratings_engine.counts.aggregate`` + ``bradley_terry.compute_ratings``
+  on the in-memory battles (the same pandas frame the peers get), with 1000 bootstrap rounds
+  and also with the sandwich interval only;
 * FastChat (fschat 0.2.36 from PyPI): ``compute_elo_mle_with_tie`` and
   ``get_bootstrap_result``; its bootstrap refits a dense logistic regression per round, so a
   few rounds are timed and 1000 extrapolated linearly (labelled so);
@@ -418,20 +418,20 @@ def worker_engine(args) -> dict:
     import pandas as pd
 
     sys.path.insert(0, str(ROOT))
-    from leaderboard import ratings
+    from ratings_engine import bradley_terry, counts
 
     battles = pd.read_parquet(args.data)
     with Measure() as total:
-        counts = ratings.aggregate(battles)
+        table_counts = counts.aggregate(battles)
         aggregated = time.perf_counter() - total.start
-        table = ratings.compute_ratings(counts, bootstrap_rounds=args.bootstrap, seed=args.seed)
+        table = bradley_terry.compute_ratings(table_counts, bootstrap_rounds=args.bootstrap, seed=args.seed)
     frame = table.ratings
     result = total.as_dict()
     result.update(
         ratings=_series(frame.index, frame["rating"]),
         sandwich=[_series(frame.index, frame["sandwich_lower"]), _series(frame.index, frame["sandwich_upper"])],
         aggregate_seconds=aggregated,
-        cells=len(counts),
+        cells=len(table_counts),
     )
     if args.bootstrap:
         result["bootstrap"] = [_series(frame.index, frame["ci_lower"]), _series(frame.index, frame["ci_upper"])]
@@ -451,9 +451,10 @@ def worker_recompute(args) -> dict:
     _setup_django(args.database_url)
     from django.db import connection
 
-    from leaderboard import categories, counting, ratings, services, style_control
+    from leaderboard import categories, counting, services
     from leaderboard.models import ModelRating
     from providers.models import ArenaModel
+    from ratings_engine import bradley_terry, style_control
 
     # Wrap the module attributes recompute() calls; everything else (run bookkeeping,
     # building rows, writes) is the remainder.
@@ -475,7 +476,7 @@ def worker_recompute(args) -> dict:
     timed(categories, "over_prompt_limit", "sql: duplicate prompts")
     timed(counting, "over_daily_cap_mask", "per-voter cap")
     timed(services, "_online_elo", "online Elo (sql + replay)")
-    timed(ratings, "compute_ratings", "engine: Bradley-Terry")
+    timed(bradley_terry, "compute_ratings", "engine: Bradley-Terry")
     timed(style_control, "compute_style_controlled", "engine: style control")
     connection.ensure_connection()
 

@@ -5,8 +5,8 @@ and how much of it do the sequential test and the daily caps take back?
     .venv/bin/python benchmarks/rigging.py --honest 200000 --adversarial 100,1000
 
 Seeded synthetic data with known true strengths, in memory, through the same pure modules
-the site runs (battles/integrity.py for the test, leaderboard/ratings.py for the fit): no
-database.
+the site runs (battles/integrity.py for the test, ratings_engine/bradley_terry.py for the
+fit): no database.
 
 Honest voters follow Bradley-Terry: 30 models with true ratings drawn from N(1000, 80)
 Elo, pairs drawn uniformly, sides at random, 30% ties. Voters' activity is heavy-tailed
@@ -55,7 +55,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from battles.integrity import sequential_test  # noqa: E402
-from leaderboard.ratings import compute_ratings  # noqa: E402
+from ratings_engine.bradley_terry import compute_ratings  # noqa: E402
 
 ELO = 400 / math.log(10)  # Elo points per natural-log unit of strength
 MODELS = 30

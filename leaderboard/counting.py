@@ -11,8 +11,9 @@ import pandas as pd
 from django.db.models import QuerySet
 
 from battles.models import Vote
+from ratings_engine import style_control
+from ratings_engine.counts import DENSE_COUNT_LIMIT
 
-from . import ratings, style_control
 from .categories import Category
 from .votes import WINNER_NAMES, VoteColumns
 
@@ -49,7 +50,7 @@ class Counter:
         ids = self.models[0]
         m = len(ids)
         key = self.cells[mask]
-        if m * m * 4 <= ratings.DENSE_COUNT_LIMIT:
+        if m * m * 4 <= DENSE_COUNT_LIMIT:
             n = np.bincount(key, minlength=m * m * 4)
             key = np.flatnonzero(n)
             n = n[key]

@@ -20,8 +20,8 @@ from django.db import connection
 from django.db.models import Max, Min
 
 from battles.models import Vote
+from ratings_engine import style_control
 
-from . import style_control
 from .votes import Selection
 
 # With this many votes or more (by id), a full read runs on two connections at once.

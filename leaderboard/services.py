@@ -5,7 +5,7 @@ The pipeline's other modules each do one job: leaderboard/categories.py says whi
 each category rates, leaderboard/votes.py reads the counted votes as columns (PostgreSQL's
 fast path in leaderboard/postgres_votes.py), leaderboard/kept_columns.py keeps them in the
 database for the next run, leaderboard/counting.py counts each category from them, and
-leaderboard/ratings.py and style_control.py fit.
+the rating engine (ratings_engine/bradley_terry.py, style_control.py and elo.py) fits.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from django.db.models import Max
 from arenasite import clock
 from battles.models import Vote
 from providers.models import ArenaModel
+from ratings_engine import bradley_terry, elo, style_control
+from ratings_engine.likelihood import DisconnectedComparisons
 
-from . import counting, kept_columns, ratings, style_control, votes
+from . import counting, kept_columns, votes
 from .categories import Category, categories, duplicate_prompts
 from .models import ModelRating, PairCounts, RatingRun
 
@@ -140,8 +142,8 @@ def _online_elo(previous: RatingRun | None, *, last_vote_id: int, rebuild: bool)
     if state.get("k") != k:
         state = {}
     new = votes.read_in_vote_order(after=state.get("last_vote_id", 0), last_vote_id=last_vote_id)
-    elo = ratings.online_elo(new, k=k, initial=state.get("ratings"))
-    return {"k": k, "last_vote_id": last_vote_id, "ratings": elo.to_dict()}
+    played = elo.online_elo(new, k=k, initial=state.get("ratings"))
+    return {"k": k, "last_vote_id": last_vote_id, "ratings": played.to_dict()}
 
 
 def fit_categories(prepared: list[tuple[Category, object, pd.DataFrame]], rate) -> dict[str, tuple]:
@@ -163,7 +165,7 @@ def fit_categories(prepared: list[tuple[Category, object, pd.DataFrame]], rate) 
                 continue
         distinct.append((category, data, counts))
     results: dict[str, tuple] = {}
-    with ratings.single_threaded_blas(), ThreadPoolExecutor(max_workers=1) as beside:
+    with bradley_terry.single_threaded_blas(), ThreadPoolExecutor(max_workers=1) as beside:
         style_fits = {c.name: beside.submit(rate, c, data) for c, data, _ in distinct if c.style_control}
         for category, data, _ in distinct:
             if not category.style_control:
@@ -182,13 +184,13 @@ def _rate(category: Category, data, *, bootstrap_rounds: int, seed: int, anchor,
     def fit(subset, anchor):
         if category.style_control:
             return style_control.compute_style_controlled(subset, anchor=anchor)
-        return ratings.compute_ratings(
+        return bradley_terry.compute_ratings(
             subset, bootstrap_rounds=bootstrap_rounds, seed=seed, anchor=anchor, threads=threads
         )
 
     try:
         return fit(data, anchor), []
-    except ratings.DisconnectedComparisons as exc:
+    except DisconnectedComparisons as exc:
         keep = set(exc.components[0])
         left_out = sorted(name for component in exc.components[1:] for name in component)
         if isinstance(data, style_control.StyleVotes):

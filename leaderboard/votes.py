@@ -22,8 +22,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 
 from battles.models import Vote
-
-from . import style_control
+from ratings_engine import style_control
 
 # The columns of a counted vote. winner: WINNER_CODES. language: 1 + the index of the battle's
 # language among the languages asked for, 0 for any other. has_style: the battle has its

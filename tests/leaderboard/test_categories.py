@@ -7,8 +7,9 @@ import pytest
 from django.db import connection
 
 from battles.models import Battle, Vote, Winner
-from leaderboard import counting, postgres_votes, ratings, services, votes
+from leaderboard import counting, postgres_votes, services, votes
 from leaderboard.models import ModelRating, PairCounts
+from ratings_engine.elo import online_elo
 
 from ..conftest import make_model
 from .test_recompute import arena, vote  # noqa: F401  (arena is a fixture)
@@ -109,7 +110,7 @@ def test_online_elo_continues_across_runs_and_matches_one_pass(settings, provide
     run = services.recompute(bootstrap_rounds=0)
 
     ordered = Vote.objects.order_by("created_at", "id").values_list("model_a__name", "model_b__name", "winner")
-    expected = ratings.online_elo(pd.DataFrame(list(ordered), columns=["model_a", "model_b", "winner"]))
+    expected = online_elo(pd.DataFrame(list(ordered), columns=["model_a", "model_b", "winner"]))
     stored = dict(
         ModelRating.objects.filter(run=run, category="overall").values_list("arena_model__name", "online_elo")
     )

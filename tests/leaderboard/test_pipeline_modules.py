@@ -30,7 +30,8 @@ def watching(name, globals=None, locals=None, fromlist=(), level=0):
 builtins.__import__ = watching
 import leaderboard.views, leaderboard.urls  # noqa: E401
 
-print(json.dumps({"asked": asked, "loaded": sorted(m for m in sys.modules if m.startswith("leaderboard."))}))
+loaded = sorted(m for m in sys.modules if m.startswith(("leaderboard.", "ratings_engine")))
+print(json.dumps({"asked": asked, "loaded": loaded}))
 """
 
 
@@ -47,8 +48,9 @@ def test_the_page_views_load_neither_numpy_nor_pandas_nor_the_pipeline():
     found = json.loads(done.stdout.splitlines()[-1])
     assert found["asked"] == []
     assert "leaderboard.categories" in found["loaded"]  # the labels
-    heavy = {f"leaderboard.{name}" for name in [*PIPELINE, "ratings", "style_control"]} - {"leaderboard.categories"}
+    heavy = {f"leaderboard.{name}" for name in PIPELINE} - {"leaderboard.categories"}
     assert heavy.isdisjoint(found["loaded"])
+    assert not [name for name in found["loaded"] if name.startswith("ratings_engine")]
 
 
 def test_the_pipeline_modules_are_short_and_use_no_django_internals():

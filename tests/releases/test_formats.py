@@ -24,8 +24,9 @@ from scipy.optimize import minimize
 from arenasite import clock
 from battles.import_writer import imported_judge
 from battles.models import Battle, ExclusionReason, Vote
-from leaderboard import ratings
 from providers.models import ArenaModel
+from ratings_engine.bradley_terry import compute_ratings
+from ratings_engine.counts import aggregate
 from releases import building, files, sharing
 from releases.models import DataRelease, ReleasedBattle
 
@@ -276,14 +277,14 @@ def test_a_consumer_rates_a_release_as_the_leaderboard_rates_its_votes(tmp_path,
     # The consumer: pandas, leaving out anonymous rows and side-by-side votes.
     frame = pd.read_parquet(building.release_path(release) / files.PARQUET_NAME)
     kept = frame[frame.anony & (frame.model_a != "anonymous") & (frame.model_b != "anonymous")]
-    theirs = ratings.compute_ratings(ratings.aggregate(kept), bootstrap_rounds=0).ratings["rating"]
+    theirs = compute_ratings(aggregate(kept), bootstrap_rounds=0).ratings["rating"]
 
     # The project's engine on exactly the counted votes of those battles.
     votes = Vote.objects.filter(battle__question_id__in=list(kept.question_id), anony=True, excluded_reason="")
     assert votes.count() == len(kept)
     ours_frame = pd.DataFrame(list(votes.values_list("model_a__name", "model_b__name", "winner")))
     ours_frame.columns = ["model_a", "model_b", "winner"]
-    ours = ratings.compute_ratings(ratings.aggregate(ours_frame), bootstrap_rounds=0).ratings["rating"]
+    ours = compute_ratings(aggregate(ours_frame), bootstrap_rounds=0).ratings["rating"]
 
     assert set(theirs.index) == set(NAMES)
     assert (theirs.sort_index() - ours.sort_index()).abs().max() < 1e-6

@@ -8,9 +8,11 @@ import pytest
 from scipy.optimize import minimize
 from scipy.special import log_expit
 
-from leaderboard import style_control
-from leaderboard.ratings import SCORES, DisconnectedComparisons, aggregate, compute_ratings
-from leaderboard.style_control import STYLE_COLUMNS, compute_style_controlled, style_features
+from ratings_engine import style_control
+from ratings_engine.bradley_terry import compute_ratings
+from ratings_engine.counts import SCORES, aggregate
+from ratings_engine.likelihood import DisconnectedComparisons
+from ratings_engine.style_control import STYLE_COLUMNS, compute_style_controlled, style_features
 
 FACTOR = 400 / math.log(10)
 

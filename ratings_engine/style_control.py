@@ -17,7 +17,7 @@ The fit cannot work on pair counts, because x differs from vote to vote; it is a
 Newton method on the votes, warm-started from the plain Bradley-Terry solution, and costs in
 votes times features per step. The interval is the sandwich (robust) estimator, as
 arena-rank's default for this model. Where the plain fit had to add virtual ties to a pair
-(its MLE did not exist, see ratings.py), the same ties are added here with x = 0.
+(its MLE did not exist, see likelihood.py), the same ties are added here with x = 0.
 
 Pure numpy/pandas, no Django.
 """
@@ -31,7 +31,10 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, log_expit
 
-from . import ratings
+from . import bradley_terry
+from .bradley_terry import COLUMNS, Z95, RatingTable, rank_by_intervals
+from .counts import DENSE_COUNT_LIMIT, SCORES, check_columns, check_winners
+from .likelihood import VIRTUAL_TIES
 
 FEATURES = ("tokens", "headers", "list_items", "bold")
 STYLE_COLUMNS = [f"{feature}_{side}" for feature in FEATURES for side in ("a", "b")]
@@ -48,7 +51,7 @@ RIDGE = 1e-4
 
 def style_features(battles: pd.DataFrame) -> pd.DataFrame:
     """Per vote, the normalised a-minus-b difference of each style feature, before standardising."""
-    ratings._check_columns(battles, STYLE_COLUMNS)
+    check_columns(battles, STYLE_COLUMNS)
     matrix = _feature_matrix({c: battles[c].to_numpy() for c in STYLE_COLUMNS})
     return pd.DataFrame(matrix, columns=list(FEATURES), index=battles.index)
 
@@ -81,8 +84,8 @@ class StyleVotes:
 
     @classmethod
     def from_frame(cls, battles: pd.DataFrame) -> StyleVotes:
-        ratings._check_columns(battles, ["model_a", "model_b", "winner", *STYLE_COLUMNS])
-        ratings._check_winners(battles["winner"])
+        check_columns(battles, ["model_a", "model_b", "winner", *STYLE_COLUMNS])
+        check_winners(battles["winner"])
         codes, models = pd.factorize(
             np.concatenate([battles["model_a"].to_numpy(dtype=object), battles["model_b"].to_numpy(dtype=object)])
         )
@@ -114,13 +117,13 @@ class StyleVotes:
         return len(self.a)
 
 
-WINNERS = list(ratings.SCORES)
+WINNERS = list(SCORES)
 
 
 def _count(key: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """(distinct keys in order, their counts), by a dense count when the key space is small
     enough: a sort of millions of keys costs far more."""
-    if size <= ratings.DENSE_COUNT_LIMIT:
+    if size <= DENSE_COUNT_LIMIT:
         n = np.bincount(key, minlength=size)
         keys = np.flatnonzero(n)
         return keys, n[keys]
@@ -134,18 +137,18 @@ def compute_style_controlled(
     scale: float = 400,
     base: float = 10,
     init: float = 1000,
-) -> ratings.RatingTable:
+) -> RatingTable:
     """battles: one row per vote with model_a, model_b, winner and the STYLE_COLUMNS, or the
     same as StyleVotes.
 
-    Returns a RatingTable like ratings.compute_ratings with the sandwich interval in both
+    Returns a RatingTable like bradley_terry.compute_ratings with the sandwich interval in both
     interval columns (``parameters["rank_interval"] == "sandwich"``), and the fitted style
     coefficients, per standard deviation of each feature, in ``parameters["style_coefficients"]``.
     Raises DisconnectedComparisons like the plain fit.
     """
     if not isinstance(battles, StyleVotes):
-        ratings._check_columns(battles, ["model_a", "model_b", "winner"])
-        ratings._check_winners(battles["winner"])
+        check_columns(battles, ["model_a", "model_b", "winner"])
+        check_winners(battles["winner"])
         if battles.empty:
             raise ValueError("No votes to rate: the battles table is empty")
         battles = StyleVotes.from_frame(battles)
@@ -154,14 +157,14 @@ def compute_style_controlled(
         raise ValueError("No votes to rate: the battles table is empty")
     # The plain fit checks the comparison graph, orders the models, finds the pairs that need
     # virtual ties and gives the warm start.
-    plain = ratings.compute_ratings(votes.counts(), bootstrap_rounds=0)
+    plain = bradley_terry.compute_ratings(votes.counts(), bootstrap_rounds=0)
     models = sorted(plain.ratings.index)
     code = {name: index for index, name in enumerate(models)}
     m = len(models)
 
     recode = pd.Index(models).get_indexer(pd.Index(votes.models))
     a, b = recode[votes.a], recode[votes.b]
-    y = np.array([ratings.SCORES[w] for w in WINNERS])[votes.winner]
+    y = np.array([SCORES[w] for w in WINNERS])[votes.winner]
     x = _feature_matrix(votes.style)
     mean, std = x.mean(axis=0), x.std(axis=0)
     used = std > 0  # a feature that never varies carries no information and would make H singular
@@ -177,7 +180,7 @@ def compute_style_controlled(
         b = np.concatenate([b, [code[j] for _, j in corrected]])
         y = np.concatenate([y, np.full(len(corrected), 0.5)])
         x = np.asfortranarray(np.vstack([x, np.zeros((len(corrected), x.shape[1]))]))
-        weight = np.concatenate([np.ones(len(votes)), np.full(len(corrected), ratings.VIRTUAL_TIES)])
+        weight = np.concatenate([np.ones(len(votes)), np.full(len(corrected), VIRTUAL_TIES)])
 
     factor = scale / math.log(base)
     theta0 = (plain.ratings["rating"].reindex(models).to_numpy() - init) / factor
@@ -202,7 +205,7 @@ def compute_style_controlled(
         shift[:, k] -= 1.0
         theta_covariance = shift @ covariance[:m, :m] @ shift.T
     se = factor * np.sqrt(np.clip(np.diag(theta_covariance), 0.0, None))
-    lower, upper = rating - ratings.Z95 * se, rating + ratings.Z95 * se
+    lower, upper = rating - Z95 * se, rating + Z95 * se
     frame = pd.DataFrame(
         {
             "rating": rating,
@@ -210,12 +213,12 @@ def compute_style_controlled(
             "ci_upper": upper,
             "sandwich_lower": lower,
             "sandwich_upper": upper,
-            "rank": ratings.rank_by_intervals(lower, upper),
+            "rank": rank_by_intervals(lower, upper),
             "votes": plain.ratings["votes"].reindex(models).to_numpy(),
         },
         index=pd.Index(models, name="model"),
     )
-    frame = frame.sort_values("rating", ascending=False, kind="mergesort")[ratings.COLUMNS]
+    frame = frame.sort_values("rating", ascending=False, kind="mergesort")[COLUMNS]
 
     beta = params[m:]
     beta_se = np.sqrt(np.clip(np.diag(covariance)[m:], 0.0, None))
@@ -232,7 +235,7 @@ def compute_style_controlled(
         "style_features": names,
         # Logit change per standard deviation of each feature difference, with its 95% interval.
         "style_coefficients": {
-            name: [float(value), float(value - ratings.Z95 * err), float(value + ratings.Z95 * err)]
+            name: [float(value), float(value - Z95 * err), float(value + Z95 * err)]
             for name, value, err in zip(names, beta, beta_se, strict=True)
         },
         "style_feature_mean": dict(zip(FEATURES, map(float, mean), strict=True)),
@@ -240,7 +243,7 @@ def compute_style_controlled(
         "iterations": iterations,
         "style_ridge": RIDGE,
     }
-    return ratings.RatingTable(ratings=frame, total_votes=len(votes), parameters=parameters)
+    return RatingTable(ratings=frame, total_votes=len(votes), parameters=parameters)
 
 
 class _Design:
@@ -253,7 +256,7 @@ class _Design:
         self.a, self.b, self.x, self.weight, self.m = a, b, x, weight, m
         key = a.astype(np.int64) * m + b
         keys, _ = _count(key, m * m)
-        if m * m <= ratings.DENSE_COUNT_LIMIT:
+        if m * m <= DENSE_COUNT_LIMIT:
             lookup = np.zeros(m * m, dtype=np.int64)
             lookup[keys] = np.arange(len(keys))
             self.pair = lookup[key]

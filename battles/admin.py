@@ -2,7 +2,7 @@
 
 A battle is what voters said and models answered, and a vote is what a voter chose, so
 neither is changed by hand here. Flagged voters have a review flow of their own:
-confirm, clear or ban, each through battles/anomalies.py and logged with who and why.
+confirm, clear or ban, each through battles/anomaly_review.py and logged with who and why.
 The tables hold millions of rows: counts are not run on every page
 (`show_full_result_count`), related names are joined, and the lists filter on indexed
 columns.
@@ -21,7 +21,7 @@ from django.utils.html import format_html, format_html_join
 
 from arenasite.admin_mixins import ReadOnlyAdminMixin
 
-from . import anomalies, budget_admin, identity_admin  # noqa: F401  (they register budgets and identity terms)
+from . import anomaly_review, budget_admin, identity_admin  # noqa: F401  (they register budgets and identity terms)
 from .models import Battle, FlaggedVoter, SamplingShare, Vote, VoterDecision
 
 
@@ -175,14 +175,14 @@ class FlaggedVoterAdmin(ReadOnlyAdmin):
             (
                 (reverse("admin:battles_flaggedvoter_decide", args=[voter.pk, decision]), label)
                 for decision, label in VoterDecision.Decision.choices
-                if anomalies.DECISION_STATES[decision] != voter.state
+                if anomaly_review.DECISION_STATES[decision] != voter.state
             ),
         )
 
     @admin.display(description="model: rating with the voter → without (rank)")
     def rating_effect(self, voter: FlaggedVoter) -> str:
         try:
-            rows = anomalies.rating_effect(voter)
+            rows = anomaly_review.rating_effect(voter)
         except ValueError as exc:
             return f"Cannot be computed on today's votes: {exc}"
         if not rows:
@@ -210,7 +210,7 @@ class FlaggedVoterAdmin(ReadOnlyAdmin):
 
     @admin.display(description="votes (oldest first)")
     def votes(self, voter: FlaggedVoter) -> str:
-        shown = anomalies.voter_votes(voter)[:REVIEW_VOTES_SHOWN]
+        shown = anomaly_review.voter_votes(voter)[:REVIEW_VOTES_SHOWN]
         all_url = reverse("admin:battles_vote_changelist") + f"?q={voter.judge}"
         return format_html(
             '<p><a href="{}">All of the voter\'s votes</a> (the first {} are below).</p>'
@@ -251,7 +251,7 @@ class FlaggedVoterAdmin(ReadOnlyAdmin):
         """The change page's buttons: one voter, one decision, a reason."""
         voter = get_object_or_404(FlaggedVoter, pk=object_id)
         change_url = reverse("admin:battles_flaggedvoter_change", args=[voter.pk])
-        if decision not in anomalies.DECISION_STATES:
+        if decision not in anomaly_review.DECISION_STATES:
             self.message_user(request, f"Unknown decision {decision!r}.", messages.ERROR)
             return HttpResponseRedirect(change_url)
         response = self._confirm_or_apply(request, FlaggedVoter.objects.filter(pk=voter.pk), decision, change_url)
@@ -277,10 +277,10 @@ class FlaggedVoterAdmin(ReadOnlyAdmin):
         if form.is_bound and form.is_valid():
             for voter in queryset:
                 try:
-                    logged = anomalies.flagged_voter_decide(
+                    logged = anomaly_review.flagged_voter_decide(
                         voter_id=voter.pk, decision=decision, actor=request.user, reason=form.cleaned_data["reason"]
                     )
-                except anomalies.DecisionError as exc:
+                except anomaly_review.DecisionError as exc:
                     self.message_user(request, f"{voter}: {exc}", messages.WARNING)
                     continue
                 self.message_user(

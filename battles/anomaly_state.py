@@ -1,6 +1,6 @@
 """What the anomalous-voter test keeps between runs, so a run re-reads only what changed.
-Pure numpy (and pandas' hashing), no Django: battles/anomalies.py reads the votes and the notes, this module keeps
-the arrays and computes every voter's evidence from them.
+Pure numpy (and pandas' hashing), no Django: battles/anomaly_detection.py reads the votes and the notes, this module
+keeps the arrays and computes every voter's evidence from them.
 
 The sequential test (battles/integrity.py) judges each voter's first votes against everyone
 else's votes on the same pairs, as they stand now. So a voter who cast nothing new can still

@@ -5,7 +5,7 @@ Chatbot Arena paper) compares each of a voter's votes with what everyone else vo
 the same pair of models, turns each comparison into a p-value, and multiplies evidence
 along the voter's votes until it is strong enough to reject "this voter votes like the
 population". This module implements it on arrays, so the Django side
-(battles/anomalies.py) and the benchmark (benchmarks/rigging.py) run the same code.
+(battles/anomaly_detection.py) and the benchmark (benchmarks/rigging.py) run the same code.
 
 The outcome of a vote is ordinal: for a pair of models, one of them won (2), a tie of
 either kind (1), or the other won (0). Which model is "one of them" matters, because a

@@ -325,7 +325,7 @@ class FlaggedVoter(models.Model):
     `flagged_user` (each detection run excludes the votes cast since; a banned voter's
     votes are excluded as they arrive). A cleared voter's votes count again, and the test
     does not flag them again: the review overrides the test. The state changes only
-    through battles/anomalies.py `flagged_voter_decide`, which logs a VoterDecision.
+    through battles/anomaly_review.py `flagged_voter_decide`, which logs a VoterDecision.
     """
 
     State = VoterState

@@ -74,7 +74,7 @@ IPV6_WIDE_PREFIX = 32
 
 
 # The name the anomalous-voter test gives one client address's short sessions, tested together
-# (battles/anomalies.py); staff review and ban it like any voter.
+# (battles/anomaly_detection.py); staff review and ban it like any voter.
 ADDRESS_VOTER = "address:"
 
 

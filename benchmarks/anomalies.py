@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.core.management import call_command
     from django.db import connection
 
-    from battles import anomalies, integrity
+    from battles import anomaly_detection, integrity
     from providers.models import ArenaModel, Provider
 
     call_command("migrate", verbosity=0, interactive=False)
@@ -180,23 +180,23 @@ def main(argv: list[str] | None = None) -> int:
         cursor.execute("VACUUM (ANALYZE) battles_battle")
 
     def every_vote():
-        voters, a, b, level, counted = anomalies._read_votes()
+        voters, a, b, level, counted = anomaly_detection._read_votes()
         codes, labels = integrity.codes(voters)
         return labels, integrity.sequential_test(codes, a, b, level, population=counted, alpha=0.02)
 
     _, before = timed("every vote, read and tested as before", every_vote)
-    full, full_seconds = timed("full run (keeps the state)", anomalies.detect_anomalous_voters, full=True)
+    full, full_seconds = timed("full run (keeps the state)", anomaly_detection.detect_anomalous_voters, full=True)
     # The votes it excluded are noted: the next hourly run takes them in.
-    anomalies.detect_anomalous_voters()
+    anomaly_detection.detect_anomalous_voters()
     last_id = len(old)
     progress(f"COPY {new:,} new votes (noted by the triggers; not timed)")
     load(fresh, last_id + 1, model_pk, noted=True)
     from battles.models import Vote
 
     floor, floor_seconds = timed(
-        "floor: reading only the new votes", anomalies._columns, Vote.objects.filter(id__gt=last_id)
+        "floor: reading only the new votes", anomaly_detection._columns, Vote.objects.filter(id__gt=last_id)
     )
-    report, incremental_seconds = timed("incremental run", anomalies.detect_anomalous_voters)
+    report, incremental_seconds = timed("incremental run", anomaly_detection.detect_anomalous_voters)
     assert report.incremental
 
     labels, result = every_vote()

@@ -2,7 +2,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from battles import anomalies
+from battles import anomaly_detection
 
 from . import services
 
@@ -16,7 +16,7 @@ def recompute_ratings() -> int:
     goes on from what its last run kept; with detection off that is dropped, so no notes of
     new votes pile up for a run that will not come (the next one reads every vote)."""
     if settings.ARENA_ANOMALY_DETECTION:
-        anomalies.detect_anomalous_voters()
+        anomaly_detection.detect_anomalous_voters()
     else:
-        anomalies.forget_state()
+        anomaly_detection.forget_state()
     return services.recompute().pk

@@ -13,7 +13,7 @@ from django.test import TestCase, override_settings
 
 from arenasite import clock
 from arenasite.management.commands import seed_demo
-from battles import anomalies
+from battles import anomaly_detection
 from battles.models import Battle, BattleStyle, SamplingShare, Vote
 from leaderboard.models import ModelRating, RatingRun
 from providers import lifecycle
@@ -144,7 +144,7 @@ def test_the_rating_history_has_runs_through_the_month(seeded):
 
 
 def test_the_anomalous_voter_test_flags_few_of_the_honest_demo_voters(seeded):
-    report = anomalies.detect_anomalous_voters()
+    report = anomaly_detection.detect_anomalous_voters()
     voters = Vote.objects.values("judge").distinct().count()
     assert report.tested > 150
     assert len(report.flagged) / voters < 0.01

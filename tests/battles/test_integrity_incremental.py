@@ -15,7 +15,7 @@ from django.db import connection
 from django.test import override_settings
 
 from arenasite import clock
-from battles import anomalies, integrity
+from battles import anomaly_detection, anomaly_review, anomaly_state, anomaly_votes, integrity
 from battles.models import Battle, FlaggedVoter, Vote
 from leaderboard.tasks import recompute_ratings
 from providers.models import ArenaModel
@@ -85,7 +85,7 @@ class History:
 
 def reference() -> dict[str, tuple[int, float, float]]:
     """Every tested voter's (votes, log_up, log_down) from the test on every vote."""
-    voters, model_a, model_b, level, counted = anomalies._read_votes()
+    voters, model_a, model_b, level, counted = anomaly_detection._read_votes()
     if not len(voters):
         return {}
     codes, labels = integrity.codes(voters)
@@ -99,7 +99,7 @@ def reference() -> dict[str, tuple[int, float, float]]:
 
 
 def assert_same_as_full_test(*, incremental: bool = True) -> dict[str, tuple[int, float, float]]:
-    found, was_incremental, _ = anomalies._evidence(full=False)
+    found, was_incremental, _ = anomaly_detection._evidence(full=False)
     assert was_incremental == incremental
     kept = {
         str(label): (int(n), float(up), float(down))
@@ -122,9 +122,9 @@ def assert_report_is_the_full_reports(report) -> None:
     """The run's report is the one a run on every vote gives. (A run that excluded votes has
     changed the population since: the next run, which excludes nothing more, is compared.)"""
     while report.votes_excluded:
-        report = anomalies.detect_anomalous_voters()
+        report = anomaly_detection.detect_anomalous_voters()
     assert report.incremental
-    again = anomalies.detect_anomalous_voters(full=True)
+    again = anomaly_detection.detect_anomalous_voters(full=True)
     assert not again.incremental
     assert flagged_rows(report) == flagged_rows(again)
     assert report.tested == again.tested
@@ -145,24 +145,24 @@ def history(models):
 
 
 def test_the_first_run_reads_every_vote_and_the_next_only_the_new_ones(history):
-    first = anomalies.detect_anomalous_voters()
+    first = anomaly_detection.detect_anomalous_voters()
     assert not first.incremental
-    assert first.votes_read == anomalies.tested_votes().count()
+    assert first.votes_read == anomaly_votes.tested_votes().count()
     assert {"contrarian-1", "address:" + "a" * 32} <= {r.judge for r in first.flagged}
     # The next run reads the notes of the votes the first one excluded; then there is nothing.
-    assert anomalies.detect_anomalous_voters().incremental
-    nothing = anomalies.detect_anomalous_voters()
+    assert anomaly_detection.detect_anomalous_voters().incremental
+    nothing = anomaly_detection.detect_anomalous_voters()
     assert nothing.incremental and nothing.votes_read == 0
     assert {r.judge for r in nothing.flagged} == {r.judge for r in first.flagged}
     history.votes("honest-3", 4)
-    some = anomalies.detect_anomalous_voters()
+    some = anomaly_detection.detect_anomalous_voters()
     assert some.incremental
     assert some.votes_read < 150  # the four notes and that voter's own votes, not all of them
     assert_report_is_the_full_reports(some)
 
 
 def test_growing_histories_decide_as_the_full_test(history):
-    anomalies.detect_anomalous_voters()
+    anomaly_detection.detect_anomalous_voters()
     assert_same_as_full_test()
     for step in range(4):
         history.population(f"late-{step}-", 6, low=1, high=20)  # new voters, some too short to test
@@ -174,24 +174,24 @@ def test_growing_histories_decide_as_the_full_test(history):
         history.sessions(f"visit-{step}-", "c" * 32, 2)
         history.votes("household-0", 5)  # a short session reaching the minimum leaves its address
         assert_same_as_full_test()
-        report = anomalies.detect_anomalous_voters()
+        report = anomaly_detection.detect_anomalous_voters()
         assert report.incremental
     assert_report_is_the_full_reports(report)
 
 
 def test_staff_decisions_and_exclusions_decide_as_the_full_test(history, staff):
-    anomalies.detect_anomalous_voters()
+    anomaly_detection.detect_anomalous_voters()
     flagged = {v.judge: v for v in FlaggedVoter.objects.all()}
     assert "contrarian-1" in flagged
-    anomalies.flagged_voter_decide(
+    anomaly_review.flagged_voter_decide(
         voter_id=flagged["contrarian-1"].pk, decision="clear", actor=staff, reason="a taste, not a script"
     )
     assert_same_as_full_test()  # its votes count again, in the pairs' counts too
     address = flagged["address:" + "a" * 32]
-    anomalies.flagged_voter_decide(voter_id=address.pk, decision="ban", actor=staff, reason="one script")
+    anomaly_review.flagged_voter_decide(voter_id=address.pk, decision="ban", actor=staff, reason="one script")
     history.votes("contrarian-1", 20, style="contrarian")
     history.sessions("script-late-", "a" * 32, 4, style="contrarian")
-    report = anomalies.detect_anomalous_voters()
+    report = anomaly_detection.detect_anomalous_voters()
     assert report.incremental
     assert "contrarian-1" not in {r.judge for r in report.flagged}  # cleared: never flagged again
     assert_same_as_full_test()
@@ -201,14 +201,16 @@ def test_staff_decisions_and_exclusions_decide_as_the_full_test(history, staff):
     assert_same_as_full_test()
     Vote.objects.filter(pk__in=old[:3]).update(excluded_reason="")
     assert_same_as_full_test()
-    anomalies.flagged_voter_decide(voter_id=flagged["contrarian-1"].pk, decision="confirm", actor=staff, reason="no")
-    report = anomalies.detect_anomalous_voters()
+    anomaly_review.flagged_voter_decide(
+        voter_id=flagged["contrarian-1"].pk, decision="confirm", actor=staff, reason="no"
+    )
+    report = anomaly_detection.detect_anomalous_voters()
     assert report.incremental
     assert_report_is_the_full_reports(report)
 
 
 def test_votes_moved_or_deleted_decide_as_the_full_test(history):
-    anomalies.detect_anomalous_voters()
+    anomaly_detection.detect_anomalous_voters()
     # A session's votes turn out to come from the script's address; a voter's battles are deleted.
     Vote.objects.filter(judge__startswith="household-").update(address="a" * 32)
     assert_same_as_full_test()
@@ -225,7 +227,7 @@ def test_a_voter_who_cast_nothing_new_can_still_cross_as_the_population_moves(mo
     h = History(models, seed=3)
     h.population("honest-", 15, low=20, high=40)
     h.votes("quiet", 30, style="contrarian")
-    anomalies.detect_anomalous_voters()
+    anomaly_detection.detect_anomalous_voters()
     before = assert_same_as_full_test()["quiet"]
     h.population("later-", 30, low=20, high=40)
     after = assert_same_as_full_test()["quiet"]
@@ -233,7 +235,7 @@ def test_a_voter_who_cast_nothing_new_can_still_cross_as_the_population_moves(mo
 
 
 def test_a_missing_or_unreadable_state_falls_back_to_a_full_run(history):
-    anomalies.detect_anomalous_voters()
+    anomaly_detection.detect_anomalous_voters()
     with connection.cursor() as cursor:
         cursor.execute("UPDATE battles_anomalyteststate SET data = 'not arrays'::bytea")
     history.votes("honest-0", 3)
@@ -246,15 +248,15 @@ def test_a_missing_or_unreadable_state_falls_back_to_a_full_run(history):
     # Counts that disagree with the votes are found out too.
     with connection.cursor() as cursor:
         cursor.execute("SELECT data FROM battles_anomalyteststate")
-        state = anomalies.anomaly_state.loads(bytes(cursor.fetchone()[0]))
+        state = anomaly_state.loads(bytes(cursor.fetchone()[0]))
         state.pair_counts[:] = 0
-        cursor.execute("UPDATE battles_anomalyteststate SET data = %s", [anomalies.anomaly_state.dumps(state)])
+        cursor.execute("UPDATE battles_anomalyteststate SET data = %s", [anomaly_state.dumps(state)])
     history.votes("honest-0", 3)
     assert_same_as_full_test(incremental=False)
 
 
 def test_with_detection_off_the_state_is_dropped_and_no_notes_are_kept(history):
-    anomalies.detect_anomalous_voters()
+    anomaly_detection.detect_anomalous_voters()
     with override_settings(ARENA_ANOMALY_DETECTION=False):
         recompute_ratings()
     history.votes("honest-0", 3)
@@ -263,7 +265,7 @@ def test_with_detection_off_the_state_is_dropped_and_no_notes_are_kept(history):
         assert cursor.fetchone()[0] == 0
         cursor.execute("SELECT count(*) FROM battles_anomalyvotenote")
         assert cursor.fetchone()[0] == 0
-    assert not anomalies.detect_anomalous_voters().incremental
+    assert not anomaly_detection.detect_anomalous_voters().incremental
 
 
 # --- the scope: imported votes tested or not ----------------------------------------------------
@@ -281,7 +283,7 @@ def imported_history(models):
 
 
 def test_by_default_imported_voters_are_tested_and_can_be_flagged(imported_history):
-    report = anomalies.detect_anomalous_voters()
+    report = anomaly_detection.detect_anomalous_voters()
     assert {"contrarian", "imported-contrarian"} <= {r.judge for r in report.flagged}
     assert report.tested == 20 + 1 + 20 + 1
     assert set(Vote.objects.filter(judge="imported-contrarian").values_list("excluded_reason", flat=True)) == {
@@ -291,7 +293,7 @@ def test_by_default_imported_voters_are_tested_and_can_be_flagged(imported_histo
 
 @override_settings(ARENA_ANOMALY_TEST_SCOPE="arena")
 def test_with_the_arena_scope_imported_votes_are_neither_tested_nor_compared_with(imported_history):
-    report = anomalies.detect_anomalous_voters()
+    report = anomaly_detection.detect_anomalous_voters()
     assert "contrarian" in {r.judge for r in report.flagged}
     assert "imported-contrarian" not in {r.judge for r in report.flagged}
     assert report.tested == 20 + 1
@@ -306,11 +308,11 @@ def test_with_the_arena_scope_imported_votes_are_neither_tested_nor_compared_wit
 
 
 def test_changing_the_scope_reads_every_vote_once(imported_history):
-    anomalies.detect_anomalous_voters()
+    anomaly_detection.detect_anomalous_voters()
     with override_settings(ARENA_ANOMALY_TEST_SCOPE="arena"):
-        assert not anomalies.detect_anomalous_voters().incremental
-        assert anomalies.detect_anomalous_voters().incremental
-    assert not anomalies.detect_anomalous_voters().incremental
+        assert not anomaly_detection.detect_anomalous_voters().incremental
+        assert anomaly_detection.detect_anomalous_voters().incremental
+    assert not anomaly_detection.detect_anomalous_voters().incremental
 
 
 @pytest.mark.django_db(transaction=True)
@@ -320,41 +322,41 @@ def test_a_run_on_its_own_transaction_keeps_the_state_for_the_next(models):
     h = History(models, seed=5)
     h.population("honest-", 10)
     h.votes("contrarian", 15, style="contrarian")
-    assert not anomalies.detect_anomalous_voters().incremental
+    assert not anomaly_detection.detect_anomalous_voters().incremental
     h.votes("contrarian", 5, style="contrarian")
     h.population("later-", 3)
-    report = anomalies.detect_anomalous_voters()
+    report = anomaly_detection.detect_anomalous_voters()
     assert report.incremental
     assert "contrarian" in {r.judge for r in report.flagged}
     assert_same_as_full_test()
 
 
 def test_emptying_the_votes_table_drops_the_state(history):
-    anomalies.detect_anomalous_voters()
+    anomaly_detection.detect_anomalous_voters()
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no checks left pending in the test's transaction
         cursor.execute("TRUNCATE battles_vote CASCADE")
         cursor.execute("SELECT count(*) FROM battles_anomalyteststate")
         assert cursor.fetchone()[0] == 0
-    report = anomalies.detect_anomalous_voters()
+    report = anomaly_detection.detect_anomalous_voters()
     assert not report.incremental and report.tested == 0
 
 
 def test_only_the_new_votes_and_the_voters_whose_first_votes_they_change_are_read(history):
-    anomalies.detect_anomalous_voters()
-    anomalies.detect_anomalous_voters()  # takes in the votes the first run excluded
+    anomaly_detection.detect_anomalous_voters()
+    anomaly_detection.detect_anomalous_voters()  # takes in the votes the first run excluded
     assert not FlaggedVoter.objects.filter(judge__in=["heavy-1", "honest-3", "honest-5"]).exists()
     history.votes("heavy-1", 30)  # past its first 100: counted in place
-    report = anomalies.detect_anomalous_voters()
+    report = anomaly_detection.detect_anomalous_voters()
     assert report.incremental and report.votes_read == 30
     assert Vote.objects.filter(judge="honest-3").count() < 100
     history.votes("honest-3", 2)  # all its votes are kept: the new ones are appended
-    report = anomalies.detect_anomalous_voters()
+    report = anomaly_detection.detect_anomalous_voters()
     assert report.incremental and report.votes_read == 2
     before = Vote.objects.filter(judge="honest-5").count()
     old = Vote.objects.filter(judge="honest-5").order_by("created_at", "id").first()
     Vote.objects.filter(pk=old.pk).update(excluded_reason="identity_revealed")  # its first votes change
-    report = anomalies.detect_anomalous_voters()
+    report = anomaly_detection.detect_anomalous_voters()
     assert report.incremental and report.votes_read == 1 + before - 1
     assert_report_is_the_full_reports(report)
 
@@ -363,7 +365,7 @@ def test_a_state_with_no_tested_voter_yet_goes_on_as_voters_reach_the_minimum(mo
     h = History(models, seed=13)
     h.votes("first", 3)
     h.votes("second", 2, address="d" * 32)
-    assert anomalies.detect_anomalous_voters().tested == 0
+    assert anomaly_detection.detect_anomalous_voters().tested == 0
     h.votes("first", 3)
     h.votes("third", 4, address="d" * 32)
     kept = assert_same_as_full_test()

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from arenasite import clock
-from battles import anomalies
+from battles import anomaly_detection, anomaly_review
 from battles.arena import cast_vote
 from battles.models import Battle, FlaggedVoter, Vote, VoterDecision
 from battles.voters import Voter
@@ -88,7 +88,7 @@ def reasons(judge: str) -> list[str]:
 
 
 def test_the_contrarian_voter_is_flagged_and_the_honest_ones_are_not(arena_votes):
-    report = anomalies.detect_anomalous_voters()
+    report = anomaly_detection.detect_anomalous_voters()
     assert report.tested == 31
     assert [row.judge for row in report.flagged] == [RIGGER]
     voter = FlaggedVoter.objects.get()
@@ -100,30 +100,30 @@ def test_the_contrarian_voter_is_flagged_and_the_honest_ones_are_not(arena_votes
 
 
 def test_detection_is_idempotent_and_catches_votes_cast_since(arena_votes):
-    anomalies.detect_anomalous_voters()
-    again = anomalies.detect_anomalous_voters()
+    anomaly_detection.detect_anomalous_voters()
+    again = anomaly_detection.detect_anomalous_voters()
     assert again.votes_excluded == 0 and [row.new for row in again.flagged] == [False]
     assert FlaggedVoter.objects.count() == 1
     add_votes(arena_votes, RIGGER, ["strong"] * 3, start=clock.now())
-    assert anomalies.detect_anomalous_voters().votes_excluded == 3
+    assert anomaly_detection.detect_anomalous_voters().votes_excluded == 3
     assert set(reasons(RIGGER)[1:]) == {"flagged_user"}
 
 
 def test_imported_voters_are_tested_too(arena_votes):
     Battle.objects.filter(judge=RIGGER).update(source=Battle.Source.IMPORTED)
-    assert [row.judge for row in anomalies.detect_anomalous_voters().flagged] == [RIGGER]
+    assert [row.judge for row in anomaly_detection.detect_anomalous_voters().flagged] == [RIGGER]
 
 
 def test_side_by_side_votes_are_not_tested(models):
     for judge in HONEST:
         add_votes(models, judge, CROWD * 2)
     add_votes(models, RIGGER, ["weak"] * 15, anony=False)
-    assert anomalies.detect_anomalous_voters().flagged == []
+    assert anomaly_detection.detect_anomalous_voters().flagged == []
 
 
 def test_alpha_is_a_setting(arena_votes):
     with override_settings(ARENA_ANOMALY_ALPHA=1e-30):
-        assert anomalies.detect_anomalous_voters().flagged == []
+        assert anomaly_detection.detect_anomalous_voters().flagged == []
 
 
 def test_the_command_prints_the_flagged_voters(arena_votes, capsys):
@@ -173,35 +173,41 @@ def test_without_detection_the_rating_task_counts_the_contrarian(arena_votes):
 
 @pytest.fixture
 def flagged(arena_votes):
-    anomalies.detect_anomalous_voters()
+    anomaly_detection.detect_anomalous_voters()
     return FlaggedVoter.objects.get()
 
 
 def test_clearing_restores_only_the_flagged_votes_and_the_voter_is_not_flagged_again(flagged, staff):
-    logged = anomalies.flagged_voter_decide(voter_id=flagged.pk, decision="clear", actor=staff, reason="A real fan.")
+    logged = anomaly_review.flagged_voter_decide(
+        voter_id=flagged.pk, decision="clear", actor=staff, reason="A real fan."
+    )
     assert (logged.from_state, logged.to_state, logged.actor, logged.votes_changed) == ("flagged", "cleared", staff, 14)
     assert reasons(RIGGER) == ["identity_revealed"] + [""] * 14
-    assert anomalies.detect_anomalous_voters().flagged == []
+    assert anomaly_detection.detect_anomalous_voters().flagged == []
     assert reasons(RIGGER) == ["identity_revealed"] + [""] * 14
     flagged.refresh_from_db()
     assert flagged.state == "cleared" and flagged.decided_at == logged.created_at
 
 
 def test_confirming_keeps_the_votes_excluded(flagged, staff):
-    logged = anomalies.flagged_voter_decide(voter_id=flagged.pk, decision="confirm", actor=staff, reason="Pattern.")
+    logged = anomaly_review.flagged_voter_decide(
+        voter_id=flagged.pk, decision="confirm", actor=staff, reason="Pattern."
+    )
     assert logged.votes_changed == 0
     assert set(reasons(RIGGER)[1:]) == {"flagged_user"}
 
 
 def test_a_cleared_voter_confirmed_later_is_excluded_again(flagged, staff):
-    anomalies.flagged_voter_decide(voter_id=flagged.pk, decision="clear", actor=staff, reason="Looked fine.")
-    logged = anomalies.flagged_voter_decide(voter_id=flagged.pk, decision="confirm", actor=staff, reason="It was not.")
+    anomaly_review.flagged_voter_decide(voter_id=flagged.pk, decision="clear", actor=staff, reason="Looked fine.")
+    logged = anomaly_review.flagged_voter_decide(
+        voter_id=flagged.pk, decision="confirm", actor=staff, reason="It was not."
+    )
     assert logged.votes_changed == 14 and set(reasons(RIGGER)[1:]) == {"flagged_user"}
     assert list(flagged.decisions.values_list("decision", flat=True)) == ["confirm", "clear"]
 
 
 def test_a_banned_voters_next_vote_is_excluded_as_it_arrives(flagged, staff, models):
-    anomalies.flagged_voter_decide(voter_id=flagged.pk, decision="ban", actor=staff, reason="Sockpuppet ring.")
+    anomaly_review.flagged_voter_decide(voter_id=flagged.pk, decision="ban", actor=staff, reason="Sockpuppet ring.")
     battle = Battle.objects.create(question_id="after-ban", model_a=models["strong"], model_b=models["third"])
     vote, _ = cast_vote(battle, "model_b", Voter(RIGGER))
     assert vote.excluded_reason == "flagged_user"
@@ -215,29 +221,29 @@ def test_a_banned_voters_next_vote_is_excluded_as_it_arrives(flagged, staff, mod
     [("confirm", "  ", "Say why"), ("delete", "why", "Unknown decision"), ("clear", None, "Say why")],
 )
 def test_a_bad_decision_changes_nothing(flagged, staff, decision, reason, message):
-    with pytest.raises(anomalies.DecisionError, match=message):
-        anomalies.flagged_voter_decide(voter_id=flagged.pk, decision=decision, actor=staff, reason=reason)
+    with pytest.raises(anomaly_review.DecisionError, match=message):
+        anomaly_review.flagged_voter_decide(voter_id=flagged.pk, decision=decision, actor=staff, reason=reason)
     assert not VoterDecision.objects.exists()
     assert set(reasons(RIGGER)[1:]) == {"flagged_user"}
 
 
 def test_deciding_the_current_state_again_is_refused(flagged, staff):
-    anomalies.flagged_voter_decide(voter_id=flagged.pk, decision="ban", actor=staff, reason="Ring.")
-    with pytest.raises(anomalies.DecisionError, match="already"):
-        anomalies.flagged_voter_decide(voter_id=flagged.pk, decision="ban", actor=staff, reason="Ring, again.")
+    anomaly_review.flagged_voter_decide(voter_id=flagged.pk, decision="ban", actor=staff, reason="Ring.")
+    with pytest.raises(anomaly_review.DecisionError, match="already"):
+        anomaly_review.flagged_voter_decide(voter_id=flagged.pk, decision="ban", actor=staff, reason="Ring, again.")
     assert VoterDecision.objects.count() == 1
 
 
 @override_settings(ARENA_BOOTSTRAP_ROUNDS=0, ARENA_STYLE_CONTROL=False, ARENA_ANOMALY_DETECTION=True)
 def test_the_next_recomputation_reflects_a_decision(flagged, staff):
     before = RatingRun.objects.get(pk=recompute_ratings.delay().get()).vote_count
-    anomalies.flagged_voter_decide(voter_id=flagged.pk, decision="clear", actor=staff, reason="A real fan.")
+    anomaly_review.flagged_voter_decide(voter_id=flagged.pk, decision="clear", actor=staff, reason="A real fan.")
     after = RatingRun.objects.get(pk=recompute_ratings.delay().get()).vote_count
     assert after == before + 14
 
 
 def test_the_effect_of_removing_the_voter_on_each_models_rating(flagged, models):
-    effect = {row.model: row for row in anomalies.rating_effect(flagged)}
+    effect = {row.model: row for row in anomaly_review.rating_effect(flagged)}
     assert set(effect) == {"strong-model", "weak-model"}
     weak = effect["weak-model"]
     assert weak.votes == 14 and weak.with_voter > weak.without_voter and weak.change > 0
@@ -326,7 +332,7 @@ def add_cookie_clearing_votes(models, address: str, outcomes: list[str], prefix:
 def test_a_voter_who_clears_cookies_before_every_vote_is_tested_and_flagged_by_address(arena_votes):
     judges = add_cookie_clearing_votes(arena_votes, ADDRESS, ["weak"] * 15, "fresh")
     honest = add_cookie_clearing_votes(arena_votes, "b" * 32, CROWD, "household")
-    report = anomalies.detect_anomalous_voters()
+    report = anomaly_detection.detect_anomalous_voters()
     assert sorted(row.judge for row in report.flagged) == sorted([RIGGER, f"address:{ADDRESS}"])
     assert set(Vote.objects.filter(judge__in=judges).values_list("excluded_reason", flat=True)) == {"flagged_user"}
     assert set(Vote.objects.filter(judge__in=honest).values_list("excluded_reason", flat=True)) == {""}
@@ -336,10 +342,12 @@ def test_a_voter_who_clears_cookies_before_every_vote_is_tested_and_flagged_by_a
 
 def test_staff_review_an_address_like_a_voter_and_a_ban_excludes_its_next_fresh_session(arena_votes, models):
     add_cookie_clearing_votes(arena_votes, ADDRESS, ["weak"] * 15, "fresh")
-    anomalies.detect_anomalous_voters()
+    anomaly_detection.detect_anomalous_voters()
     flagged = FlaggedVoter.objects.get(judge=f"address:{ADDRESS}")
-    assert anomalies.voter_votes(flagged).count() == 15
-    anomalies.flagged_voter_decide(voter_id=flagged.pk, decision="ban", actor=None, reason="one script, many cookies")
+    assert anomaly_review.voter_votes(flagged).count() == 15
+    anomaly_review.flagged_voter_decide(
+        voter_id=flagged.pk, decision="ban", actor=None, reason="one script, many cookies"
+    )
     battle = Battle.objects.create(
         question_id="q-after-ban",
         model_a=models["strong"],
@@ -350,5 +358,5 @@ def test_staff_review_an_address_like_a_voter_and_a_ban_excludes_its_next_fresh_
     )
     vote, _ = cast_vote(battle, "model_b", Voter("brand-new-session", address=ADDRESS))
     assert vote.excluded_reason == "flagged_user"
-    cleared = anomalies.flagged_voter_decide(voter_id=flagged.pk, decision="clear", actor=None, reason="checked")
+    cleared = anomaly_review.flagged_voter_decide(voter_id=flagged.pk, decision="clear", actor=None, reason="checked")
     assert cleared.votes_changed == 16

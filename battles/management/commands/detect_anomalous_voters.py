@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from battles import anomalies
+from battles import anomaly_detection
 
 
 class Command(BaseCommand):
@@ -20,7 +20,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        report = anomalies.detect_anomalous_voters(full=options["full"])
+        report = anomaly_detection.detect_anomalous_voters(full=options["full"])
         if options["json"]:
             rows = [
                 {

@@ -3,7 +3,7 @@ import argparse
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from battles import anomalies
+from battles import anomaly_detection
 from leaderboard import services
 
 
@@ -31,7 +31,7 @@ class Command(BaseCommand):
         if bootstrap is not None and bootstrap < 0:
             raise CommandError("--bootstrap must be 0 or more.")
         if settings.ARENA_ANOMALY_DETECTION:  # as the periodic task does: flagged voters' votes never enter a run
-            flagged = anomalies.detect_anomalous_voters().flagged
+            flagged = anomaly_detection.detect_anomalous_voters().flagged
             self.stdout.write(f"Anomalous voters: {len(flagged)} flagged ({sum(r.new for r in flagged)} new).")
         run = services.recompute(
             bootstrap_rounds=bootstrap, seed=seed, dedup=dedup, rebuild_elo=rebuild_elo, full_read=full_read

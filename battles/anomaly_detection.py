@@ -1,10 +1,12 @@
-"""Anomalous voters on the database: run the sequential test, exclude, review.
+"""The anomalous-voter test on the database, as the hourly run makes it: read the votes,
+test every voter, flag those over the threshold, and exclude their votes.
 
 The test itself is pure (battles/integrity.py); this module reads the votes for it,
-records the voters it flags (FlaggedVoter), excludes their votes with `flagged_user`, and
-carries out staff decisions (confirm, clear, ban), each logged as a VoterDecision.
-Detection runs before every rating recomputation (leaderboard/tasks.py), from the
-`detect_anomalous_voters` command, and as the Celery task battles.tasks.detect_anomalous_voters.
+records the voters it flags (FlaggedVoter) and excludes the votes of every voter under a flag
+with `flagged_user` (battles/anomaly_votes.py). Staff decisions on flagged voters are
+battles/anomaly_review.py. Detection runs before every rating recomputation
+(leaderboard/tasks.py), from the `detect_anomalous_voters` command, and as the Celery task
+battles.tasks.detect_anomalous_voters.
 
 A run does not read every vote. On PostgreSQL it starts from what the last run kept
 (battles/anomaly_state.py: the population's counts per pair, and each tested voter's first
@@ -19,7 +21,7 @@ A voter is a session or an account. A script that clears its cookies before ever
 sessions too short to test (fewer than the test's minimum of votes each); the votes of such
 short sessions are therefore tested together per client address, as one voter named
 `address:<address id>`. Flagging, reviewing and excluding such a voter acts on the
-anonymous votes of that address (votes_of).
+anonymous votes of that address (anomaly_votes.votes_of).
 """
 
 from __future__ import annotations
@@ -39,18 +41,14 @@ from django.db import connection, transaction
 from django.db.models import Count, QuerySet
 
 from arenasite import clock
-from providers.models import ArenaModel
 
 from . import anomaly_state, integrity
-from .models import Battle, ExclusionReason, FlaggedVoter, Vote, VoterDecision, VoterState
+from .anomaly_votes import JUDGE_BATCH, SCOPE_ARENA, exclude_votes_of, tested_votes
+from .models import FlaggedVoter, Vote, VoterState
 from .voters import ADDRESS_VOTER
 
 logger = logging.getLogger(__name__)
 
-FLAGGED_USER = ExclusionReason.FLAGGED_USER
-# Judges per UPDATE ... WHERE judge IN (...): keeps each statement's parameter list small.
-JUDGE_BATCH = 500
-SCOPE_ALL, SCOPE_ARENA = "all", "arena"
 MIN_VOTES, MAX_VOTES = integrity.DEFAULT_MIN_VOTES, integrity.DEFAULT_MAX_VOTES
 # More notes than this share of the kept votes (and at least LARGE_CHANGE_MIN, so a small
 # arena still runs incrementally): a bulk import, say. Reading every vote is then cheaper.
@@ -58,18 +56,6 @@ LARGE_CHANGE = 0.25
 LARGE_CHANGE_MIN = 10_000
 # One run at a time keeps and updates the state (a PostgreSQL advisory lock key: "anom").
 RUN_LOCK = 0x616E6F6D
-
-
-def votes_of(judge: str) -> QuerySet:
-    """The votes of a tested voter: a session's or account's, or for `address:<id>` the
-    anonymous votes of that client address."""
-    if judge.startswith(ADDRESS_VOTER):
-        return Vote.objects.filter(address=judge.removeprefix(ADDRESS_VOTER))
-    return Vote.objects.filter(judge=judge)
-
-
-class DecisionError(Exception):
-    """A review decision that cannot be made; nothing was changed."""
 
 
 @dataclass(frozen=True)
@@ -90,17 +76,6 @@ class DetectionReport:
     alpha: float
     incremental: bool = False  # from the kept state, rather than from every vote
     votes_read: int = 0  # votes read from the database (notes included)
-
-
-def tested_votes(scope: str | None = None) -> QuerySet:
-    """The votes the test reads: anonymous ones that count, or were excluded only for the
-    voter being flagged (so a flagged voter keeps being tested on the same votes). With the
-    scope "arena" (ARENA_ANOMALY_TEST_SCOPE), only votes cast on this site: imported votes
-    are neither tested nor compared with."""
-    votes = Vote.objects.filter(anony=True, excluded_reason__in=["", FLAGGED_USER]).exclude(judge="")
-    if (scope or settings.ARENA_ANOMALY_TEST_SCOPE) == SCOPE_ARENA:
-        votes = votes.filter(battle__source=Battle.Source.ARENA)
-    return votes
 
 
 def detect_anomalous_voters(*, alpha: float | None = None, full: bool = False) -> DetectionReport:
@@ -149,7 +124,7 @@ def detect_anomalous_voters(*, alpha: float | None = None, full: bool = False) -
             .filter(state__in=FlaggedVoter.EXCLUDING)
             .values_list("judge", flat=True)
         )
-        excluded = _exclude(excluding)
+        excluded = exclude_votes_of(excluding)
     new_judges = {v.judge for v in new}
     states = dict(FlaggedVoter.objects.filter(judge__in=list(crossed)).values_list("judge", "state"))
     flagged = [
@@ -544,143 +519,3 @@ def _reread(
     labels = list(judges) + [ADDRESS_VOTER + a for a in addresses]
     remove = np.array([index[label] for label in labels if label in index], dtype=np.int64)
     return remove, block, len(by_judge["id"]) + len(by_address["id"])
-
-
-def _exclude(judges: list[str]) -> int:
-    """Exclude every counting vote of these voters with `flagged_user`; the number changed.
-    Votes already excluded for another reason keep it, so clearing restores only these."""
-    changed = 0
-    addresses = [judge.removeprefix(ADDRESS_VOTER) for judge in judges if judge.startswith(ADDRESS_VOTER)]
-    judges = [judge for judge in judges if not judge.startswith(ADDRESS_VOTER)]
-    for field, values in (("judge", judges), ("address", addresses)):
-        for start in range(0, len(values), JUDGE_BATCH):
-            batch = values[start : start + JUDGE_BATCH]
-            changed += Vote.objects.filter(**{f"{field}__in": batch}, excluded_reason="").update(
-                excluded_reason=FLAGGED_USER
-            )
-    return changed
-
-
-DECISION_STATES = {
-    VoterDecision.Decision.CONFIRM: VoterState.CONFIRMED,
-    VoterDecision.Decision.CLEAR: VoterState.CLEARED,
-    VoterDecision.Decision.BAN: VoterState.BANNED,
-}
-
-
-def flagged_voter_decide(*, voter_id: int, decision: str, actor, reason: str) -> VoterDecision:
-    """Confirm, clear or ban a flagged voter, and log it with who and why.
-
-    confirm: the votes stay excluded (and later ones are excluded by each detection run).
-    clear: the votes excluded as `flagged_user` count again; the test will not flag the
-    voter again. ban: the votes are excluded, and later ones as they arrive.
-    Raises DecisionError (changing nothing) for an unknown decision, an empty reason, or a
-    decision that would not change the state. The next recomputation reflects it.
-    """
-    if decision not in DECISION_STATES:
-        raise DecisionError(f"Unknown decision {decision!r}; choose confirm, clear or ban.")
-    reason = (reason or "").strip()
-    if not reason:
-        raise DecisionError("Say why: every decision is logged with its reason.")
-    target = DECISION_STATES[decision]
-    with transaction.atomic():
-        # Locked, so two reviewers (or a review and a detection run) cannot interleave.
-        voter = FlaggedVoter.objects.select_for_update().get(pk=voter_id)
-        if voter.state == target:
-            raise DecisionError(f"{voter} is already {voter.get_state_display().lower()}.")
-        if target == VoterState.CLEARED:
-            changed = votes_of(voter.judge).filter(excluded_reason=FLAGGED_USER).update(excluded_reason="")
-        else:
-            changed = _exclude([voter.judge])
-        logged = VoterDecision.objects.create(
-            voter=voter,
-            decision=decision,
-            from_state=voter.state,
-            to_state=target,
-            actor=actor,
-            reason=reason,
-            votes_changed=changed,
-            created_at=clock.now(),
-        )
-        voter.state, voter.decided_at = target, logged.created_at
-        voter.save(update_fields=["state", "decided_at"])
-    return logged
-
-
-def voter_votes(voter: FlaggedVoter) -> QuerySet:
-    return votes_of(voter.judge).select_related("battle", "model_a", "model_b").order_by("created_at")
-
-
-@dataclass(frozen=True)
-class RatingEffect:
-    model: str
-    votes: int  # the voter's votes on battles with this model
-    with_voter: float | None
-    without_voter: float | None
-    rank_with: int | None
-    rank_without: int | None
-
-    @property
-    def change(self) -> float | None:
-        if self.with_voter is None or self.without_voter is None:
-            return None
-        return self.with_voter - self.without_voter
-
-
-def rating_effect(voter: FlaggedVoter) -> list[RatingEffect]:
-    """Each model's overall rating with the voter's votes and without them, on today's counted
-    votes: what removing the voter changes. Point estimates (no bootstrap), so it is quick
-    enough for an admin page; raises ValueError when the votes cannot be rated together."""
-    from ratings_engine import bradley_terry
-
-    mine = votes_of(voter.judge).values("pk")
-    others = _pair_counts(Vote.objects.filter(anony=True, excluded_reason="").exclude(pk__in=mine))
-    own = _pair_counts(tested_votes().filter(pk__in=mine))
-    if not own:
-        return []
-    with_voter = dict(others)
-    for key, n in own.items():
-        with_voter[key] = with_voter.get(key, 0) + n
-
-    def table(counts: dict) -> dict[str, tuple[float, int]]:
-        if not counts:
-            return {}
-        frame = _counts_frame(counts)
-        rated = bradley_terry.compute_ratings(frame, bootstrap_rounds=0).ratings
-        return {name: (float(row.rating), int(row["rank"])) for name, row in rated.iterrows()}
-
-    before, after = table(with_voter), table(others)
-    touched: dict[str, int] = {}
-    for (a, b, _), n in own.items():
-        touched[a] = touched.get(a, 0) + n
-        touched[b] = touched.get(b, 0) + n
-    names = dict(ArenaModel.objects.filter(pk__in=[int(k) for k in before]).values_list("pk", "name"))
-    rows = [
-        RatingEffect(
-            model=names.get(int(key), key),
-            votes=touched.get(key, 0),
-            with_voter=before[key][0],
-            without_voter=after.get(key, (None, None))[0],
-            rank_with=before[key][1],
-            rank_without=after.get(key, (None, None))[1],
-        )
-        for key in before
-    ]
-    return sorted(rows, key=lambda row: -abs(row.change or 0.0))
-
-
-def _pair_counts(votes: QuerySet) -> dict[tuple[str, str, str], int]:
-    rows = votes.values_list("model_a_id", "model_b_id", "winner").annotate(n=Count("id")).order_by()
-    return {(str(a), str(b), winner): n for a, b, winner, n in rows}
-
-
-def _counts_frame(counts: dict) -> pd.DataFrame:
-    keys = list(counts)
-    return pd.DataFrame(
-        {
-            "model_a": [k[0] for k in keys],
-            "model_b": [k[1] for k in keys],
-            "winner": [k[2] for k in keys],
-            "n": np.array([counts[k] for k in keys], dtype=np.int64),
-        }
-    )

@@ -4,19 +4,7 @@ from django.urls import include, path, re_path
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from battles.api import (
-    BattleCreateApi,
-    BattleDetailApi,
-    BattleRegenerateApi,
-    BattleStopApi,
-    BattleTurnApi,
-    BattleVoteApi,
-    ChallengeApi,
-)
-from battles.stream_api import battle_stream
-from leaderboard.api import LeaderboardApi, ModelRatingApi
 from leaderboard.views import model_card, model_registry
-from releases.api import ReleaseDetailApi, ReleaseListApi
 
 from .api import api_not_found
 from .health import healthz
@@ -34,17 +22,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file: the page has no inline script (CSP).
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/v1/", include("providers.api.urls")),
-    path("api/v1/challenge/", ChallengeApi.as_view(), name="api-challenge"),
-    path("api/v1/battles/", BattleCreateApi.as_view(), name="api-battles"),
-    path("api/v1/battles/<str:battle_id>/", BattleDetailApi.as_view(), name="api-battle"),
-    path("api/v1/battles/<str:battle_id>/stream/", battle_stream, name="api-battle-stream"),
-    path("api/v1/battles/<str:battle_id>/turns/", BattleTurnApi.as_view(), name="api-battle-turns"),
-    path("api/v1/battles/<str:battle_id>/vote/", BattleVoteApi.as_view(), name="api-battle-vote"),
-    path("api/v1/battles/<str:battle_id>/stop/", BattleStopApi.as_view(), name="api-battle-stop"),
-    path("api/v1/battles/<str:battle_id>/regenerate/", BattleRegenerateApi.as_view(), name="api-battle-regenerate"),
-    path("api/v1/leaderboard/", LeaderboardApi.as_view(), name="api-leaderboard"),
-    path("api/v1/models/<int:pk>/rating/", ModelRatingApi.as_view(), name="api-model-rating"),
+    path("api/v1/", include("arenasite.api_urls")),
     path("leaderboard/", include("leaderboard.urls")),
     path("models/", model_registry, name="model-registry"),
     path("models/<int:pk>/", model_card, name="model-card"),
@@ -52,9 +30,6 @@ urlpatterns = [
     path("arena/", include("battles.urls")),
     path("data/", include("releases.urls")),
     path("portal/", include("portal.urls")),
-    path("api/v1/releases/", ReleaseListApi.as_view(), name="api-releases"),
-    path("api/v1/releases/<int:pk>/", ReleaseDetailApi.as_view(), name="api-release"),
-    path("api/v1/", include("releases.api_urls")),
     re_path(r"^api/", api_not_found),
 ]
 

@@ -1,5 +1,6 @@
 """The battle flow as JSON under /api/v1/battles/: create, read, add a turn, stop or
-regenerate the answers, vote.
+regenerate the answers, vote. One ViewSet, the verbs on a battle as its actions; routed
+with the rest of the API in arenasite/api_urls.py.
 
 The rules are those of the pages (battles/arena.py does the work); a battle belongs to
 the voter who started it (session cookie or account), and anyone else gets 404.
@@ -9,9 +10,12 @@ from __future__ import annotations
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import permissions, serializers, status
+from rest_framework import permissions, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from arenasite.serializers import ErrorSerializer
 
 from . import arena, challenge
 from .models import Battle, Winner
@@ -57,8 +61,6 @@ VoteResultSerializer = inline_serializer(
         "model_b": serializers.CharField(),
     },
 )
-
-ErrorSerializer = inline_serializer("BattleError", {"detail": serializers.CharField()})
 
 
 class TextField(serializers.CharField):
@@ -145,10 +147,16 @@ TOO_MANY = OpenApiResponse(
 )
 
 
-class BattleCreateApi(APIView):
-    """Start a battle; both answers are generated in the background."""
+CONFLICT = OpenApiResponse(ErrorSerializer, description="Not possible in the battle's state; nothing was changed.")
+
+
+class BattleViewSet(viewsets.ViewSet):
+    """A voter's battles: start one, read it, ask another turn, stop or regenerate the answers,
+    vote. The answers stream at `stream/` (battles/stream_api.py)."""
 
     permission_classes = [permissions.AllowAny]
+    lookup_url_kwarg = "battle_id"
+    lookup_value_converter = "str"
 
     @extend_schema(
         request=NewBattleSerializer,
@@ -160,7 +168,8 @@ class BattleCreateApi(APIView):
             503: OpenApiResponse(ErrorSerializer, description="Too few models can answer right now."),
         },
     )
-    def post(self, request):
+    def create(self, request):
+        """Start a battle; both answers are generated in the background."""
         form = NewBattleSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
@@ -178,25 +187,16 @@ class BattleCreateApi(APIView):
             return refused(exc)
         return Response(battle_payload(battle), status=status.HTTP_201_CREATED)
 
-
-class BattleDetailApi(APIView):
-    """The battle so far: both answers as they stream in; the names once voted."""
-
-    permission_classes = [permissions.AllowAny]
-
-    @extend_schema(responses={200: BattleSerializer, 404: ErrorSerializer})
-    def get(self, request, battle_id: str):
+    @extend_schema(
+        responses={200: BattleSerializer, 404: ErrorSerializer},
+    )
+    def retrieve(self, request, battle_id: str):
+        """The battle so far: both answers as they stream in; the names once voted."""
         try:
             battle = arena.battle_of(battle_id, judge_for(request, create=False))
         except arena.BattleRefused as exc:
             return refused(exc)
         return Response(battle_payload(battle))
-
-
-class BattleTurnApi(APIView):
-    """Ask both models one more question (up to the turn limit, before the vote)."""
-
-    permission_classes = [permissions.AllowAny]
 
     @extend_schema(
         request=PromptSerializer,
@@ -208,7 +208,9 @@ class BattleTurnApi(APIView):
             429: TOO_MANY,
         },
     )
-    def post(self, request, battle_id: str):
+    @action(detail=True, methods=["post"])
+    def turns(self, request, battle_id: str):
+        """Ask both models one more question (up to the turn limit, before the vote)."""
         form = PromptSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         voter = voter_for(request, create=False)
@@ -219,19 +221,15 @@ class BattleTurnApi(APIView):
             return refused(exc)
         return Response(battle_payload(battle))
 
-
-CONFLICT = OpenApiResponse(ErrorSerializer, description="Not possible in the battle's state; nothing was changed.")
-
-
-class BattleStopApi(APIView):
-    """Stop both answers of the latest turn. What was written is kept (`answer_a`/`answer_b`
-    `stopped`); the battle can still be voted (the vote is kept but does not count for the
-    leaderboard) or regenerated. 409 unless the answers are still being written."""
-
-    permission_classes = [permissions.AllowAny]
-
-    @extend_schema(request=None, responses={200: BattleSerializer, 404: ErrorSerializer, 409: CONFLICT})
-    def post(self, request, battle_id: str):
+    @extend_schema(
+        request=None,
+        responses={200: BattleSerializer, 404: ErrorSerializer, 409: CONFLICT},
+    )
+    @action(detail=True, methods=["post"])
+    def stop(self, request, battle_id: str):
+        """Stop both answers of the latest turn. What was written is kept (`answer_a`/`answer_b`
+        `stopped`); the battle can still be voted (the vote is kept but does not count for the
+        leaderboard) or regenerated. 409 unless the answers are still being written."""
         try:
             battle = arena.battle_of(battle_id, judge_for(request, create=False))
             battle = arena.stop_answers(battle)
@@ -239,16 +237,15 @@ class BattleStopApi(APIView):
             return refused(exc)
         return Response(battle_payload(battle))
 
-
-class BattleRegenerateApi(APIView):
-    """Both models answer the latest turn again, before the vote; the earlier answers are kept
-    in the battle's record but leave the conversation. Counted like a turn against the limits.
-    409 after the vote, after a failure, or while answering."""
-
-    permission_classes = [permissions.AllowAny]
-
-    @extend_schema(request=None, responses={200: BattleSerializer, 404: ErrorSerializer, 409: CONFLICT, 429: TOO_MANY})
-    def post(self, request, battle_id: str):
+    @extend_schema(
+        request=None,
+        responses={200: BattleSerializer, 404: ErrorSerializer, 409: CONFLICT, 429: TOO_MANY},
+    )
+    @action(detail=True, methods=["post"])
+    def regenerate(self, request, battle_id: str):
+        """Both models answer the latest turn again, before the vote; the earlier answers are kept
+        in the battle's record but leave the conversation. Counted like a turn against the limits.
+        409 after the vote, after a failure, or while answering."""
         voter = voter_for(request, create=False)
         try:
             battle = arena.battle_of(battle_id, voter and voter.judge)
@@ -257,17 +254,13 @@ class BattleRegenerateApi(APIView):
             return refused(exc)
         return Response(battle_payload(battle))
 
-
-class BattleVoteApi(APIView):
-    """Vote once; the answer reveals the names. The same vote again answers the same."""
-
-    permission_classes = [permissions.AllowAny]
-
     @extend_schema(
         request=VoteSerializer,
         responses={200: VoteResultSerializer, 400: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer},
     )
-    def post(self, request, battle_id: str):
+    @action(detail=True, methods=["post"])
+    def vote(self, request, battle_id: str):
+        """Vote once; the answer reveals the names. The same vote again answers the same."""
         form = VoteSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         voter = voter_for(request, create=False)

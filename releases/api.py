@@ -14,13 +14,14 @@ from drf_spectacular.utils import (
     extend_schema_field,
     extend_schema_view,
 )
-from rest_framework import generics, mixins, negotiation, permissions, serializers, status, throttling, viewsets
+from rest_framework import mixins, negotiation, permissions, serializers, status, throttling, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from arenasite.api import json_error
-from providers.api.serializers import ErrorSerializer, ProviderField
+from arenasite.serializers import ErrorSerializer
+from providers.api.serializers import ProviderField
 
 from . import files, sharing
 from .models import DataRelease, DataSharingAgreement, Download, ProviderShare
@@ -44,20 +45,23 @@ class ReleaseSerializer(serializers.ModelSerializer):
         return (release.manifest.get("excluded") or {}).get("personal_data") or {}
 
 
-class PublishedReleases:
+class ReleaseViewSet(viewsets.ReadOnlyModelViewSet):
+    """Published community releases, with links to their files; an unpublished one is not found."""
+
     permission_classes = [permissions.AllowAny]
     serializer_class = ReleaseSerializer
+    lookup_value_converter = "int"
 
     def get_queryset(self):
         return DataRelease.objects.filter(state=DataRelease.State.PUBLISHED).order_by("-cutoff")
 
+    def list(self, request, *args, **kwargs):
+        """Published community releases, newest first, with links to their files."""
+        return super().list(request, *args, **kwargs)
 
-class ReleaseListApi(PublishedReleases, generics.ListAPIView):
-    """Published community releases, newest first, with links to their files."""
-
-
-class ReleaseDetailApi(PublishedReleases, generics.RetrieveAPIView):
-    """One published release; an unpublished one is not found."""
+    def retrieve(self, request, *args, **kwargs):
+        """One published release; an unpublished one is not found."""
+        return super().retrieve(request, *args, **kwargs)
 
 
 # --- provider early access: agreements, shares, downloads ----------------------------------------

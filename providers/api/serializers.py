@@ -6,6 +6,8 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from arenasite.serializers import ErrorSerializer
+
 from .. import access, changes
 from ..lifecycle import REASON_MAX_LENGTH, STAFF_RETIREMENT_RULES
 from ..models import ArenaModel, ChangeRequest, LifecycleEvent, Provider
@@ -196,9 +198,7 @@ class LifecycleEventSerializer(serializers.ModelSerializer):
         return access.actor_label(obj.actor, viewer=self.context["request"].user)
 
 
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-
-
 class RefusalSerializer(ErrorSerializer):
+    """A lifecycle action refused, with the policy rule that refused it."""
+
     rule = serializers.CharField()

@@ -15,13 +15,13 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from arenasite.api import json_error
+from arenasite.serializers import ErrorSerializer
 
 from .. import access, lifecycle, registration
 from ..lifecycle import Action, TransitionRefused
 from ..models import ArenaModel, ChangeRequest
 from .serializers import (
     ArenaModelSerializer,
-    ErrorSerializer,
     LifecycleEventSerializer,
     OutcomeSerializer,
     OwnArenaModelSerializer,

@@ -102,7 +102,7 @@ def test_a_failed_run_leaves_the_previous_leaderboard(arena, monkeypatch, client
     before = client.get("/api/v1/leaderboard/").json()
 
     calls = {"n": 0}
-    real = services.ratings.compute_ratings
+    real = services.bradley_terry.compute_ratings
 
     def dies_on_second_category(*args, **kwargs):
         calls["n"] += 1
@@ -110,7 +110,7 @@ def test_a_failed_run_leaves_the_previous_leaderboard(arena, monkeypatch, client
             raise MemoryError("killed halfway")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(services.ratings, "compute_ratings", dies_on_second_category)
+    monkeypatch.setattr(services.bradley_terry, "compute_ratings", dies_on_second_category)
     vote(arena["weak"], arena["strong"], Winner.MODEL_A, n=40)
     with pytest.raises(MemoryError):
         services.recompute(bootstrap_rounds=10)

@@ -12,7 +12,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from arenasite.csv_safe import write_csv
-from providers.models import ArenaModel, sees_every_model
+from providers import access
+from providers.models import ArenaModel
 
 from .models import RatingRun
 from .selectors import CSV_COLUMNS, board, category_votes, split_rated
@@ -189,8 +190,7 @@ class ModelRatingApi(APIView):
     )
     def get(self, request, pk: int):
         model = ArenaModel.objects.filter(pk=pk).first()
-        is_member = model is not None and model.provider.memberships.filter(user=request.user).exists()
-        if model is None or not (sees_every_model(request.user) or is_member):
+        if model is None or not access.sees_record(request.user, model):
             raise NotFound("Not found.")
         run = RatingRun.objects.latest_published()
         ratings = []

@@ -39,25 +39,26 @@ CHANGE_PERMISSION = "providers.change_arenamodel"
 TRANSITION_PERMISSION = "providers.transition_arenamodel"
 
 
-def _staff_with(user: Person | None, permission: str) -> bool:
+def staff_with(user: Person | None, permission: str) -> bool:
+    """Staff holding `permission` (being staff alone gives no power)."""
     return bool(user is not None and user.is_authenticated and user.is_staff and user.has_perm(permission))
 
 
 def sees_every_model(user: Person | None) -> bool:
     """Staff who may see every model, listed or not, and its private ratings: those who may
     view, change or move models."""
-    return any(_staff_with(user, permission) for permission in MODEL_STAFF_PERMISSIONS)
+    return any(staff_with(user, permission) for permission in MODEL_STAFF_PERMISSIONS)
 
 
 def moves_models(user: Person | None) -> bool:
     """Staff who move models through their lifecycle (every action) and decide the change
     requests of models in the pool."""
-    return _staff_with(user, TRANSITION_PERMISSION)
+    return staff_with(user, TRANSITION_PERMISSION)
 
 
 def changes_models(user: Person | None) -> bool:
     """Staff who may edit any model's fields, as in the admin's change form."""
-    return _staff_with(user, CHANGE_PERMISSION)
+    return staff_with(user, CHANGE_PERMISSION)
 
 
 def member_of(user: Person | None, provider: Provider) -> bool:

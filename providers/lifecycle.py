@@ -432,15 +432,6 @@ def backdate_import(model: ArenaModel, listed_at: datetime) -> None:
         ArenaModel.objects.filter(pk=model.pk, events__action=Entry.IMPORT).update(listed_at=listed_at)
 
 
-def may_perform(user, model: ArenaModel, action: str) -> bool:
-    """Staff with the transition permission may do anything; provider members their own actions."""
-    if user is None or not user.is_authenticated:
-        return False
-    if user.is_staff and user.has_perm("providers.transition_arenamodel"):
-        return True
-    return action in PROVIDER_ACTIONS and model.provider.memberships.filter(user=user).exists()
-
-
 def carry_out_due(now=None) -> list[Outcome]:
     """Carry out scheduled listings and retirements whose time has come. Safe to run twice."""
     now = now or clock.now()

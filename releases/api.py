@@ -21,6 +21,7 @@ from rest_framework.settings import api_settings
 
 from arenasite.api import json_error
 from arenasite.serializers import ErrorSerializer
+from providers import access
 from providers.api.serializers import ProviderField
 
 from . import files, sharing
@@ -193,7 +194,7 @@ class ProviderScopedViewSet(viewsets.GenericViewSet):
         return queryset.filter(provider__memberships__user=user)
 
     def sees_all(self, user) -> bool:
-        return user.is_staff and user.has_perm(self.view_permission)
+        return access.staff_with(user, self.view_permission)
 
     def chosen_provider(self, request):
         body = ProviderChoiceSerializer(data=request.data, context=self.get_serializer_context())
@@ -297,7 +298,7 @@ class ShareViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProviderSco
         fmt = request.query_params.get("format", "")
         if fmt not in files.FORMAT_FILES:
             return json_error(f"format must be one of: {', '.join(files.FORMAT_FILES)}.", status.HTTP_400_BAD_REQUEST)
-        member = share.provider.memberships.filter(user=request.user).exists()
+        member = access.member_of(request.user, share.provider)
         if member:
             why_not = sharing.refusal(share.provider)
             if why_not is not None:

@@ -44,7 +44,7 @@ from battles.style import conversation_prompt_hash
 from battles.voters import judge_id
 from leaderboard import services as ratings_services
 from leaderboard import tasks as ratings_tasks
-from providers import lifecycle
+from providers import access, lifecycle
 from providers.lifecycle import Action
 from providers.models import ArenaModel, Membership, Provider
 from transparency.services import snapshot_expected_shares
@@ -314,7 +314,7 @@ class History:
             arena_model = self.models[model.name]
             actor = self.members[model.provider] if step in lifecycle.PROVIDER_ACTIONS else self.staff
             # The demo follows the rules it shows: the member may act only for its own provider.
-            assert lifecycle.may_perform(actor, arena_model, step), (actor, model.name, step)
+            assert access.may_transition(actor, arena_model, step), (actor, model.name, step)
             outcome = lifecycle.transition(
                 model_id=arena_model.pk, action=step, actor=actor, reason=REASONS.get(step, "")
             )

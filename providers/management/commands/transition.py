@@ -2,7 +2,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 
-from providers.lifecycle import Action, TransitionRefused, may_perform, transition
+from providers.access import may_transition
+from providers.lifecycle import Action, TransitionRefused, transition
 from providers.models import ArenaModel
 
 
@@ -20,7 +21,7 @@ class Command(BaseCommand):
             raise CommandError(f"Unknown action {action!r}; known: {', '.join(Action.values)}.")
         arena_model = self._find_model(model)
         actor = self._find_user(by) if by else None
-        if actor is not None and not may_perform(actor, arena_model, action):
+        if actor is not None and not may_transition(actor, arena_model, action):
             raise CommandError(f"{actor.get_username()} may not '{action}' {arena_model.name}.")
         try:
             outcome = transition(model_id=arena_model.pk, action=action, actor=actor, reason=reason)

@@ -23,7 +23,7 @@ from arenasite import clock
 from battles.arena_pool import ArenaPool, load_pool, model_weight, record_served, sample_pair, sampleable_models
 from battles.models import SamplingShare
 from battles.sampling import Candidate, NotEnoughModels, choose_pair, effective_weight, expected_shares
-from providers.admin import ArenaModelForm
+from providers.admin.forms import ArenaModelForm
 from providers.models import ArenaModel
 
 from ..conftest import make_model

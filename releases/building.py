@@ -23,10 +23,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
-import json
 import logging
 import operator
-import os
 import shutil
 import uuid
 from collections import Counter
@@ -190,13 +188,9 @@ def _build(release: DataRelease) -> None:
             summary = _write_battles(release, partial)
             built_at = clock.now()
             manifest = _manifest(release, summary, built_at)
-            (partial / files.CARD_NAME).write_text(_card(release, manifest), encoding="utf-8")
-            manifest["files"][files.CARD_NAME] = files.file_summary(partial / files.CARD_NAME)
-            (partial / files.MANIFEST_NAME).write_text(_json(manifest), encoding="utf-8")
-            sync_directory(partial)
-            os.replace(partial, final)
+            files.finish_directory(partial, final, card=_card(release, manifest), manifest=manifest)
             moved = True
-            sync_directory(final.parent)
+            files.sync_directory(final.parent)
             DataRelease.objects.filter(pk=release.pk).update(
                 state=DataRelease.State.BUILT,
                 built_at=built_at,
@@ -459,10 +453,6 @@ def _card(release: DataRelease, manifest: dict) -> str:
     )
 
 
-def _json(data: dict) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-
-
 def _remove_partials(release: DataRelease) -> None:
     finished = release.state in (DataRelease.State.BUILT, DataRelease.State.PUBLISHED)
     remove_partials(releases_dir(), release.directory_name, keep_final=finished)
@@ -475,14 +465,6 @@ def remove_partials(base: Path, name: str, *, keep_final: bool = False) -> None:
         shutil.rmtree(path, ignore_errors=True)
     if not keep_final:
         shutil.rmtree(base / name, ignore_errors=True)
-
-
-def sync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def publish(release: DataRelease, *, by=None) -> DataRelease:

@@ -352,3 +352,24 @@ def file_summary(path: Path) -> dict:
 
 def _sync(f) -> None:
     os.fsync(f.fileno())
+
+
+def finish_directory(partial: Path, final: Path, *, card: str, manifest: dict[str, Any]) -> None:
+    """Complete a release's or a share's files being written in `partial`: the data card, then
+    the manifest with the card's checksum, each synced to disk; then `partial` becomes `final`
+    in one rename, so a reader finds the whole directory or none of it. The caller syncs
+    `final`'s parent once it has noted that the directory is in place."""
+    (partial / CARD_NAME).write_text(card, encoding="utf-8")
+    manifest["files"][CARD_NAME] = file_summary(partial / CARD_NAME)
+    (partial / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    sync_directory(partial)
+    os.replace(partial, final)
+
+
+def sync_directory(path: Path) -> None:
+    """fsync a directory, so the names in it (a rename, a new file) survive a crash."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -22,9 +22,7 @@ checks that invariant.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import shutil
 import uuid
 from collections.abc import Callable
@@ -41,7 +39,7 @@ from battles.models import Battle
 from providers.models import ArenaModel, Provider
 
 from . import files
-from .building import ANONYMOUS, export_counts, releases_dir, remove_partials, sync_directory, write_export
+from .building import ANONYMOUS, export_counts, releases_dir, remove_partials, write_export
 from .models import DataRelease, DataSharingAgreement, ProviderShare
 
 logger = logging.getLogger(__name__)
@@ -252,12 +250,8 @@ def share_build(share_id: int) -> ProviderShare:
         summary = write_export(share_battles(share.provider, cutoff), partial, label=share_labels(share.provider))
         built_at = clock.now()
         manifest = _manifest(share, summary, cutoff, built_at)
-        (partial / files.CARD_NAME).write_text(_card(share, manifest), encoding="utf-8")
-        manifest["files"][files.CARD_NAME] = files.file_summary(partial / files.CARD_NAME)
-        (partial / files.MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        sync_directory(partial)
-        os.replace(partial, final)
-        sync_directory(final.parent)
+        files.finish_directory(partial, final, card=_card(share, manifest), manifest=manifest)
+        files.sync_directory(final.parent)
         ProviderShare.objects.filter(pk=share.pk).update(
             state=ProviderShare.State.READY,
             built_at=built_at,

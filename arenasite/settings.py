@@ -17,6 +17,9 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
+# The public dataset's moderation categories: a module of plain names, importing nothing.
+from battles import moderation_categories
+
 from .client_address import validate_trusted_proxies
 from .env import env_bool, env_float, env_int, env_list, env_str
 from .rates import parse_rates
@@ -515,29 +518,15 @@ if not ARENA_MODERATION_MODEL:
     raise ImproperlyConfigured("ARENA_MODERATION_MODEL must not be empty")
 if not (math.isfinite(ARENA_MODERATION_TIMEOUT) and ARENA_MODERATION_TIMEOUT > 0):
     raise ImproperlyConfigured(f"ARENA_MODERATION_TIMEOUT must be above 0, got {ARENA_MODERATION_TIMEOUT!r}")
-# The categories of battles.moderation.CATEGORIES (the public dataset's); a test keeps them equal.
-_MODERATION_CATEGORIES = (
-    "harassment",
-    "harassment/threatening",
-    "hate",
-    "hate/threatening",
-    "self-harm",
-    "self-harm/instructions",
-    "self-harm/intent",
-    "sexual",
-    "sexual/minors",
-    "violence",
-    "violence/graphic",
-)
 ARENA_MODERATION_TERMS: dict[str, list[str]] = {}
 for _item in env_list("ARENA_MODERATION_TERMS"):
     _category, _equals, _phrase = (part.strip() for part in _item.partition("="))
     if not (_equals and _category and _phrase):
         raise ImproperlyConfigured(f"ARENA_MODERATION_TERMS items must be category=phrase, got {_item!r}")
-    if _category not in _MODERATION_CATEGORIES:
+    if _category not in moderation_categories.CATEGORIES:
         raise ImproperlyConfigured(
             f"ARENA_MODERATION_TERMS: unknown category {_category!r} in {_item!r}; "
-            f"known: {', '.join(_MODERATION_CATEGORIES)}"
+            f"known: {', '.join(moderation_categories.CATEGORIES)}"
         )
     ARENA_MODERATION_TERMS.setdefault(_category, []).append(_phrase)
 

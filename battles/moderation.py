@@ -33,23 +33,10 @@ from typing import Any, Protocol, TypedDict
 import httpx
 from django.conf import settings
 
+from .moderation_categories import CATEGORIES
+
 logger = logging.getLogger(__name__)
 
-# The dataset's categories, in its order. The same names are checked in
-# arenasite/settings.py (ARENA_MODERATION_TERMS), which cannot import this module.
-CATEGORIES = (
-    "harassment",
-    "harassment/threatening",
-    "hate",
-    "hate/threatening",
-    "self-harm",
-    "self-harm/instructions",
-    "self-harm/intent",
-    "sexual",
-    "sexual/minors",
-    "violence",
-    "violence/graphic",
-)
 
 # Each text is cut to this many characters before it is sent. The moderation models read a
 # bounded number of tokens (OpenAI's guidance is to send long texts in pieces of a few

@@ -38,22 +38,10 @@ from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from battles.moderation_categories import CATEGORIES
+
 # omni-moderation's categories: the public dataset's eleven and two it does not have.
-MODERATION_CATEGORIES = (
-    "harassment",
-    "harassment/threatening",
-    "hate",
-    "hate/threatening",
-    "illicit",
-    "illicit/violent",
-    "self-harm",
-    "self-harm/instructions",
-    "self-harm/intent",
-    "sexual",
-    "sexual/minors",
-    "violence",
-    "violence/graphic",
-)
+MODERATION_CATEGORIES = tuple(sorted((*CATEGORIES, "illicit", "illicit/violent")))
 _FLAG = re.compile(r"FLAG:([\w/-]+)")
 _SCORE = re.compile(r"SCORE:([\w/-]+)=(\d+(?:\.\d+)?)")
 

@@ -410,7 +410,7 @@ def exclusion_reason(battle: Battle, voter: Voter) -> str:
     if battle.openai_moderation and battle.openai_moderation.get("flagged"):
         return ExclusionReason.MODERATION
     # A banned voter: the session or account, or (anonymous votes) the client address whose
-    # short sessions were tested together (battles/anomalies.py).
+    # short sessions were tested together (battles/anomaly_detection.py).
     banned = [voter.judge] + ([ADDRESS_VOTER + voter.address] if voter.address and not voter.signed_in else [])
     if FlaggedVoter.objects.filter(judge__in=banned, state=FlaggedVoter.State.BANNED).exists():
         return ExclusionReason.FLAGGED_USER

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, TypeAlias
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
@@ -24,6 +25,9 @@ from arenasite import clock
 from . import names
 from .models import ArenaModel, LifecycleEvent, Provider, RetirementRule
 from .signals import transition_done
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 Status = ArenaModel.Status
@@ -129,7 +133,7 @@ def _at(moment: datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
-def transition(*, model_id: int, action: str, actor=None, reason: str = "", rule: str = "") -> Outcome:
+def transition(*, model_id: int, action: str, actor: User | None = None, reason: str = "", rule: str = "") -> Outcome:
     """Apply `action` to one model under the policy.
 
     Idempotent: asking again for what is already done or already scheduled changes
@@ -159,7 +163,7 @@ def transition(*, model_id: int, action: str, actor=None, reason: str = "", rule
         return outcome
 
 
-def preview(*, model_id: int, action: str, actor=None, rule: str = "") -> str:
+def preview(*, model_id: int, action: str, actor: User | None = None, rule: str = "") -> str:
     """What transition() would do to one model now, as a sentence for a confirmation page:
     done, scheduled (and for when), nothing to do, or refused (with the rule and why).
 
@@ -178,7 +182,7 @@ def preview(*, model_id: int, action: str, actor=None, rule: str = "") -> str:
     return answer
 
 
-def _decider_rule(model: ArenaModel, action: str, actor, rule: str) -> str:
+def _decider_rule(model: ArenaModel, action: str, actor: User | None, rule: str) -> str:
     """A retirement request made by staff rather than by a member of the model's provider is
     recorded, and shown publicly, as a staff decision: the public line names who decided."""
     if action == Action.REQUEST_RETIREMENT and not (
@@ -258,7 +262,7 @@ def _already_there(model: ArenaModel, action: str) -> bool:
     return model.status == MOVES[action][1]
 
 
-def _move(model, action, actor, reason, now, rule) -> Outcome:
+def _move(model: ArenaModel, action: str, actor: User | None, reason: str, now: datetime, rule: str) -> Outcome:
     if _already_there(model, action):
         return Outcome(model, None)
     _check_common(model, action, reason)
@@ -275,7 +279,7 @@ def _move(model, action, actor, reason, now, rule) -> Outcome:
     return _record(model, action, actor, reason, now, to=MOVES[action][1])
 
 
-def _publish(model, action, actor, reason, now, rule) -> Outcome:
+def _publish(model: ArenaModel, action: str, actor: User | None, reason: str, now: datetime, rule: str) -> Outcome:
     if _already_there(model, action):
         return Outcome(model, None)
     _check_common(model, action, reason)
@@ -314,7 +318,7 @@ def _check_public_name(model: ArenaModel) -> None:
         )
 
 
-def _list(model, action, actor, reason, now) -> Outcome:
+def _list(model: ArenaModel, action: str, actor: User | None, reason: str, now: datetime) -> Outcome:
     try:
         # A savepoint: the unique index on public names refuses a listing that raced another
         # one of the same name, and the refusal must leave the transaction usable.
@@ -326,7 +330,7 @@ def _list(model, action, actor, reason, now) -> Outcome:
         raise
 
 
-def _retire(model, action, actor, reason, now, rule) -> Outcome:
+def _retire(model: ArenaModel, action: str, actor: User | None, reason: str, now: datetime, rule: str) -> Outcome:
     if _already_there(model, action):
         return Outcome(model, None)
     carrying_out = model.retire_after is not None and now >= model.retire_after and not reason
@@ -338,7 +342,7 @@ def _retire(model, action, actor, reason, now, rule) -> Outcome:
         rule = (scheduled.rule if scheduled else "") or rule
     _check_common(model, action, reason)
     window_end = model.listing_window_ends_at
-    if now < window_end:
+    if window_end is not None and now < window_end:
         if model.retire_after is not None:
             return Outcome(model, None)  # already scheduled for the end of the window
         _check_rule(model, rule, now)
@@ -356,9 +360,11 @@ def _scheduled_retirement(model: ArenaModel) -> LifecycleEvent | None:
     return model.events.filter(kind=LifecycleEvent.Kind.SCHEDULED, to_status=Status.RETIRED).last()
 
 
-_HANDLERS = {Action.PUBLISH: _publish, Action.RETIRE: _retire, Action.REQUEST_RETIREMENT: _retire}
+# What carries out an action, when it is more than a move from one state to the next.
+Handler: TypeAlias = Callable[[ArenaModel, str, "User | None", str, datetime, str], Outcome]
+_HANDLERS: dict[str, Handler] = {Action.PUBLISH: _publish, Action.RETIRE: _retire, Action.REQUEST_RETIREMENT: _retire}
 
-_DATE_FIELDS = {
+_DATE_FIELDS: dict[str, str] = {
     Status.SUBMITTED: "submitted_at",
     Status.INITIAL_RATING: "admitted_at",
     Status.LISTED: "listed_at",
@@ -370,7 +376,17 @@ _DATE_FIELDS = {
 _LIFECYCLE_FIELDS = ["status", "status_changed_at", "list_after", "retire_after", *_DATE_FIELDS.values()]
 
 
-def _record(model, action, actor, reason, now, *, to, effective_at=None, rule="") -> Outcome:
+def _record(
+    model: ArenaModel,
+    action: str,
+    actor: User | None,
+    reason: str,
+    now: datetime,
+    *,
+    to: str,
+    effective_at: datetime | None = None,
+    rule: str = "",
+) -> Outcome:
     scheduled = effective_at is not None
     event = LifecycleEvent.objects.create(
         arena_model=model,
@@ -432,7 +448,7 @@ def backdate_import(model: ArenaModel, listed_at: datetime) -> None:
         ArenaModel.objects.filter(pk=model.pk, events__action=Entry.IMPORT).update(listed_at=listed_at)
 
 
-def carry_out_due(now=None) -> list[Outcome]:
+def carry_out_due(now: datetime | None = None) -> list[Outcome]:
     """Carry out scheduled listings and retirements whose time has come. Safe to run twice."""
     now = now or clock.now()
     due = [

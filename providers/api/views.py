@@ -200,7 +200,7 @@ class ArenaModelViewSet(
             outcome = lifecycle.transition(
                 model_id=model.pk,
                 action=action_name,
-                actor=request.user,
+                actor=_acting_user(request),
                 reason=body.validated_data["reason"],
                 rule=body.validated_data["rule"],
             )

@@ -2,7 +2,8 @@
 and the count of battles each was served per day.
 
 The drawing itself is battles/sampling.py; this module reads the models it draws from
-and writes what was served. (battles/pool.py is a different pool: the release pool.)
+and writes what was served. (battles/release_pool.py is the other pool: the battles set aside
+for community releases.)
 """
 
 from __future__ import annotations

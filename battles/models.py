@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .pool import in_release_pool
+from .release_pool import in_release_pool
 from .style import conversation_prompt_hash, style_columns
 
 

@@ -254,7 +254,7 @@ def load_database(database_url: str, battles, meta, fingerprint: str) -> dict:
     from django.core.management import call_command
     from django.db import connection, transaction
 
-    from battles.pool import in_release_pool
+    from battles.release_pool import in_release_pool
     from providers.models import ArenaModel, Provider
 
     call_command("migrate", verbosity=0, interactive=False)

@@ -98,7 +98,7 @@ def load(battles: int, seed: int) -> dict:
     from django.core.management import call_command
     from django.db import connection, transaction
 
-    from battles.pool import in_release_pool
+    from battles.release_pool import in_release_pool
     from providers.models import ArenaModel, Provider
 
     fingerprint = hashlib.sha256(

@@ -1,7 +1,7 @@
 import pytest
 
 from battles.models import Battle, Vote, Winner
-from battles.pool import in_release_pool
+from battles.release_pool import in_release_pool
 from providers.models import ArenaModel
 
 from ..conftest import make_model

@@ -5,7 +5,7 @@ as the ViewSet's actions (a battle's turns, vote, stop and regenerate; a model's
 actions). Four endpoints are not a collection of a resource and are single views: the
 battle's event stream (an async Django view: DRF's views are synchronous, and a viewer
 waiting for the next piece must not hold a thread), the proof-of-work challenge, the
-leaderboard and a model's rating history.
+leaderboard and a model's latest ratings.
 """
 
 from django.urls import path

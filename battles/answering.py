@@ -16,10 +16,12 @@ coroutine waiting on a socket. The database work (a few short writes per answer,
 turn's tags at the end) runs on a small pool of threads, ARENA_ANSWER_DB_THREADS, each job
 opening and keeping its connection as a request does.
 
-The side that ends last closes the turn, under a row lock so exactly one of them does:
-it tags the language and moderation (first turn: language; every turn: moderation of the
-prompts and answers), stores the style features, and sets the battle `ready`, or
-`failed` when a model could not answer. Votes wait for that (battles/arena.py).
+A side that ends counts its call against the model's budget and writes its answer with its
+state in one statement, whose row lock makes the two sides end one after the other; the one
+that finds the other ended closes the turn: it tags the language and moderation (first
+turn: language; every turn: moderation of the prompts and answers), stores the style
+features, and sets the battle `ready`, or `failed` when a model could not answer. Votes wait
+for that (battles/arena.py).
 
 The voter may stop the turn (battles/arena.py `stop_answers`). Each side learns it between
 two pieces, from the stream log as it adds a piece or from the row as it checkpoints, stops
@@ -52,6 +54,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
+from django.db.models import Case, F, Value, When
 
 from arenasite import clock
 
@@ -207,19 +210,18 @@ async def _answer_turn(battle_id: int) -> None:
 
 
 async def _answer_side_and_close(battle: Battle, side: str) -> None:
-    battle_id = battle.pk
-    over = False
     round_ = Round(battle.question_id, battle.turn, battle.attempt)
+    over = False
     try:
-        state, failure = await _answer_side(battle, side)
-        over = await _db(_end_side, battle_id, side, state, failure, round_)
+        ending = await _answer_side(battle, side)
+        over = await _db(_finish_side, battle, side, ending, round_)
     except Exception:
-        logger.exception("battle %s side %s: answering failed", battle_id, side)
+        logger.exception("battle %s side %s: answering failed", battle.pk, side)
         try:
-            failed, message = Battle.AnswerState.FAILED, "Something went wrong on our side."
-            over = await _db(_end_side, battle_id, side, failed, message, round_)
+            failed = Ending(Battle.AnswerState.FAILED, "Something went wrong on our side.", called=False)
+            over = await _db(_finish_side, battle, side, failed, round_)
         except Exception:
-            logger.exception("battle %s side %s: could not record the failure", battle_id, side)
+            logger.exception("battle %s side %s: could not record the failure", battle.pk, side)
     if over:
         # The row is final now: viewers of the stream may send the end. (Never raises.)
         await _db(stream_log.close_turn, round_.question_id, round_.turn, round_.attempt)
@@ -237,8 +239,19 @@ class Round(NamedTuple):
     attempt: int
 
 
-async def _answer_side(battle: Battle, side: str) -> tuple[str, str]:
-    """Stream one side's answer into its conversation. Returns (state, message for the voter)."""
+class Ending(NamedTuple):
+    """How one side's answer ended: its state, what the voter is told, and whether (and how)
+    its model was called, which costs the model's budget."""
+
+    state: str
+    failure: str = ""
+    called: bool = True
+    failure_kind: FailureKind | None = None
+
+
+async def _answer_side(battle: Battle, side: str) -> Ending:
+    """Stream one side's answer into its conversation (the last message's text, checkpointed
+    to the row as it grows); how it ended. The answer as it ended is written by _finish_side."""
     battle_id = battle.pk
     model = getattr(battle, f"model_{side}")
     conversation = getattr(battle, f"conversation_{side}")
@@ -250,12 +263,8 @@ async def _answer_side(battle: Battle, side: str) -> tuple[str, str]:
     log = stream_log.TurnLog(battle.question_id, battle.turn, side, battle.attempt)
     turn, attempt = battle.turn, battle.attempt
 
-    async def save(*, checkpoint: bool = False) -> bool:
-        answer["content"] = "".join(pieces)
-        return await _db(_write, checkpoint)
-
-    def _write(checkpoint: bool) -> bool:
-        return write_answer(battle_id, column, conversation, turn=turn, attempt=attempt, checkpoint=checkpoint)
+    def checkpoint() -> bool:
+        return write_answer(battle_id, column, conversation, turn=turn, attempt=attempt, checkpoint=True)
 
     chunks = None
     stopped = False
@@ -268,48 +277,61 @@ async def _answer_side(battle: Battle, side: str) -> tuple[str, str]:
                 stopped = True
                 break
             if time.monotonic() - saved_at >= interval:
-                if not await save(checkpoint=True):
+                answer["content"] = "".join(pieces)
+                if not await _db(checkpoint):
                     stopped = True
                     break  # stopped (the row says so), or the turn is no longer this side's to write
                 saved_at = time.monotonic()
     except NoAnswerBackend:
         await log.flush()
-        await save()
-        return Battle.AnswerState.FAILED, f"Model {side.upper()} cannot answer right now."
+        answer["content"] = "".join(pieces)
+        return Ending(Battle.AnswerState.FAILED, f"Model {side.upper()} cannot answer right now.", called=False)
     except ModelCallFailed as exc:
         await log.flush()
-        await _db(_count_call, model.pk, asked, pieces, exc.kind)
-        await save()
+        answer["content"] = "".join(pieces)
         if exc.kind == FailureKind.TOO_LONG:
-            return Battle.AnswerState.CUT, ""
-        return Battle.AnswerState.FAILED, f"Model {side.upper()}: {exc.user_message}"
+            return Ending(Battle.AnswerState.CUT, failure_kind=exc.kind)
+        return Ending(Battle.AnswerState.FAILED, f"Model {side.upper()}: {exc.user_message}", failure_kind=exc.kind)
     await log.flush()
+    answer["content"] = "".join(pieces)
     if stopped:
         # The voter stopped the turn: closing the stream closes the model call (the demo
         # backend stops drawing words, an endpoint's connection is closed), and records no
         # outcome on the endpoint's health. The call was made: it costs its budget.
         await chunks.aclose()
         logger.info("battle %s side %s: stopped by the voter", battle.question_id, side)
-    await _db(_count_call, model.pk, asked, pieces, None)
-    await save()
-    return (Battle.AnswerState.STOPPED if stopped else Battle.AnswerState.DONE), ""
+        return Ending(Battle.AnswerState.STOPPED)
+    return Ending(Battle.AnswerState.DONE)
 
 
 def write_answer(
-    battle_id: int, column: str, conversation: list[dict], *, turn: int, attempt: int, checkpoint: bool = False
+    battle_id: int,
+    column: str,
+    conversation: list[dict],
+    *,
+    turn: int,
+    attempt: int,
+    checkpoint: bool = False,
+    ending: Ending | None = None,
 ) -> bool:
-    """Write one side's conversation: a checkpoint, or the answer as it ended. Only while the
+    """Write one side's conversation: a checkpoint, or the answer as it ended (with `ending`,
+    the side's state and the battle's failure message, in the same statement). Only while the
     battle still answers this turn and attempt; a checkpoint, only while nobody asked to stop
     it. Whether it was written."""
     rows = Battle.objects.filter(pk=battle_id, turn=turn, attempt=attempt, status=Battle.Status.ANSWERING)
     if checkpoint:
         rows = rows.filter(stop_requested_at__isnull=True)
-    return rows.update(**{column: conversation}) == 1
+    fields: dict[str, Any] = {column: conversation}
+    if ending is not None:
+        fields[f"state_{column[-1]}"] = ending.state
+        if ending.failure:  # the first side to fail says why
+            fields["failure"] = Case(When(failure="", then=Value(ending.failure)), default=F("failure"))
+    return rows.update(**fields) == 1
 
 
-def _count_call(model_id: int, asked: list[dict], pieces: list[str], failure: FailureKind | None = None) -> None:
+def _count_call(model_id: int, asked: list[dict], answer: str, failure: FailureKind | None = None) -> None:
     # A call that was made costs its budget whether or not the answer came out whole.
-    characters = sum(len(message["content"]) for message in asked) + sum(len(piece) for piece in pieces)
+    characters = sum(len(message["content"]) for message in asked) + len(answer)
     try:
         budgets.record_call(
             model_id,
@@ -321,24 +343,31 @@ def _count_call(model_id: int, asked: list[dict], pieces: list[str], failure: Fa
         logger.exception("model %s: could not count the call against its budget", model_id)
 
 
-def _end_side(battle_id: int, side: str, state: str, failure: str, round_: Round) -> bool:
-    """Record how the side ended; the last side closes the turn. Whether the turn is over."""
+def _finish_side(battle: Battle, side: str, ending: Ending, round_: Round) -> bool:
+    """Everything a side does when its answer ends, in one trip to the database threads: count
+    the call, write the answer with the side's state, and, for the side that ends last, close
+    the turn. Whether the turn is over."""
+    conversation = getattr(battle, f"conversation_{side}")
+    if ending.called:
+        _count_call(
+            getattr(battle, f"model_{side}_id"), conversation[:-1], conversation[-1]["content"], ending.failure_kind
+        )
     other = "b" if side == "a" else "a"
     with transaction.atomic():
-        battle = Battle.objects.select_for_update().get(pk=battle_id)
-        if battle.status != Battle.Status.ANSWERING or (battle.turn, battle.attempt) != round_[1:]:
+        written = write_answer(
+            battle.pk, f"conversation_{side}", conversation, turn=round_.turn, attempt=round_.attempt, ending=ending
+        )
+        if not written:
             return True  # ended already (expired as stuck, or stopped without waiting for this side)
-        setattr(battle, f"state_{side}", state)
-        fields = [f"state_{side}"]
-        if failure and not battle.failure:
-            battle.failure = failure
-            fields.append("failure")
-        last = getattr(battle, f"state_{other}") != Battle.AnswerState.ANSWERING
-        Battle.objects.filter(pk=battle_id).update(**{f: getattr(battle, f) for f in fields})
+        # Read after this side's write, which holds the row until commit: of two sides ending
+        # at once, the second one's write waits for the first one's commit, then reads it.
+        last = (
+            Battle.objects.filter(pk=battle.pk).values_list(f"state_{other}", flat=True).get()
+            != Battle.AnswerState.ANSWERING
+        )
     if last:
-        # The row as locked above, with this side's state set: the other side had saved its
-        # answer and ended before, so nothing in it has changed since.
-        _close_turn(battle)
+        # The other side had written its answer and ended before this one: the row is whole.
+        _close_turn(Battle.objects.get(pk=battle.pk))
     return last
 
 

@@ -1,7 +1,7 @@
 """What starting a battle costs: limits on new battles and turns, before anything is stored.
 
 Every battle start and every added turn makes two paid model calls, so a script that can
-start battles freely drains the operator's budget and fills the answering threads that all
+start battles freely drains the operator's budget and fills the answer loop that all
 voters share. Two kinds of limit stop it, both checked before the battle is written:
 
 - rates (ARENA_BATTLE_RATE_*): starts plus turns per voter, per client address and per
@@ -9,7 +9,7 @@ voters share. Two kinds of limit stop it, both checked before the battle is writ
   window only when it passes all of them, so refused requests use up nothing;
 - battles in flight (ARENA_BATTLES_IN_FLIGHT_*): battles still being answered, per voter and
   per client address, read from the database. At most a couple per voter, and a few per
-  address, so one client holds at most a few of the answering threads however fast it asks:
+  address, so one client holds at most a few of the answers in the loop however fast it asks:
   this is the per-client fairness of the answering pool.
 
 A refusal is LimitReached, with a sentence for the voter and the seconds after which trying

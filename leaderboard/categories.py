@@ -103,7 +103,13 @@ def over_prompt_limit(votes: QuerySet, *, percentile: float) -> list[int]:
     """High-frequency duplicate prompts down-sampled, as the arena does: a prompt asked more
     often than the `percentile` of prompt counts keeps only that many of its votes, and the
     ids of the rest are returned. Which are kept follows the order of the question ids, which
-    are random, so no period of time is favoured. Votes without prompt text are never returned.
+    are random, so no period of time is favoured. Votes without prompt text are never returned."""
+    return flooded_prompts(votes, percentile=percentile)[1]
+
+
+def flooded_prompts(votes: QuerySet, *, percentile: float) -> tuple[list[str], list[int]]:
+    """(the hashes of the prompts over the limit, the ids of their votes not kept): the rule of
+    over_prompt_limit, with the flooded prompts, which a release marks too.
 
     Three plain queries rather than one with a window over a subquery: the planner can get
     that one badly wrong on tables it has no statistics for yet (minutes instead of
@@ -114,15 +120,16 @@ def over_prompt_limit(votes: QuerySet, *, percentile: float) -> list[int]:
     counts = np.fromiter(per_prompt.values_list("n", flat=True), dtype=np.int64)
     limit = max(1, int(np.percentile(counts, percentile))) if counts.size else 0
     if not (counts > limit).any():
-        return []
+        return [], []
     flooded = list(per_prompt.filter(n__gt=limit).values_list("battle__prompt_hash", flat=True))
     rows = (
         votes.filter(battle__prompt_hash__in=flooded)
         .order_by("battle__prompt_hash", "battle__question_id")
         .values_list("id", "battle__prompt_hash")
     )
-    return [
+    dropped = [
         vote_id
         for _, group in itertools.groupby(rows.iterator(), key=operator.itemgetter(1))
         for vote_id, _ in itertools.islice(group, limit, None)
     ]
+    return flooded, dropped

@@ -24,7 +24,6 @@ import hashlib
 import hmac
 import itertools
 import logging
-import operator
 import shutil
 import uuid
 from collections import Counter
@@ -33,14 +32,14 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, reset_queries, transaction
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 from django.template.loader import render_to_string
 
 from arenasite import clock
 from battles.models import Battle, Vote
+from leaderboard import categories
 from providers.models import ArenaModel
 
 from . import files
@@ -375,27 +374,10 @@ def duplicate_prompts(percentile: float) -> tuple[frozenset[str], frozenset[int]
     question id (which are random), are kept. Returns (the flooded prompts' hashes, the ids
     of their votes not kept): FastChat's dedup_tag `high_freq` and `sampled` of each row.
 
-    The same rule as leaderboard.categories.over_prompt_limit, read here on its own because
-    the export needs the flooded prompts as well; few by definition, so their votes are read
-    by prompt."""
-    votes = Vote.objects.filter(anony=True, excluded_reason="").exclude(battle__prompt_hash="")
-    per_prompt = votes.values("battle__prompt_hash").annotate(n=Count("id")).order_by()
-    counts = list(per_prompt.values_list("n", flat=True))
-    if not counts:
-        return frozenset(), frozenset()
-    limit = max(1, int(np.percentile(counts, percentile)))
-    flooded = list(per_prompt.filter(n__gt=limit).values_list("battle__prompt_hash", flat=True))
-    rows = (
-        votes.filter(battle__prompt_hash__in=flooded)
-        .order_by("battle__prompt_hash", "battle__question_id")
-        .values_list("id", "battle__prompt_hash")
-    )
-    dropped = frozenset(
-        vote_id
-        for _, group in itertools.groupby(rows.iterator(), key=operator.itemgetter(1))
-        for vote_id, _ in itertools.islice(group, limit, None)
-    )
-    return frozenset(flooded), dropped
+    The leaderboard's own rule (leaderboard.categories.flooded_prompts)."""
+    votes = Vote.objects.filter(anony=True, excluded_reason="")
+    flooded, dropped = categories.flooded_prompts(votes, percentile=percentile)
+    return frozenset(flooded), frozenset(dropped)
 
 
 def _batched(iterable, size: int):

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from providers.fields import _fernet
+from arenasite.fields import _fernet
 from providers.models import ApiToken, ArenaModel
 
 from ..factories import ArenaModelFactory, UserFactory

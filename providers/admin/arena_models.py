@@ -78,6 +78,24 @@ _QUEUE_ORDER = Case(
 )
 
 
+# The lifecycle's own columns and dates: shown in their section of the form, never edited
+# there (the lifecycle service moves a model).
+LIFECYCLE_FIELDS = (
+    "status",
+    "status_changed_at",
+    "votes_counted",
+    "created_at",
+    "submitted_at",
+    "admitted_at",
+    "list_after",
+    "listed_at",
+    "listing_window_ends",
+    "retire_after",
+    "retired_at",
+    "withdrawn_at",
+)
+
+
 @admin.register(ArenaModel)
 class ArenaModelAdmin(TransitionAdmin):
     form = ArenaModelForm
@@ -105,18 +123,7 @@ class ArenaModelAdmin(TransitionAdmin):
     list_per_page = 50
     readonly_fields = [
         "codename",
-        "status",
-        "status_changed_at",
-        "votes_counted",
-        "created_at",
-        "submitted_at",
-        "admitted_at",
-        "list_after",
-        "listed_at",
-        "listing_window_ends",
-        "retire_after",
-        "retired_at",
-        "withdrawn_at",
+        *LIFECYCLE_FIELDS,
         "api_key_state",
         "pending_change",
         "endpoint_last_checked_at",
@@ -143,25 +150,7 @@ class ArenaModelAdmin(TransitionAdmin):
                 ]
             },
         ),
-        (
-            "Lifecycle",
-            {
-                "fields": [
-                    "status",
-                    "status_changed_at",
-                    "votes_counted",
-                    "created_at",
-                    "submitted_at",
-                    "admitted_at",
-                    "list_after",
-                    "listed_at",
-                    "listing_window_ends",
-                    "retire_after",
-                    "retired_at",
-                    "withdrawn_at",
-                ]
-            },
-        ),
+        ("Lifecycle", {"fields": LIFECYCLE_FIELDS}),
         ("Sampling", {"fields": ["sampling_weight", "battle_targets"]}),
         (
             "Endpoint",

@@ -273,7 +273,10 @@ def _parquet_objects(path: Path, *, batch_size: int = 5000) -> Iterator[tuple[An
 
 def normalise(obj: Any, where: str, key_judge: KeyJudge | None = None) -> ImportRow:
     """Check one battle object and bring it to the stored shape; raise ImportFormatError if it
-    does not fit. With `key_judge`, the row's judge is its keyed form (module docstring)."""
+    does not fit. With `key_judge`, the row's judge is its keyed form (module docstring).
+
+    Fields are checked in a fixed order, so a row with several faults always reports the
+    same one first."""
     if not isinstance(obj, dict):
         raise ImportFormatError(f"expected an object, got {_type_name(obj)}", where)
     for name in REQUIRED:
@@ -284,68 +287,24 @@ def normalise(obj: Any, where: str, key_judge: KeyJudge | None = None) -> Import
     model_b = _model_name(obj, "model_b", where)
     if model_a == model_b and model_a != ANONYMOUS:
         raise ImportFormatError(f"model_a and model_b are the same model ({model_a!r})", where)
-    winner = obj["winner"]
-    if winner not in WINNERS:
-        allowed = ", ".join(sorted(WINNERS))
-        raise ImportFormatError(f"winner must be one of {allowed}; got {_shorten(winner)}", where)
-
-    judge = obj["judge"]
-    if not isinstance(judge, str) or not judge:
-        raise ImportFormatError(f"judge must be a non-empty string, got {_type_name(judge)}", where)
-    _check_text(judge, "judge", where)
-    if len(judge) > JUDGE_MAX:
-        judge = hashlib.sha256(judge.encode()).hexdigest()  # 64 characters, and stable across imports
-    if key_judge is not None:
-        judge = key_judge(judge)
-
-    tstamp = obj["tstamp"]
-    if isinstance(tstamp, bool) or not isinstance(tstamp, int | float) or not math.isfinite(tstamp):
-        raise ImportFormatError(f"tstamp must be unix seconds (a number), got {_shorten(tstamp)}", where)
-    tstamp = float(tstamp)
-    try:
-        created_at = datetime.fromtimestamp(tstamp, tz=UTC)
-    except (OverflowError, OSError, ValueError) as exc:
-        raise ImportFormatError(f"tstamp {tstamp!r} is out of range", where) from exc
-
-    anony = obj.get("anony")
-    if anony is None:
-        anony = True
-    elif not isinstance(anony, bool):
-        raise ImportFormatError(f"anony must be true or false, got {_shorten(anony)}", where)
-
-    language = obj.get("language") or ""
-    if not isinstance(language, str):
-        raise ImportFormatError(f"language must be a string, got {_type_name(language)}", where)
-    _check_text(language, "language", where)
-
+    winner = _winner(obj, where)
+    judge = _judge(obj, where, key_judge)
+    tstamp, created_at = _tstamp(obj, where)
+    anony = _anony(obj, where)
+    language = _language(obj, where)
     conversation_a = _conversation(obj, "conversation_a", where)
     conversation_b = _conversation(obj, "conversation_b", where)
     user_turns = [m["content"] for m in conversation_a if m["role"] == "user"]
-
-    turn = obj.get("turn")
-    if turn is None:
-        turn = len(user_turns) or 1
-    elif isinstance(turn, bool) or not isinstance(turn, int) or not 0 <= turn <= TURN_MAX:
-        raise ImportFormatError(f"turn must be a whole number from 0 to {TURN_MAX}, got {_shorten(turn)}", where)
-
-    question_id = obj.get("question_id")
-    if question_id is not None and not isinstance(question_id, str):
-        raise ImportFormatError(f"question_id must be a string, got {_type_name(question_id)}", where)
-    if question_id and len(question_id) > QUESTION_ID_MAX:
-        raise ImportFormatError(f"question_id is longer than {QUESTION_ID_MAX} characters", where)
-    if question_id:
-        _check_text(question_id, "question_id", where)
-    if not question_id:
-        question_id = content_key(
-            model_a=model_a,
-            model_b=model_b,
-            winner=winner,
-            judge=judge,
-            tstamp=tstamp,
-            conversation_a=conversation_a,
-            conversation_b=conversation_b,
-        )
-
+    turn = _turn(obj, len(user_turns), where)
+    question_id = _question_id(obj, where) or content_key(
+        model_a=model_a,
+        model_b=model_b,
+        winner=winner,
+        judge=judge,
+        tstamp=tstamp,
+        conversation_a=conversation_a,
+        conversation_b=conversation_b,
+    )
     openai_moderation = obj.get("openai_moderation")
     toxic_chat_tag = obj.get("toxic_chat_tag")
     _check_json(openai_moderation, "openai_moderation", where)
@@ -369,6 +328,78 @@ def normalise(obj: Any, where: str, key_judge: KeyJudge | None = None) -> Import
         created_at=created_at,
         where=where,
     )
+
+
+def _winner(obj: dict[str, Any], where: str) -> str:
+    winner = obj["winner"]
+    if winner not in WINNERS:
+        allowed = ", ".join(sorted(WINNERS))
+        raise ImportFormatError(f"winner must be one of {allowed}; got {_shorten(winner)}", where)
+    return winner
+
+
+def _judge(obj: dict[str, Any], where: str, key_judge: KeyJudge | None) -> str:
+    judge = obj["judge"]
+    if not isinstance(judge, str) or not judge:
+        raise ImportFormatError(f"judge must be a non-empty string, got {_type_name(judge)}", where)
+    _check_text(judge, "judge", where)
+    if len(judge) > JUDGE_MAX:
+        judge = hashlib.sha256(judge.encode()).hexdigest()  # 64 characters, and stable across imports
+    if key_judge is not None:
+        judge = key_judge(judge)
+    return judge
+
+
+def _tstamp(obj: dict[str, Any], where: str) -> tuple[float, datetime]:
+    """Unix seconds as a float, and the moment they name."""
+    tstamp = obj["tstamp"]
+    if isinstance(tstamp, bool) or not isinstance(tstamp, int | float) or not math.isfinite(tstamp):
+        raise ImportFormatError(f"tstamp must be unix seconds (a number), got {_shorten(tstamp)}", where)
+    tstamp = float(tstamp)
+    try:
+        return tstamp, datetime.fromtimestamp(tstamp, tz=UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ImportFormatError(f"tstamp {tstamp!r} is out of range", where) from exc
+
+
+def _anony(obj: dict[str, Any], where: str) -> bool:
+    anony = obj.get("anony")
+    if anony is None:
+        return True
+    if not isinstance(anony, bool):
+        raise ImportFormatError(f"anony must be true or false, got {_shorten(anony)}", where)
+    return anony
+
+
+def _language(obj: dict[str, Any], where: str) -> str:
+    language = obj.get("language") or ""
+    if not isinstance(language, str):
+        raise ImportFormatError(f"language must be a string, got {_type_name(language)}", where)
+    _check_text(language, "language", where)
+    return language
+
+
+def _turn(obj: dict[str, Any], user_turns: int, where: str) -> int:
+    """The row's turn count, or, when it has none, the count of the user's turns (at least 1)."""
+    turn = obj.get("turn")
+    if turn is None:
+        return user_turns or 1
+    if isinstance(turn, bool) or not isinstance(turn, int) or not 0 <= turn <= TURN_MAX:
+        raise ImportFormatError(f"turn must be a whole number from 0 to {TURN_MAX}, got {_shorten(turn)}", where)
+    return turn
+
+
+def _question_id(obj: dict[str, Any], where: str) -> str | None:
+    """The row's own question_id, checked; None or "" when it has none (normalise then keys
+    the row by its content)."""
+    question_id = obj.get("question_id")
+    if question_id is not None and not isinstance(question_id, str):
+        raise ImportFormatError(f"question_id must be a string, got {_type_name(question_id)}", where)
+    if question_id and len(question_id) > QUESTION_ID_MAX:
+        raise ImportFormatError(f"question_id is longer than {QUESTION_ID_MAX} characters", where)
+    if question_id:
+        _check_text(question_id, "question_id", where)
+    return question_id
 
 
 def content_key(

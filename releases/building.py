@@ -29,6 +29,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -274,6 +275,7 @@ EXPORT_FIELDS = (
     "style__tokens_a",
     "style__tokens_b",
 )
+_EXCLUDED_REASON = EXPORT_FIELDS.index("vote__excluded_reason")
 # How a battle whose vote the leaderboard does not count is recorded as taken (ReleasedBattle).
 NOT_COUNTED_PREFIX = "not_counted:"
 # The clean battle file's category_tag holds Arenasite's own categories under this name
@@ -300,57 +302,13 @@ def write_export(
     Returns the counts and file checksums for the manifest.
     """
     writer = files.ReleaseWriter(directory)
-    flooded, dropped = duplicate_prompts(settings.ARENA_DEDUP_PERCENTILE)
-    long_prompt = settings.ARENA_LONG_PROMPT_CHARS
-    excluded: Counter[str] = Counter()
-    not_counted: Counter[str] = Counter()
-    models: Counter[str] = Counter()
+    tags = _CleanBattleTags(*duplicate_prompts(settings.ARENA_DEDUP_PERCENTILE), settings.ARENA_LONG_PROMPT_CHARS)
+    tally = _Tally()
     rows_of = battles.order_by("pk").values_list(*EXPORT_FIELDS)
     try:
         # A server-side cursor on PostgreSQL: one batch in memory at a time.
         for batch in _batched(rows_of.iterator(chunk_size=BATCH), BATCH):
-            rows, handled = [], []
-            for row in batch:
-                pk, qid, a, b, winner, judge, conv_a, conv_b, turn, anony, language, voted_at, mod, toxic, why = row[
-                    :15
-                ]
-                discarded, vote_id, prompt_hash, prompt_chars, tokens_a, tokens_b = row[15:]
-                if why:
-                    handled.append((pk, NOT_COUNTED_PREFIX + why))
-                    not_counted[why] += 1
-                    continue
-                reason = find_personal_data(_texts(conv_a, conv_b)) or ""
-                handled.append((pk, reason))
-                if reason:
-                    excluded[reason] += 1
-                    continue
-                label_a, label_b = label(a, b)
-                models[label_a] += 1
-                models[label_b] += 1
-                rows.append(
-                    {
-                        "question_id": qid,
-                        "model_a": label_a,
-                        "model_b": label_b,
-                        "winner": winner,
-                        "judge": public_judge(judge),
-                        "conversation_a": conv_a,
-                        "conversation_b": conv_b,
-                        "turn": turn,
-                        "anony": anony,
-                        "language": language,
-                        "tstamp": voted_at.timestamp(),
-                        "openai_moderation": files.moderation_in_schema(mod),
-                        "toxic_chat_tag": files.toxic_chat_in_schema(toxic),
-                        "voted_attempt": Battle.attempts_per_turn(turn, discarded),
-                        # FastChat's tags, for clean_battle.json only (files.clean_battle_row).
-                        "dedup_tag": {"high_freq": prompt_hash in flooded, "sampled": vote_id not in dropped},
-                        "category_tag": {
-                            CATEGORY_TAG: {"multi_turn": turn > 1, "long_prompt": prompt_chars >= long_prompt}
-                        },
-                        "answer_tokens": None if tokens_a is None else (tokens_a, tokens_b),
-                    }
-                )
+            rows, handled = _export_batch(batch, label, tags, tally)
             writer.write(rows)
             if after_batch is not None:
                 after_batch(handled)
@@ -360,10 +318,78 @@ def write_export(
         raise
     return {
         "rows": writer.rows,
-        "excluded": dict(excluded),
-        "not_counted": dict(not_counted),
-        "models": dict(models),
+        "excluded": dict(tally.excluded),
+        "not_counted": dict(tally.not_counted),
+        "models": dict(tally.models),
         "files": writer.close(),
+    }
+
+
+@dataclass(frozen=True)
+class _CleanBattleTags:
+    """What FastChat's tags in clean_battle.json are decided by, read once per export."""
+
+    flooded: frozenset[str]  # hashes of prompts asked far more often than others
+    dropped: frozenset[int]  # the votes on those prompts beyond the leaderboard's share
+    long_prompt: int  # characters from which a first prompt is long
+
+
+@dataclass
+class _Tally:
+    """The manifest's counts, kept across batches."""
+
+    excluded: Counter[str] = field(default_factory=Counter)  # by personal-data kind
+    not_counted: Counter[str] = field(default_factory=Counter)  # by the vote's exclusion reason
+    models: Counter[str] = field(default_factory=Counter)  # rows by published model label
+
+
+def _export_batch(
+    batch: list[tuple], label: Callable[[int, int], tuple[str, str]], tags: _CleanBattleTags, tally: _Tally
+) -> tuple[list[dict], list[tuple[int, str]]]:
+    """The rows of `batch` to write, and (battle id, reason or "") for each of its battles."""
+    rows, handled = [], []
+    for row in batch:
+        pk, _qid, a, b, _winner, _judge, conv_a, conv_b = row[:8]
+        why = row[_EXCLUDED_REASON]
+        if why:
+            handled.append((pk, NOT_COUNTED_PREFIX + why))
+            tally.not_counted[why] += 1
+            continue
+        reason = find_personal_data(_texts(conv_a, conv_b)) or ""
+        handled.append((pk, reason))
+        if reason:
+            tally.excluded[reason] += 1
+            continue
+        label_a, label_b = label(a, b)
+        tally.models[label_a] += 1
+        tally.models[label_b] += 1
+        rows.append(_export_row(row, label_a, label_b, tags))
+    return rows, handled
+
+
+def _export_row(row: tuple, label_a: str, label_b: str, tags: _CleanBattleTags) -> dict:
+    """One battle (a row of EXPORT_FIELDS) in the release files' schema, its models labelled."""
+    _pk, qid, _a, _b, winner, judge, conv_a, conv_b, turn, anony, language, voted_at, mod, toxic, _why = row[:15]
+    discarded, vote_id, prompt_hash, prompt_chars, tokens_a, tokens_b = row[15:]
+    return {
+        "question_id": qid,
+        "model_a": label_a,
+        "model_b": label_b,
+        "winner": winner,
+        "judge": public_judge(judge),
+        "conversation_a": conv_a,
+        "conversation_b": conv_b,
+        "turn": turn,
+        "anony": anony,
+        "language": language,
+        "tstamp": voted_at.timestamp(),
+        "openai_moderation": files.moderation_in_schema(mod),
+        "toxic_chat_tag": files.toxic_chat_in_schema(toxic),
+        "voted_attempt": Battle.attempts_per_turn(turn, discarded),
+        # FastChat's tags, for clean_battle.json only (files.clean_battle_row).
+        "dedup_tag": {"high_freq": prompt_hash in tags.flooded, "sampled": vote_id not in tags.dropped},
+        "category_tag": {CATEGORY_TAG: {"multi_turn": turn > 1, "long_prompt": prompt_chars >= tags.long_prompt}},
+        "answer_tokens": None if tokens_a is None else (tokens_a, tokens_b),
     }
 
 

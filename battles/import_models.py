@@ -64,13 +64,13 @@ class ModelResolver:
             name = UNNAMED_NAMES[side]
             model = ArenaModel.objects.filter(provider=provider, name=name).first()
             if model is None:
-                # Not a model that enters the arena (no lifecycle, never in battles): a draft
-                # that holds the imported battles whose model the data does not name.
+                # Not a model that enters the arena (no lifecycle, never in battles): a draft,
+                # as every model starts, that holds the imported battles whose model the data
+                # does not name.
                 model = ArenaModel.objects.create(
                     provider=provider,
                     name=name,
                     access_kind=ArenaModel.AccessKind.PUBLIC_API,
-                    status=ArenaModel.Status.DRAFT,
                     description=(
                         "Stands for the models imported data labels anonymous. Never in battles; "
                         "its votes are excluded as unnamed_model and never rated."

@@ -106,50 +106,10 @@ def provider_summaries(today: date, days: int = DAYS, *, now: datetime | None = 
     days, then (provider None) the models not public yet, of all providers, if there are any."""
     owners, variants = _owners(now or clock.now())
     dates = window(today, days)
-    start = dates[0]
-    served = defaultdict(int)  # (provider, day) -> appearances
-    day_totals = defaultdict(int)  # day -> appearances (two per battle)
-    for day, model_id, battles in (
-        SamplingShare.objects.filter(day__gte=start, day__lte=today)
-        .values("day", "arena_model_id")
-        .annotate(n=Sum("battles"))
-        .order_by()
-        .values_list("day", "arena_model_id", "n")
-    ):
-        served[owners.get(model_id), day] += battles
-        day_totals[day] += battles
-    snapshots = dict(
-        ExpectedShareSnapshot.objects.filter(day__gte=start, day__lte=today)
-        .values("day")
-        .annotate(n=Count("id"))
-        .order_by()
-        .values_list("day", "n")
-    )
-    expected = defaultdict(float)  # (provider, day) -> summed share over the day's snapshots
-    for day, model_id, share in (
-        ExpectedShare.objects.filter(snapshot__day__gte=start, snapshot__day__lte=today)
-        .values("snapshot__day", "arena_model_id")
-        .annotate(s=Sum("share"))
-        .order_by()
-        .values_list("snapshot__day", "arena_model_id", "s")
-    ):
-        expected[owners.get(model_id), day] += share
-
-    shares = {
-        provider_id: (count, battles or 0)
-        for provider_id, count, battles in ProviderShare.objects.filter(state=ProviderShare.State.READY)
-        .values("provider_id")
-        .annotate(n=Count("id"), b=Sum("battle_count"))
-        .order_by()
-        .values_list("provider_id", "n", "b")
-    }
-    downloads = dict(
-        Download.objects.filter(provider__isnull=False, share__isnull=False)
-        .values("provider_id")
-        .annotate(n=Count("id"))
-        .order_by()
-        .values_list("provider_id", "n")
-    )
+    served, day_totals = _served(owners, dates[0], today)
+    expected, snapshots = _expected(owners, dates[0], today)
+    shares = _ready_shares()
+    downloads = _share_downloads()
     shown = (set(variants) | {provider_id for provider_id, _ in served}) - {None}
     summaries = [
         ProviderSummary(
@@ -181,6 +141,71 @@ def provider_summaries(today: date, days: int = DAYS, *, now: datetime | None = 
                 )
             )
     return summaries
+
+
+def _served(
+    owners: dict[int, int | None], start: date, today: date
+) -> tuple[dict[tuple[int | None, date], int], dict[date, int]]:
+    """Appearances in battles by (provider, day), and each day's total (two per battle)."""
+    served: defaultdict[tuple[int | None, date], int] = defaultdict(int)
+    day_totals: defaultdict[date, int] = defaultdict(int)
+    for day, model_id, battles in (
+        SamplingShare.objects.filter(day__gte=start, day__lte=today)
+        .values("day", "arena_model_id")
+        .annotate(n=Sum("battles"))
+        .order_by()
+        .values_list("day", "arena_model_id", "n")
+    ):
+        served[owners.get(model_id), day] += battles
+        day_totals[day] += battles
+    return served, day_totals
+
+
+def _expected(
+    owners: dict[int, int | None], start: date, today: date
+) -> tuple[dict[tuple[int | None, date], float], dict[date, int]]:
+    """The expected share by (provider, day), summed over the day's snapshots, and the count of
+    each day's snapshots (what the sum is averaged over)."""
+    snapshots = dict(
+        ExpectedShareSnapshot.objects.filter(day__gte=start, day__lte=today)
+        .values("day")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("day", "n")
+    )
+    expected: defaultdict[tuple[int | None, date], float] = defaultdict(float)
+    for day, model_id, share in (
+        ExpectedShare.objects.filter(snapshot__day__gte=start, snapshot__day__lte=today)
+        .values("snapshot__day", "arena_model_id")
+        .annotate(s=Sum("share"))
+        .order_by()
+        .values_list("snapshot__day", "arena_model_id", "s")
+    ):
+        expected[owners.get(model_id), day] += share
+    return expected, snapshots
+
+
+def _ready_shares() -> dict[int, tuple[int, int]]:
+    """provider id -> (ready shares, battles in them)."""
+    return {
+        provider_id: (count, battles or 0)
+        for provider_id, count, battles in ProviderShare.objects.filter(state=ProviderShare.State.READY)
+        .values("provider_id")
+        .annotate(n=Count("id"), b=Sum("battle_count"))
+        .order_by()
+        .values_list("provider_id", "n", "b")
+    }
+
+
+def _share_downloads() -> dict[int, int]:
+    """provider id -> downloads of its shares."""
+    return dict(
+        Download.objects.filter(provider__isnull=False, share__isnull=False)
+        .values("provider_id")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("provider_id", "n")
+    )
 
 
 def retirements_by_rule() -> dict[str, int]:

@@ -338,31 +338,9 @@ def identity_votes_rejudge(
             lift = _naming_any(lift, selected)
         adding = approved if selected is None else approved & set(selected)
         add = _naming_any(votes.filter(excluded_reason=""), adding)
-        flagged = set(FlaggedVoter.objects.filter(state__in=FlaggedVoter.EXCLUDING).values_list("judge", flat=True))
-
-        read = 0
-        lifted_to: dict[str, list[int]] = {}
-        for row in lift.values_list(*_BATTLE_COLUMNS).iterator(chunk_size=500):
-            read += 1
-            if not revealed_term(_texts(row[3], row[4]), approved):
-                lifted_to.setdefault(_reason_without_identity(row, flagged), []).append(row[0])
-        to_exclude = []
-        for row in add.values_list(*_BATTLE_COLUMNS).iterator(chunk_size=500):
-            read += 1
-            if not _failed(row[5], row[6], row[7]) and revealed_term(_texts(row[3], row[4]), approved):
-                to_exclude.append(row[0])
-
-        changed: Counter[str] = Counter()
-        for new_reason, ids in lifted_to.items():
-            for start in range(0, len(ids), UPDATE_BATCH):
-                changed[new_reason] += Vote.objects.filter(
-                    pk__in=ids[start : start + UPDATE_BATCH], excluded_reason=IDENTITY_REVEALED
-                ).update(excluded_reason=new_reason)
-        excluded = 0
-        for start in range(0, len(to_exclude), UPDATE_BATCH):
-            excluded += Vote.objects.filter(pk__in=to_exclude[start : start + UPDATE_BATCH], excluded_reason="").update(
-                excluded_reason=IDENTITY_REVEALED
-            )
+        read, lifted_to, to_exclude = _judge_again(lift, add, approved)
+        changed = _lift(lifted_to)
+        excluded = _exclude(to_exclude)
         lifted = sum(changed.values())
         other = {str(name): n for name, n in sorted(changed.items()) if name and n}
         scope = "every identity exclusion" if selected is None else ", ".join(repr(t) for t in selected)
@@ -391,3 +369,45 @@ def identity_votes_rejudge(
         other_reasons=other,
         event_id=event.pk,
     )
+
+
+def _judge_again(
+    lift: QuerySet, add: QuerySet, approved: frozenset[str]
+) -> tuple[int, dict[str, list[int]], list[int]]:
+    """Read the candidate votes and judge each by the `approved` terms: how many were read,
+    the votes to lift by the reason each takes instead, and the votes to exclude."""
+    flagged = set(FlaggedVoter.objects.filter(state__in=FlaggedVoter.EXCLUDING).values_list("judge", flat=True))
+    read = 0
+    lifted_to: dict[str, list[int]] = {}
+    for row in lift.values_list(*_BATTLE_COLUMNS).iterator(chunk_size=500):
+        read += 1
+        if not revealed_term(_texts(row[3], row[4]), approved):
+            lifted_to.setdefault(_reason_without_identity(row, flagged), []).append(row[0])
+    to_exclude = []
+    for row in add.values_list(*_BATTLE_COLUMNS).iterator(chunk_size=500):
+        read += 1
+        if not _failed(row[5], row[6], row[7]) and revealed_term(_texts(row[3], row[4]), approved):
+            to_exclude.append(row[0])
+    return read, lifted_to, to_exclude
+
+
+def _lift(lifted_to: dict[str, list[int]]) -> Counter[str]:
+    """Give each vote its new reason ("" counts again), only if it is still excluded as
+    revealing an identity; how many took each reason."""
+    changed: Counter[str] = Counter()
+    for new_reason, ids in lifted_to.items():
+        for start in range(0, len(ids), UPDATE_BATCH):
+            changed[new_reason] += Vote.objects.filter(
+                pk__in=ids[start : start + UPDATE_BATCH], excluded_reason=IDENTITY_REVEALED
+            ).update(excluded_reason=new_reason)
+    return changed
+
+
+def _exclude(to_exclude: list[int]) -> int:
+    """Exclude each vote as revealing an identity, only if it still counts; how many were."""
+    excluded = 0
+    for start in range(0, len(to_exclude), UPDATE_BATCH):
+        excluded += Vote.objects.filter(pk__in=to_exclude[start : start + UPDATE_BATCH], excluded_reason="").update(
+            excluded_reason=IDENTITY_REVEALED
+        )
+    return excluded

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/ratings.py                     # 1M and 3M votes, 1000 bootstrap rounds
     .venv/bin/python benchmarks/ratings.py --votes 1000000 --methods recompute,engine
+    .venv/bin/python benchmarks/ratings.py --votes 3000000 --methods hourly   # the task as the beat runs it
 
 For each size it generates seeded synthetic battles (150 models, Zipf-skewed pair sampling
 over overlapping model lifetimes, Davidson-style ties tuned to 35%, random side order) and,
@@ -14,6 +15,12 @@ on that same data in the same run, measures wall time and peak memory of:
   the writes of a published RatingRun. Three runs: the first (which plays the online Elo over
   every vote), the next one as the hourly task makes it (continuing the online Elo), and the
   overall category alone;
+* ours, the hourly task (``--methods hourly``): ``leaderboard.tasks.recompute_ratings`` as the
+  beat's worker runs it, the anomalous-voter test and then ``recompute()``, with detection on,
+  three times in one warm process: the first run (the test reads every vote and keeps its
+  state, the recomputation replays the online Elo and keeps its columns), the next with
+  nothing new, and the next after 1% more votes were cast (most by voters who voted before,
+  some by new ones), each phase timed and the peak memory split between test and recompute;
 * ours, engine alone: ``ratings_engine.counts.aggregate`` + ``bradley_terry.compute_ratings``
   on the in-memory battles (the same pandas frame the peers get), with 1000 bootstrap rounds
   and also with the sandwich interval only;
@@ -51,6 +58,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 from support import ensure_database, progress
@@ -82,6 +90,9 @@ LANGUAGES = {
     "unknown": 0.09,
 }
 STYLE_COLUMNS = [f"{feature}_{side}" for feature in ("tokens", "headers", "list_items", "bold") for side in "ab"]
+# Of the votes cast for a next run: every 10th is a new voter's, 6 votes each (the others'
+# voters voted before); see cast_more_votes.
+NEW_VOTER_EVERY, NEW_VOTER_VOTES = 10, 6
 DATA_VERSION = 2  # bump when the generator changes, so a stored database is reloaded
 
 
@@ -400,6 +411,14 @@ def load_database(database_url: str, battles, meta, fingerprint: str) -> dict:
     return {"reused": False, "seconds": time.perf_counter() - started, "copy_seconds": copied}
 
 
+def database_size_mib() -> float:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_database_size(current_database())")
+        return cursor.fetchone()[0] / 2**20
+
+
 def reset_runs() -> None:
     """No runs, so the first one timed reads every vote; no kept columns or notes of changes."""
     from django.db import connection
@@ -438,6 +457,29 @@ def worker_engine(args) -> dict:
     return result
 
 
+def _timed(steps: list, owner, name: str, label: str) -> None:
+    """Replace owner.name (a module's function or a class's method) by a wrapper that appends
+    (label, seconds) to `steps` on every call: the code measured is the project's own, called
+    where it is called, and only timed."""
+    original = getattr(owner, name)
+
+    def wrapper(*a, **k):
+        started = time.perf_counter()
+        try:
+            return original(*a, **k)
+        finally:
+            steps.append((label, time.perf_counter() - started))
+
+    setattr(owner, name, wrapper)
+
+
+def _summed(steps: list[tuple[str, float]]) -> dict[str, float]:
+    split: dict[str, float] = {}
+    for step, seconds in steps:
+        split[step] = split.get(step, 0.0) + seconds
+    return split
+
+
 def worker_recompute(args) -> dict:
     """recompute() five times on the loaded database, timing its steps without changing them.
 
@@ -459,19 +501,7 @@ def worker_recompute(args) -> dict:
     # Wrap the module attributes recompute() calls; everything else (run bookkeeping,
     # building rows, writes) is the remainder.
     steps: list[tuple[str, float]] = []
-
-    def timed(module, name, label):
-        original = getattr(module, name)
-
-        def wrapper(*a, **k):
-            started = time.perf_counter()
-            try:
-                return original(*a, **k)
-            finally:
-                steps.append((label, time.perf_counter() - started))
-
-        setattr(module, name, wrapper)
-
+    timed = partial(_timed, steps)
     timed(services, "read_votes", "sql: counted votes, one pass")
     timed(categories, "over_prompt_limit", "sql: duplicate prompts")
     timed(counting, "over_daily_cap_mask", "per-voter cap")
@@ -484,13 +514,10 @@ def worker_recompute(args) -> dict:
         steps.clear()
         with Measure() as measured:
             run = services.recompute(bootstrap_rounds=args.bootstrap, seed=args.seed, full_read=full_read)
-        split: dict[str, float] = {}
-        for step, seconds in steps:
-            split[step] = split.get(step, 0.0) + seconds
         result = measured.as_dict()
         result.update(
             label=label,
-            steps=split,
+            steps=_summed(steps),
             categories=sorted(set(run.ratings.values_list("category", flat=True))),
             rating_rows=run.ratings.count(),
             votes_read=(run.parameters.get("kept_columns") or {}).get("read"),
@@ -532,7 +559,12 @@ def worker_recompute(args) -> dict:
 def cast_more_votes(*, share: float) -> int:
     """Copies of the first `share` of the battles and votes (with their styles), cast now, as
     the hour before an hourly run brings them: written with the change-note triggers on, as
-    the site writes them. Returns the last battle id before them."""
+    the site writes them. Returns the last battle id before them.
+
+    Most are cast by the voters of the copied votes, voters who voted before (about one new
+    vote each); every NEW_VOTER_EVERY-th by a voter never seen before, NEW_VOTER_VOTES each,
+    so the anomalous-voter test has both kinds to go on with: kept voters gaining a vote, and
+    new voters reaching its minimum of votes."""
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -557,10 +589,17 @@ def cast_more_votes(*, share: float) -> int:
             {"last": last, "n": n},
         )
         vote = "id, battle_id, model_a_id, model_b_id, anony, winner, judge, excluded_reason, created_at"
-        copied = vote.replace("id, battle_id", "id + %(last)s, battle_id + %(last)s").replace("created_at", "now()")
+        copied = (
+            vote.replace("id, battle_id", "id + %(last)s, battle_id + %(last)s")
+            .replace(
+                "judge",
+                "CASE WHEN id %% %(every)s = 0 THEN 'judge-new-' || (id / (%(every)s * %(each)s)) ELSE judge END",
+            )
+            .replace("created_at", "now()")
+        )
         cursor.execute(
             f"INSERT INTO battles_vote ({vote}) SELECT {copied} FROM battles_vote WHERE battle_id <= %(n)s",
-            {"last": last, "n": n},
+            {"last": last, "n": n, "every": NEW_VOTER_EVERY, "each": NEW_VOTER_VOTES},
         )
     return last
 
@@ -573,6 +612,138 @@ def take_out_votes_after(last: int) -> None:
         for table, column in (("battles_vote", "battle_id"), ("battles_battlestyle", "battle_id")):
             cursor.execute(f"DELETE FROM {table} WHERE {column} > %s", [last])
         cursor.execute("DELETE FROM battles_battle WHERE id > %s", [last])
+
+
+def restore_loaded(votes: int) -> None:
+    """The data set as loaded: no votes after the loaded ones, no voter flagged and no vote
+    excluded for it, no kept anomalous-voter state (the hourly runs change all three)."""
+    from django.db import connection
+
+    from battles import anomaly_detection
+    from battles.models import ExclusionReason, FlaggedVoter
+
+    take_out_votes_after(votes)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE battles_vote SET excluded_reason = '' WHERE excluded_reason = %s", [ExclusionReason.FLAGGED_USER]
+        )
+    FlaggedVoter.objects.all().delete()
+    anomaly_detection.forget_state()
+
+
+def worker_hourly(args) -> dict:
+    """leaderboard.tasks.recompute_ratings, the hourly task, called as Celery's worker calls it,
+    three times in this one process on the loaded database, with anomaly detection on as in
+    production: first (no run and no kept anomaly state yet: the test reads every vote and
+    keeps its state, the recomputation replays the online Elo and keeps its columns), next
+    with nothing new, and next after 1% more votes were cast (cast_more_votes; taken out again
+    afterwards, with the flags the runs made). Each run's phases are timed by wrapping the
+    functions the task calls; the peak memory is split at the end of the anomaly test."""
+    # Before Django reads its settings: detection on and the rounds asked for, whatever the
+    # calling environment says.
+    os.environ["ARENA_ANOMALY_DETECTION"] = "1"
+    os.environ["ARENA_BOOTSTRAP_ROUNDS"] = str(args.bootstrap)
+    _setup_django(args.database_url)
+    from django.conf import settings
+    from django.db import connection
+
+    from battles import anomaly_detection, anomaly_state
+    from leaderboard import counting, kept_columns, services, tasks
+    from leaderboard.models import RatingRun
+    from ratings_engine import bradley_terry, style_control
+
+    if not (settings.ARENA_ANOMALY_DETECTION and settings.ARENA_BOOTSTRAP_ROUNDS == args.bootstrap):
+        raise SystemExit("the hourly task must run with anomaly detection on and the rounds asked for")
+    steps: list[tuple[str, float]] = []
+    marks: dict = {}
+    detect = anomaly_detection.detect_anomalous_voters
+
+    def detect_marked(*a, **k):
+        report = detect(*a, **k)
+        # The test's peak, then a fresh mark for the recomputation's.
+        marks.update(anomaly_hwm=_status_kib("VmHWM"), anomaly_rss=_status_kib("VmRSS"), report=report)
+        _reset_peak()
+        return report
+
+    anomaly_detection.detect_anomalous_voters = detect_marked
+    timed = partial(_timed, steps)
+    timed(anomaly_detection, "detect_anomalous_voters", "test")
+    timed(anomaly_detection, "_take_notes", "test: notes taken")
+    timed(anomaly_state, "loads", "test: kept state decoded")
+    timed(anomaly_detection, "_update", "test: notes applied (re-reads included)")
+    timed(anomaly_detection, "_tested_counts", "test: vote counts of judges not kept")
+    timed(anomaly_detection, "_reread", "test: re-read voters' votes")
+    timed(anomaly_detection, "_build_all", "test: every vote read")
+    timed(anomaly_state, "dumps", "test: state encoded")
+    timed(anomaly_state, "evidence", "test: evidence")
+    timed(anomaly_detection, "exclude_votes_of", "test: flagged voters' votes excluded")
+    timed(services, "recompute", "recompute")
+    timed(services, "_online_elo", "recompute: online Elo")
+    timed(services, "read_votes", "recompute: read, counted votes")
+    timed(services, "duplicate_prompts", "recompute: read, duplicate prompts")
+    timed(counting, "over_daily_cap_mask", "recompute: per-voter cap")
+    timed(services, "fit_categories", "recompute: fits")
+    timed(bradley_terry, "compute_ratings", "recompute: fits, Bradley-Terry (each fit's wall)")
+    timed(style_control, "compute_style_controlled", "recompute: fits, style control")
+    timed(services, "rated_rows", "recompute: rows built")
+    timed(kept_columns.KeptColumns, "finish", "recompute: kept columns written")
+    timed(services, "publish", "recompute: publish")
+    connection.ensure_connection()
+
+    def hourly_run(label: str) -> dict:
+        steps.clear()
+        marks.clear()
+        load = os.getloadavg()[0]
+        with Measure() as measured:
+            pk = tasks.recompute_ratings()
+        end_hwm = _status_kib("VmHWM")
+        run = RatingRun.objects.get(pk=pk)
+        report = marks["report"]
+        result = measured.as_dict()
+        result.update(
+            label=label,
+            steps=_summed(steps),
+            peak_mib=max(0, max(marks["anomaly_hwm"], end_hwm) - measured.rss_before) / 1024,
+            test_peak_mib=max(0, marks["anomaly_hwm"] - measured.rss_before) / 1024,
+            recompute_peak_mib=max(0, end_hwm - marks["anomaly_rss"]) / 1024,
+            load=[load, os.getloadavg()[0]],
+            categories=len(run.parameters["categories"]),
+            bootstrap_rounds=run.parameters["bootstrap_rounds"],
+            votes_counted=run.vote_count,
+            recompute_votes_read=(run.parameters.get("kept_columns") or {}).get("read"),
+            tested=report.tested,
+            flagged=len(report.flagged),
+            votes_excluded=report.votes_excluded,
+            test_incremental=report.incremental,
+            test_votes_read=report.votes_read,
+        )
+        return result
+
+    votes = _loaded_votes()
+    restore_loaded(votes)  # should an earlier run have stopped halfway
+    reset_runs()
+    runs = [hourly_run("first"), hourly_run("next, nothing new")]
+    cast_more_votes(share=0.01)
+    try:
+        runs.append(hourly_run("next, 1% new"))
+        runs[-1]["new_votes"] = _loaded_votes(everything=True) - votes
+    finally:
+        restore_loaded(votes)
+    return {"runs": runs}
+
+
+def _loaded_votes(*, everything: bool = False) -> int:
+    """The votes the benchmark loaded (ids 1 to n, as its data set's fingerprint says), or
+    every vote now."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if everything:
+            cursor.execute("SELECT count(*) FROM battles_vote")
+            return cursor.fetchone()[0]
+        cursor.execute("SELECT fingerprint FROM bench_dataset")
+        (fingerprint,) = cursor.fetchone()
+    return int(dict(part.split("=", 1) for part in fingerprint.split()[1:])["votes"])
 
 
 def worker_fschat(args) -> dict:
@@ -669,6 +840,7 @@ def worker_arena_rank(args) -> dict:
 WORKERS = {
     "engine": worker_engine,
     "recompute": worker_recompute,
+    "hourly": worker_hourly,
     "fschat": worker_fschat,
     "arena-rank": worker_arena_rank,
 }
@@ -776,7 +948,7 @@ def benchmark_size(votes: int, args, peers: Path | None, rows: list, findings: l
     results: dict[str, dict] = {}
     label = f"{votes / 1e6:g}M"
 
-    if "recompute" in args.methods:
+    if args.methods & {"recompute", "hourly"}:
         fingerprint = f"v{DATA_VERSION} votes={votes} seed={args.seed} models={MODELS}"
         progress("loading the benchmark database")
         loaded = load_database(args.database_url, battles, meta, fingerprint)
@@ -787,11 +959,24 @@ def benchmark_size(votes: int, args, peers: Path | None, rows: list, findings: l
                 f"{label}: data load into PostgreSQL {loaded['seconds']:.1f} s "
                 f"(COPY of battles + votes {loaded['copy_seconds']:.1f} s, then VACUUM ANALYZE); not timed below"
             )
+        restore_loaded(votes)
+        findings.append(f"{label}: benchmark database {database_size_mib():,.0f} MiB on disk after the load")
+    if "recompute" in args.methods:
         reset_runs()
         progress("timing leaderboard.services.recompute()")
         results["recompute"] = run_worker(
             python, "recompute", data, args, args.timeout, env=_django_environment(args.database_url)
         )
+    if "hourly" in args.methods:
+        progress("timing the hourly task, leaderboard.tasks.recompute_ratings (test + recompute)")
+        results["hourly"] = run_worker(
+            python, "hourly", data, args, args.timeout, env=_django_environment(args.database_url)
+        )
+        if "error" not in results["hourly"]:
+            findings.append(
+                f"{label}: benchmark database {database_size_mib():,.0f} MiB on disk after the hourly runs "
+                "(their runs, kept columns and kept state included)"
+            )
     del battles, meta
     gc.collect()
 
@@ -865,6 +1050,19 @@ def benchmark_size(votes: int, args, peers: Path | None, rows: list, findings: l
             if run["label"] == "warm, full read":
                 note += "; every vote read"
             add(f"ours: recompute, {what}", recompute, run["wall"], run["peak_mib"], difference, bounds, note)
+    hourly = results.get("hourly")
+    if hourly is not None and "error" in hourly:
+        add("ours: hourly task (test + recompute)", hourly, None, None, None, None, hourly["error"])
+    elif hourly is not None:
+        for run in hourly["runs"]:
+            steps = run["steps"]
+            source = "from the kept state" if run["test_incremental"] else "every vote read"
+            note = (
+                f"test {steps['test']:.2f} s ({source}, {run['test_votes_read']:,} votes read, "
+                f"+{run['test_peak_mib']:.0f} MiB) + recompute {steps['recompute']:.2f} s "
+                f"(+{run['recompute_peak_mib']:.0f} MiB); load {run['load'][0]:.1f}-{run['load'][1]:.1f}"
+            )
+            add(f"ours: hourly task, {run['label']}", hourly, run["wall"], run["peak_mib"], None, None, note)
     if "engine" in results:
         result = results["engine"]
         if "error" in result:
@@ -952,6 +1150,27 @@ def benchmark_size(votes: int, args, peers: Path | None, rows: list, findings: l
         if run["label"] in ("warm", "warm, 1% new", "warm, full read", "overall only"):
             verdict = "met" if run["wall"] < 5 else "NOT met"
             findings.append(f"{label}: target recompute < 5 s, {run['label']}: {verdict} ({run['wall']:.2f} s)")
+    for run in results.get("hourly", {}).get("runs", []):
+        steps = ", ".join(f"{step} {seconds:.2f}" for step, seconds in run["steps"].items())
+        findings.append(
+            f"{label} hourly task, {run['label']}: {run['wall']:.2f} s, peak +{run['peak_mib']:.0f} MiB; "
+            f"{run['categories']} categories, {run['bootstrap_rounds']} bootstrap rounds, {run['votes_counted']:,} "
+            f"votes counted ({run['recompute_votes_read']:,} read by the recomputation); the test: "
+            f"{run['tested']:,} voters tested, {run['flagged']:,} over the threshold, {run['votes_excluded']:,} votes "
+            f"excluded; load average {run['load'][0]:.1f} before, {run['load'][1]:.1f} after; phases (s, nested "
+            f"ones within their parent's time): {steps}"
+        )
+        if run["label"] == "next, 1% new":
+            new = run["new_votes"]
+            wall, test = run["wall"], run["steps"]["test"]
+            findings.append(
+                f"{label}: target hourly task < 5 s at 3M with 1% new votes: {'met' if wall < 5 else 'NOT met'} "
+                f"({wall:.2f} s, {new:,} new votes)"
+            )
+            findings.append(
+                f"{label}: target anomaly test < 0.5 s at 3M with 30,000 new votes: "
+                f"{'met' if test < 0.5 else 'NOT met'} ({test:.2f} s, {new:,} new votes)"
+            )
     peer_walls = {}
     for key, kind in (("arena-sandwich", "sandwich"), ("arena-bootstrap", "bootstrap"), ("fschat", "bootstrap")):
         result = results.get(key, {})
@@ -985,8 +1204,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL))
     parser.add_argument(
         "--methods",
-        default="recompute,engine,arena-rank,fschat",
-        help="comma-separated subset of recompute, engine, arena-rank, fschat",
+        default="recompute,hourly,engine,arena-rank,fschat",
+        help="comma-separated subset of recompute, hourly, engine, arena-rank, fschat",
     )
     parser.add_argument("--fschat-rounds", type=int, default=2, help="fschat bootstrap rounds timed, then extrapolated")
     parser.add_argument(
@@ -1012,7 +1231,7 @@ def main(argv: list[str] | None = None) -> int:
     peers = None
     if args.methods & {"arena-rank", "fschat"}:
         peers = peers_python(rebuild=args.rebuild_peers)
-    if "recompute" in args.methods:
+    if args.methods & {"recompute", "hourly"}:
         ensure_database(args.database_url)
         _setup_django(args.database_url)
 

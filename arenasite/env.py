@@ -8,6 +8,7 @@ instead of turning into surprising defaults.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -51,24 +52,49 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {value!r}")
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    """An integer; with `minimum`, at least that."""
     value = _get(name)
     if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+        number = default
+    else:
+        try:
+            number = int(value)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name} must be {minimum} or more, got {number!r}")
+    return number
 
 
-def env_float(name: str, default: float) -> float:
+def env_float(
+    name: str,
+    default: float,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+) -> float:
+    """A number; with bounds, a finite one within them (`above`: more than that)."""
     value = _get(name)
     if value is None or value == "":
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+        number = default
+    else:
+        try:
+            number = float(value)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+    if minimum is maximum is above is None:
+        return number
+    finite = math.isfinite(number)
+    if above is not None and not (finite and number > above):
+        raise ImproperlyConfigured(f"{name} must be above {above:g}, got {number!r}")
+    if maximum is not None and not (finite and (minimum is None or minimum <= number) and number <= maximum):
+        bounds = f"from {minimum:g} to {maximum:g}" if minimum is not None else f"{maximum:g} or less"
+        raise ImproperlyConfigured(f"{name} must be {bounds}, got {number!r}")
+    if minimum is not None and not (finite and number >= minimum):
+        raise ImproperlyConfigured(f"{name} must be {minimum:g} or more, got {number!r}")
+    return number
 
 
 def env_list(name: str, default: str = "") -> list[str]:

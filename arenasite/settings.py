@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import math
 import re
 from pathlib import Path
 
@@ -184,9 +183,7 @@ MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "Arenasite")
 # is replaced by allauth's (arenasite/urls.py), which asks for the code.
 ARENA_STAFF_REQUIRE_MFA = env_bool("ARENA_STAFF_REQUIRE_MFA", not DEBUG)
 # API tokens of staff expire this many days after they are issued; provider members' tokens do not.
-ARENA_STAFF_TOKEN_DAYS = env_int("ARENA_STAFF_TOKEN_DAYS", 30)
-if ARENA_STAFF_TOKEN_DAYS < 1:
-    raise ImproperlyConfigured(f"ARENA_STAFF_TOKEN_DAYS must be at least 1 day: {ARENA_STAFF_TOKEN_DAYS}")
+ARENA_STAFF_TOKEN_DAYS = env_int("ARENA_STAFF_TOKEN_DAYS", 30, minimum=1)
 # Login throttling (allauth, counted in the cache): failed logins per IP and per account. The
 # next failed attempt beyond either limit is refused without checking the password.
 ACCOUNT_RATE_LIMITS = {"login_failed": env_str("ACCOUNT_LOGIN_FAILED_RATE", "10/m/ip,5/5m/key")}
@@ -309,74 +306,40 @@ ARENA_ALLOW_PRIVATE_ENDPOINTS = env_bool("ARENA_ALLOW_PRIVATE_ENDPOINTS", False)
 # until PROVISIONAL_VOTES counted votes were collected after listing. A listed model with at
 # least RETIRE_MIN_VOTES votes rated below the RETIRE_PERCENTILE-th percentile of listed models
 # of its access kind is a retirement candidate.
-ARENA_INITIAL_RATING_CAP = env_int("ARENA_INITIAL_RATING_CAP", 3)
-ARENA_RETRACTION_DELAY_DAYS = env_int("ARENA_RETRACTION_DELAY_DAYS", 30)
-ARENA_PROVISIONAL_VOTES = env_int("ARENA_PROVISIONAL_VOTES", 2000)
-ARENA_RETIRE_PERCENTILE = env_float("ARENA_RETIRE_PERCENTILE", 10.0)
-ARENA_RETIRE_MIN_VOTES = env_int("ARENA_RETIRE_MIN_VOTES", 3000)
+ARENA_INITIAL_RATING_CAP = env_int("ARENA_INITIAL_RATING_CAP", 3, minimum=1)
+ARENA_RETRACTION_DELAY_DAYS = env_int("ARENA_RETRACTION_DELAY_DAYS", 30, minimum=0)
+ARENA_PROVISIONAL_VOTES = env_int("ARENA_PROVISIONAL_VOTES", 2000, minimum=0)
+ARENA_RETIRE_PERCENTILE = env_float("ARENA_RETIRE_PERCENTILE", 10.0, minimum=0, maximum=100)
+ARENA_RETIRE_MIN_VOTES = env_int("ARENA_RETIRE_MIN_VOTES", 3000, minimum=0)
 # The leaderboard shows a model as rated in a category once it has MIN_MODEL_VOTES counted votes
 # there, and a category once it has MIN_CATEGORY_VOTES; below, the page says how many more are
 # needed. LMArena shows a model after a few hundred votes (its intervals are then some tens of
 # points wide); a category needs enough votes for several models to pass that.
-ARENA_LEADERBOARD_MIN_MODEL_VOTES = env_int("ARENA_LEADERBOARD_MIN_MODEL_VOTES", 300)
-ARENA_LEADERBOARD_MIN_CATEGORY_VOTES = env_int("ARENA_LEADERBOARD_MIN_CATEGORY_VOTES", 1000)
-if ARENA_INITIAL_RATING_CAP < 1:
-    raise ImproperlyConfigured(f"ARENA_INITIAL_RATING_CAP must be 1 or more, got {ARENA_INITIAL_RATING_CAP}")
-for _name in (
-    "ARENA_RETRACTION_DELAY_DAYS",
-    "ARENA_PROVISIONAL_VOTES",
-    "ARENA_RETIRE_MIN_VOTES",
-    "ARENA_LEADERBOARD_MIN_MODEL_VOTES",
-    "ARENA_LEADERBOARD_MIN_CATEGORY_VOTES",
-):
-    if globals()[_name] < 0:
-        raise ImproperlyConfigured(f"{_name} must be 0 or more, got {globals()[_name]}")
-if not (math.isfinite(ARENA_RETIRE_PERCENTILE) and 0 <= ARENA_RETIRE_PERCENTILE <= 100):
-    raise ImproperlyConfigured(f"ARENA_RETIRE_PERCENTILE must be from 0 to 100, got {ARENA_RETIRE_PERCENTILE!r}")
+ARENA_LEADERBOARD_MIN_MODEL_VOTES = env_int("ARENA_LEADERBOARD_MIN_MODEL_VOTES", 300, minimum=0)
+ARENA_LEADERBOARD_MIN_CATEGORY_VOTES = env_int("ARENA_LEADERBOARD_MIN_CATEGORY_VOTES", 1000, minimum=0)
 
 # Pair sampling (battles/sampling.py). A model in initial rating is drawn BOOST times as
 # often as its weight says until it has BOOST_VOTES counted votes, so a new model gathers
 # the votes for its rating quickly. A model with battle targets, when drawn first, meets
 # one of them with probability TARGET_SHARE and any other pool model otherwise.
-ARENA_NEW_MODEL_BOOST = env_float("ARENA_NEW_MODEL_BOOST", 5.0)
-ARENA_NEW_MODEL_BOOST_VOTES = env_int("ARENA_NEW_MODEL_BOOST_VOTES", 3000)
-ARENA_BATTLE_TARGET_SHARE = env_float("ARENA_BATTLE_TARGET_SHARE", 0.5)
-if not (math.isfinite(ARENA_NEW_MODEL_BOOST) and ARENA_NEW_MODEL_BOOST > 0):
-    raise ImproperlyConfigured(f"ARENA_NEW_MODEL_BOOST must be a number above 0, got {ARENA_NEW_MODEL_BOOST!r}")
-if ARENA_NEW_MODEL_BOOST_VOTES < 0:
-    raise ImproperlyConfigured(f"ARENA_NEW_MODEL_BOOST_VOTES must be 0 or more, got {ARENA_NEW_MODEL_BOOST_VOTES}")
-if not 0 <= ARENA_BATTLE_TARGET_SHARE <= 1:
-    raise ImproperlyConfigured(
-        f"ARENA_BATTLE_TARGET_SHARE must be a probability from 0 to 1, got {ARENA_BATTLE_TARGET_SHARE!r}"
-    )
+ARENA_NEW_MODEL_BOOST = env_float("ARENA_NEW_MODEL_BOOST", 5.0, above=0)
+ARENA_NEW_MODEL_BOOST_VOTES = env_int("ARENA_NEW_MODEL_BOOST_VOTES", 3000, minimum=0)
+ARENA_BATTLE_TARGET_SHARE = env_float("ARENA_BATTLE_TARGET_SHARE", 0.5, minimum=0, maximum=1)
 
 # Model calls in battles (battles/clients.py). Seconds unless named otherwise. The first-token
 # wait covers connecting, sending and the first answer text of one attempt; the chunk wait is the
 # longest silence allowed after it (keep-alive comments do not count as chunks); the total
 # bounds one answer. Retries (with doubling, jittered backoff) happen only before any text
 # is shown. CONCURRENCY is per endpoint and per web process.
-ARENA_MODEL_CONNECT_TIMEOUT = env_float("ARENA_MODEL_CONNECT_TIMEOUT", 5.0)
-ARENA_MODEL_FIRST_TOKEN_TIMEOUT = env_float("ARENA_MODEL_FIRST_TOKEN_TIMEOUT", 30.0)
-ARENA_MODEL_CHUNK_TIMEOUT = env_float("ARENA_MODEL_CHUNK_TIMEOUT", 15.0)
-ARENA_MODEL_TOTAL_TIMEOUT = env_float("ARENA_MODEL_TOTAL_TIMEOUT", 300.0)
-ARENA_MODEL_RETRIES = env_int("ARENA_MODEL_RETRIES", 2)
-ARENA_MODEL_RETRY_BACKOFF = env_float("ARENA_MODEL_RETRY_BACKOFF", 0.5)
-ARENA_MODEL_CONCURRENCY = env_int("ARENA_MODEL_CONCURRENCY", 8)
-ARENA_MODEL_MAX_ANSWER_CHARS = env_int("ARENA_MODEL_MAX_ANSWER_CHARS", 20000)
-ARENA_DEMO_CHUNK_DELAY = env_float("ARENA_DEMO_CHUNK_DELAY", 0.02)
-for _name in (
-    "ARENA_MODEL_CONNECT_TIMEOUT",
-    "ARENA_MODEL_FIRST_TOKEN_TIMEOUT",
-    "ARENA_MODEL_CHUNK_TIMEOUT",
-    "ARENA_MODEL_TOTAL_TIMEOUT",
-    "ARENA_MODEL_CONCURRENCY",
-    "ARENA_MODEL_MAX_ANSWER_CHARS",
-):
-    if not (math.isfinite(globals()[_name]) and globals()[_name] > 0):
-        raise ImproperlyConfigured(f"{_name} must be above 0, got {globals()[_name]!r}")
-for _name in ("ARENA_MODEL_RETRIES", "ARENA_MODEL_RETRY_BACKOFF", "ARENA_DEMO_CHUNK_DELAY"):
-    if not (math.isfinite(globals()[_name]) and globals()[_name] >= 0):
-        raise ImproperlyConfigured(f"{_name} must be 0 or more, got {globals()[_name]!r}")
+ARENA_MODEL_CONNECT_TIMEOUT = env_float("ARENA_MODEL_CONNECT_TIMEOUT", 5.0, above=0)
+ARENA_MODEL_FIRST_TOKEN_TIMEOUT = env_float("ARENA_MODEL_FIRST_TOKEN_TIMEOUT", 30.0, above=0)
+ARENA_MODEL_CHUNK_TIMEOUT = env_float("ARENA_MODEL_CHUNK_TIMEOUT", 15.0, above=0)
+ARENA_MODEL_TOTAL_TIMEOUT = env_float("ARENA_MODEL_TOTAL_TIMEOUT", 300.0, above=0)
+ARENA_MODEL_RETRIES = env_int("ARENA_MODEL_RETRIES", 2, minimum=0)
+ARENA_MODEL_RETRY_BACKOFF = env_float("ARENA_MODEL_RETRY_BACKOFF", 0.5, minimum=0)
+ARENA_MODEL_CONCURRENCY = env_int("ARENA_MODEL_CONCURRENCY", 8, minimum=1)
+ARENA_MODEL_MAX_ANSWER_CHARS = env_int("ARENA_MODEL_MAX_ANSWER_CHARS", 20000, minimum=1)
+ARENA_DEMO_CHUNK_DELAY = env_float("ARENA_DEMO_CHUNK_DELAY", 0.02, minimum=0)
 
 # The voting arena: at most MAX_TURNS user turns per battle, prompts of at most
 # MAX_PROMPT_CHARS characters. Answers are produced on ANSWER_THREADS background threads
@@ -386,20 +349,13 @@ for _name in ("ARENA_MODEL_RETRIES", "ARENA_MODEL_RETRY_BACKOFF", "ARENA_DEMO_CH
 # A voter's votes beyond VOTER_DAILY_VOTES in one UTC day are kept but excluded
 # (`rate_limited`; 0: no limit). IDENTITY_WORDS are proposed as identity terms, beside the
 # pool's names, for staff to approve in admin (docs/integrity.md, "Identity terms").
-ARENA_MAX_TURNS = env_int("ARENA_MAX_TURNS", 5)
-ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 8000)
+ARENA_MAX_TURNS = env_int("ARENA_MAX_TURNS", 5, minimum=1)
+ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 8000, minimum=1)
 # Threads for the answers' database writes (battles/answering.py); the answers themselves are
 # tasks on one event loop per process and hold no thread.
-ARENA_ANSWER_DB_THREADS = env_int("ARENA_ANSWER_DB_THREADS", 4)
-ARENA_ANSWER_SAVE_INTERVAL = env_float("ARENA_ANSWER_SAVE_INTERVAL", 2.0)
-ARENA_VOTER_DAILY_VOTES = env_int("ARENA_VOTER_DAILY_VOTES", 100)
-for _name in ("ARENA_MAX_TURNS", "ARENA_MAX_PROMPT_CHARS", "ARENA_ANSWER_DB_THREADS"):
-    if globals()[_name] < 1:
-        raise ImproperlyConfigured(f"{_name} must be 1 or more, got {globals()[_name]!r}")
-if not (math.isfinite(ARENA_ANSWER_SAVE_INTERVAL) and ARENA_ANSWER_SAVE_INTERVAL >= 0):
-    raise ImproperlyConfigured(f"ARENA_ANSWER_SAVE_INTERVAL must be 0 or more, got {ARENA_ANSWER_SAVE_INTERVAL!r}")
-if ARENA_VOTER_DAILY_VOTES < 0:
-    raise ImproperlyConfigured(f"ARENA_VOTER_DAILY_VOTES must be 0 or more, got {ARENA_VOTER_DAILY_VOTES}")
+ARENA_ANSWER_DB_THREADS = env_int("ARENA_ANSWER_DB_THREADS", 4, minimum=1)
+ARENA_ANSWER_SAVE_INTERVAL = env_float("ARENA_ANSWER_SAVE_INTERVAL", 2.0, minimum=0)
+ARENA_VOTER_DAILY_VOTES = env_int("ARENA_VOTER_DAILY_VOTES", 100, minimum=0)
 # The answers' stream log (battles/stream_log.py, GET /api/v1/battles/{id}/stream/): Redis Streams
 # when STREAM_REDIS_URL (else a redis:// broker or cache URL) names a Redis, so any web process
 # serves any viewer; otherwise in-process, with viewers on other processes reading the row's
@@ -408,21 +364,18 @@ if ARENA_VOTER_DAILY_VOTES < 0:
 ARENA_STREAM_REDIS_URL = env_str("ARENA_STREAM_REDIS_URL") or next(
     (url for url in (CELERY_BROKER_URL, env_str("CACHE_URL")) if url.startswith(("redis://", "rediss://"))), ""
 )
-ARENA_STREAM_KEEP_SECONDS = env_int("ARENA_STREAM_KEEP_SECONDS", 3600)
-ARENA_STREAM_POLL_INTERVAL = env_float("ARENA_STREAM_POLL_INTERVAL", 1.0)
-ARENA_STREAM_IDLE_CHECK_SECONDS = env_float("ARENA_STREAM_IDLE_CHECK_SECONDS", 10.0)
+ARENA_STREAM_KEEP_SECONDS = env_int("ARENA_STREAM_KEEP_SECONDS", 3600, minimum=1)
+ARENA_STREAM_POLL_INTERVAL = env_float("ARENA_STREAM_POLL_INTERVAL", 1.0, above=0)
+ARENA_STREAM_IDLE_CHECK_SECONDS = env_float("ARENA_STREAM_IDLE_CHECK_SECONDS", 10.0, above=0)
 if ARENA_STREAM_REDIS_URL and not ARENA_STREAM_REDIS_URL.startswith(("redis://", "rediss://")):
     raise ImproperlyConfigured(f"ARENA_STREAM_REDIS_URL must be a redis:// URL, got {ARENA_STREAM_REDIS_URL!r}")
-for _name in ("ARENA_STREAM_KEEP_SECONDS", "ARENA_STREAM_POLL_INTERVAL", "ARENA_STREAM_IDLE_CHECK_SECONDS"):
-    if not (math.isfinite(globals()[_name]) and globals()[_name] > 0):
-        raise ImproperlyConfigured(f"{_name} must be more than 0, got {globals()[_name]!r}")
 # Proposed as identity terms; those set when migration battles/0007 ran were approved by it.
 ARENA_IDENTITY_WORDS = env_list("ARENA_IDENTITY_WORDS")
 # Vote integrity (docs/integrity.md). NETWORK_DAILY_VOTES caps the votes of one /24 or /48
 # network per UTC day (`rate_limited`; 0: no limit). The anomalous-voter test flags a voter
 # whose running evidence reaches 1/ALPHA; ANOMALY_DETECTION runs it before every rating
 # recomputation. Defaults chosen from benchmarks/rigging.py.
-ARENA_NETWORK_DAILY_VOTES = env_int("ARENA_NETWORK_DAILY_VOTES", 1000)
+ARENA_NETWORK_DAILY_VOTES = env_int("ARENA_NETWORK_DAILY_VOTES", 1000, minimum=0)
 ARENA_ANOMALY_ALPHA = env_float("ARENA_ANOMALY_ALPHA", 0.02)
 ARENA_ANOMALY_DETECTION = env_bool("ARENA_ANOMALY_DETECTION", True)
 # Which votes the anomalous-voter test reads: "all" (imported history is tested too, and can
@@ -431,8 +384,6 @@ ARENA_ANOMALY_DETECTION = env_bool("ARENA_ANOMALY_DETECTION", True)
 ARENA_ANOMALY_TEST_SCOPE = env_str("ARENA_ANOMALY_TEST_SCOPE", "all")
 if ARENA_ANOMALY_TEST_SCOPE not in ("all", "arena"):
     raise ImproperlyConfigured(f'ARENA_ANOMALY_TEST_SCOPE must be "all" or "arena", got {ARENA_ANOMALY_TEST_SCOPE!r}')
-if ARENA_NETWORK_DAILY_VOTES < 0:
-    raise ImproperlyConfigured(f"ARENA_NETWORK_DAILY_VOTES must be 0 or more, got {ARENA_NETWORK_DAILY_VOTES}")
 if not 0 < ARENA_ANOMALY_ALPHA < 1:
     raise ImproperlyConfigured(f"ARENA_ANOMALY_ALPHA must be between 0 and 1, got {ARENA_ANOMALY_ALPHA!r}")
 
@@ -447,9 +398,9 @@ except ValueError as _error:
 # address's (IPv4 address, IPv6 /64), which fresh cookies share; a signed-in voter against its
 # account's. Every vote also counts against its network's (/24, /48: ARENA_NETWORK_DAILY_VOTES)
 # and, on IPv6, its /32's.
-ARENA_ADDRESS_DAILY_VOTES = env_int("ARENA_ADDRESS_DAILY_VOTES", 100)
-ARENA_ACCOUNT_DAILY_VOTES = env_int("ARENA_ACCOUNT_DAILY_VOTES", 200)
-ARENA_WIDE_NETWORK_DAILY_VOTES = env_int("ARENA_WIDE_NETWORK_DAILY_VOTES", 5000)
+ARENA_ADDRESS_DAILY_VOTES = env_int("ARENA_ADDRESS_DAILY_VOTES", 100, minimum=0)
+ARENA_ACCOUNT_DAILY_VOTES = env_int("ARENA_ACCOUNT_DAILY_VOTES", 200, minimum=0)
+ARENA_WIDE_NETWORK_DAILY_VOTES = env_int("ARENA_WIDE_NETWORK_DAILY_VOTES", 5000, minimum=0)
 # Battles started plus turns added (each costs two model calls), per voter, per client address
 # and per network: comma-separated N/period (s, m, h, d), every one of which must hold; empty:
 # no limit. A refused start answers 429 with Retry-After and stores nothing.
@@ -458,25 +409,14 @@ ARENA_BATTLE_RATE_ADDRESS = env_str("ARENA_BATTLE_RATE_ADDRESS", "10/m,120/h,600
 ARENA_BATTLE_RATE_NETWORK = env_str("ARENA_BATTLE_RATE_NETWORK", "60/m,1200/h,6000/d")
 # Battles still being answered at once, per voter and per client address (0: no limit). This is
 # also what keeps one client from filling the answering threads that every voter shares.
-ARENA_BATTLES_IN_FLIGHT_VOTER = env_int("ARENA_BATTLES_IN_FLIGHT_VOTER", 2)
-ARENA_BATTLES_IN_FLIGHT_ADDRESS = env_int("ARENA_BATTLES_IN_FLIGHT_ADDRESS", 4)
-for _name in (
-    "ARENA_ADDRESS_DAILY_VOTES",
-    "ARENA_ACCOUNT_DAILY_VOTES",
-    "ARENA_WIDE_NETWORK_DAILY_VOTES",
-    "ARENA_BATTLES_IN_FLIGHT_VOTER",
-    "ARENA_BATTLES_IN_FLIGHT_ADDRESS",
-):
-    if globals()[_name] < 0:
-        raise ImproperlyConfigured(f"{_name} must be 0 or more, got {globals()[_name]}")
+ARENA_BATTLES_IN_FLIGHT_VOTER = env_int("ARENA_BATTLES_IN_FLIGHT_VOTER", 2, minimum=0)
+ARENA_BATTLES_IN_FLIGHT_ADDRESS = env_int("ARENA_BATTLES_IN_FLIGHT_ADDRESS", 4, minimum=0)
 # A proof-of-work challenge (ALTCHA, battles/challenge.py) before a session's first battle and
 # again every ARENA_CHALLENGE_EVERY battles; COST is the PBKDF2 iterations of each try (about
 # 128 tries on average). On unless DEBUG; ARENA_CHALLENGE=0 for load tests and trusted deployments.
 ARENA_CHALLENGE = env_bool("ARENA_CHALLENGE", not DEBUG)
-ARENA_CHALLENGE_EVERY = env_int("ARENA_CHALLENGE_EVERY", 20)
-ARENA_CHALLENGE_COST = env_int("ARENA_CHALLENGE_COST", 5000)
-if ARENA_CHALLENGE_EVERY < 1 or ARENA_CHALLENGE_COST < 1:
-    raise ImproperlyConfigured("ARENA_CHALLENGE_EVERY and ARENA_CHALLENGE_COST must be 1 or more")
+ARENA_CHALLENGE_EVERY = env_int("ARENA_CHALLENGE_EVERY", 20, minimum=1)
+ARENA_CHALLENGE_COST = env_int("ARENA_CHALLENGE_COST", 5000, minimum=1)
 for _name in ("ARENA_BATTLE_RATE_VOTER", "ARENA_BATTLE_RATE_ADDRESS", "ARENA_BATTLE_RATE_NETWORK"):
     try:
         parse_rates(globals()[_name])
@@ -509,15 +449,13 @@ ARENA_ONLINE_ELO_K = env_float("ARENA_ONLINE_ELO_K", 4.0)
 ARENA_MODERATION_API_KEY = env_str("ARENA_MODERATION_API_KEY")
 ARENA_MODERATION_URL = env_str("ARENA_MODERATION_URL", "https://api.openai.com/v1")
 ARENA_MODERATION_MODEL = env_str("ARENA_MODERATION_MODEL", "omni-moderation-latest")
-ARENA_MODERATION_TIMEOUT = env_float("ARENA_MODERATION_TIMEOUT", 10.0)
+ARENA_MODERATION_TIMEOUT = env_float("ARENA_MODERATION_TIMEOUT", 10.0, above=0)
 if not ARENA_MODERATION_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured(
         f"ARENA_MODERATION_URL must start with http:// or https://, got {ARENA_MODERATION_URL!r}"
     )
 if not ARENA_MODERATION_MODEL:
     raise ImproperlyConfigured("ARENA_MODERATION_MODEL must not be empty")
-if not (math.isfinite(ARENA_MODERATION_TIMEOUT) and ARENA_MODERATION_TIMEOUT > 0):
-    raise ImproperlyConfigured(f"ARENA_MODERATION_TIMEOUT must be above 0, got {ARENA_MODERATION_TIMEOUT!r}")
 ARENA_MODERATION_TERMS: dict[str, list[str]] = {}
 for _item in env_list("ARENA_MODERATION_TERMS"):
     _category, _equals, _phrase = (part.strip() for part in _item.partition("="))

@@ -283,10 +283,10 @@ def test_it_rejects_bad_input_with_a_clear_error(candidates, share, message):
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
-        ("ARENA_BATTLE_TARGET_SHARE", "1.5", "ARENA_BATTLE_TARGET_SHARE must be a probability from 0 to 1, got 1.5"),
+        ("ARENA_BATTLE_TARGET_SHARE", "1.5", "ARENA_BATTLE_TARGET_SHARE must be from 0 to 1, got 1.5"),
         ("ARENA_BATTLE_TARGET_SHARE", "half", "ARENA_BATTLE_TARGET_SHARE must be a number, got 'half'"),
-        ("ARENA_NEW_MODEL_BOOST", "0", "ARENA_NEW_MODEL_BOOST must be a number above 0, got 0.0"),
-        ("ARENA_NEW_MODEL_BOOST", "nan", "ARENA_NEW_MODEL_BOOST must be a number above 0"),
+        ("ARENA_NEW_MODEL_BOOST", "0", "ARENA_NEW_MODEL_BOOST must be above 0, got 0.0"),
+        ("ARENA_NEW_MODEL_BOOST", "nan", "ARENA_NEW_MODEL_BOOST must be above 0, got nan"),
         ("ARENA_NEW_MODEL_BOOST_VOTES", "-1", "ARENA_NEW_MODEL_BOOST_VOTES must be 0 or more, got -1"),
     ],
 )

@@ -1,4 +1,7 @@
+from pathlib import Path
+
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class ArenasiteConfig(AppConfig):
@@ -45,3 +48,15 @@ class ArenasiteConfig(AppConfig):
         )
         # The table of the cache without CACHE_URL, made if missing (arenasite/cache.py).
         signals.post_migrate.connect(create_cache_table, sender=self, dispatch_uid="cache-table")
+        make_var_folders()
+
+
+def make_var_folders() -> None:
+    """The folders every process of the site writes to, made as Django starts in any of them
+    (web, worker, beat, a command) rather than when the settings are read: collected static
+    files, and the embedded broker's queues when no broker server is configured."""
+    folders = [Path(settings.STATIC_ROOT)]
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
+    folders += [Path(options[key]) for key in ("data_folder_in", "data_folder_out", "control_folder") if key in options]
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)

@@ -24,8 +24,7 @@ from .env import env_bool, env_float, env_int, env_list, env_str
 from .rates import parse_rates
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
-(VAR_DIR / "static").mkdir(parents=True, exist_ok=True)
+VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))  # its folders are made at start-up (arenasite/apps.py)
 
 DEBUG = env_bool("DEBUG")
 SECRET_KEY = env_str("SECRET_KEY", "dev-insecure-secret-key-change-me" if DEBUG else "")
@@ -239,9 +238,7 @@ SPECTACULAR_SETTINGS = {
 # run as separate processes on one machine with no server; production sets redis://...
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _broker_dir = VAR_DIR / env_str("CELERY_BROKER_DIR", "broker")
-    for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    _broker_dir = VAR_DIR / env_str("CELERY_BROKER_DIR", "broker")  # made at start-up (arenasite/apps.py)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),

@@ -177,15 +177,7 @@ def build(
     seq_voter = row_voter[in_seq]
     seq_vp = seq_vp_global.reshape(-1) - vp_start[seq_voter]
 
-    # Own counted votes, all of the voter's, on those pairs.
-    own = np.zeros((len(vp_keys), 3), dtype=np.int64)
-    mine = (row_voter >= 0) & counted
-    keys = (row_voter[mine] << PAIR_SHIFT) | pair[mine]
-    at = np.searchsorted(vp_keys, keys)
-    hit = at < len(vp_keys)
-    hit[hit] = vp_keys[at[hit]] == keys[hit]
-    np.add.at(own, (at[hit], clevel[mine][hit]), 1)
-
+    own = _own_counts(vp_keys, row_voter, pair, clevel, counted)
     seq_lengths = np.minimum(lengths[kept_voter], max_votes)
     last = starts[kept_voter] + seq_lengths - 1
     return State(
@@ -202,6 +194,21 @@ def build(
         vp_pair=(vp_keys & ((1 << PAIR_SHIFT) - 1)).astype(np.int64),
         vp_own=own,
     )
+
+
+def _own_counts(
+    vp_keys: np.ndarray, row_voter: np.ndarray, pair: np.ndarray, clevel: np.ndarray, counted: np.ndarray
+) -> np.ndarray:
+    """Per voter-pair of `vp_keys` (sorted), the kept voter's own counted votes on that pair
+    by level: all of the voter's votes, not only the first ones the sequence holds."""
+    own = np.zeros((len(vp_keys), 3), dtype=np.int64)
+    mine = (row_voter >= 0) & counted
+    keys = (row_voter[mine] << PAIR_SHIFT) | pair[mine]
+    at = np.searchsorted(vp_keys, keys)
+    hit = at < len(vp_keys)
+    hit[hit] = vp_keys[at[hit]] == keys[hit]
+    np.add.at(own, (at[hit], clevel[mine][hit]), 1)
+    return own
 
 
 def extended(

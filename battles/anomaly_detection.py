@@ -91,7 +91,6 @@ def detect_anomalous_voters(*, alpha: float | None = None, full: bool = False) -
     started = time.monotonic()
     found, incremental, read = _evidence(full=full)
     result = found.result(alpha)
-    now = clock.now()
     crossed = {
         str(found.labels[code]): (int(votes), float(statistic), str(direction))
         for code, votes, statistic, direction, flag in zip(
@@ -99,6 +98,32 @@ def detect_anomalous_voters(*, alpha: float | None = None, full: bool = False) -
         )
         if flag
     }
+    new_judges, excluded = _flag_and_exclude(crossed, alpha=alpha, now=clock.now())
+    flagged = _flagged_rows(crossed, new_judges)
+    logger.info(
+        "anomalous voters: %d tested, %d over the threshold, %d new, %d votes excluded; %s, %d votes read, %.2f s",
+        len(result.voters),
+        len(flagged),
+        len(new_judges),
+        excluded,
+        "incremental" if incremental else "every vote read",
+        read,
+        time.monotonic() - started,
+    )
+    return DetectionReport(
+        tested=len(result.voters),
+        flagged=flagged,
+        votes_excluded=excluded,
+        alpha=alpha,
+        incremental=incremental,
+        votes_read=read,
+    )
+
+
+def _flag_and_exclude(crossed: dict[str, tuple[int, float, str]], *, alpha: float, now) -> tuple[set[str], int]:
+    """Flag the voters over the threshold not flagged before, bring the known ones' figures up
+    to date, and exclude the votes of every voter under a flag: the judges newly flagged, and
+    how many votes were excluded."""
     with transaction.atomic():
         known = {v.judge: v for v in FlaggedVoter.objects.select_for_update().filter(judge__in=list(crossed))}
         new = [
@@ -125,31 +150,18 @@ def detect_anomalous_voters(*, alpha: float | None = None, full: bool = False) -
             .values_list("judge", flat=True)
         )
         excluded = exclude_votes_of(excluding)
-    new_judges = {v.judge for v in new}
+    return {v.judge for v in new}, excluded
+
+
+def _flagged_rows(crossed: dict[str, tuple[int, float, str]], new_judges: set[str]) -> list[FlaggedRow]:
+    """The report's rows: the voters over the threshold, strongest evidence first, with the
+    state each is in now; those staff cleared are left out (a clearing stands)."""
     states = dict(FlaggedVoter.objects.filter(judge__in=list(crossed)).values_list("judge", "state"))
-    flagged = [
+    return [
         FlaggedRow(judge, votes, statistic, direction, states.get(judge, VoterState.FLAGGED), judge in new_judges)
         for judge, (votes, statistic, direction) in sorted(crossed.items(), key=lambda item: -item[1][1])
         if states.get(judge) != VoterState.CLEARED
     ]
-    logger.info(
-        "anomalous voters: %d tested, %d over the threshold, %d new, %d votes excluded; %s, %d votes read, %.2f s",
-        len(result.voters),
-        len(flagged),
-        len(new_judges),
-        excluded,
-        "incremental" if incremental else "every vote read",
-        read,
-        time.monotonic() - started,
-    )
-    return DetectionReport(
-        tested=len(result.voters),
-        flagged=flagged,
-        votes_excluded=excluded,
-        alpha=alpha,
-        incremental=incremental,
-        votes_read=read,
-    )
 
 
 def _update_tested(known: dict[str, FlaggedVoter], crossed: dict, *, alpha: float, now) -> None:
@@ -410,12 +422,30 @@ def _update(state: anomaly_state.State, notes: dict[str, np.ndarray]) -> tuple[a
     level = anomaly_state.canonical_levels(notes["model_a"], notes["model_b"], notes["level"])
     state.add_population(pair, level, notes["counted"])
 
-    # Which voters' kept votes may have changed (read again); which have all their votes kept
-    # and only gained later ones (appended); and which only gained or lost counted votes after
-    # their first ones, or on their pairs (updated in place).
     index = state.index_of()
     judges = notes["judge"].tolist()
     v = np.array([index.get(judge, -1) for judge in judges], dtype=np.int64)
+    in_place, appended, reread_judges, reread_addresses = _sort_voters(state, notes, judges, v)
+    # The sorting above reads the totals as they were: only now are they brought up to date.
+    np.add.at(state.total, v[in_place], notes["tested"][in_place])
+    state.add_own(v[in_place], pair[in_place], level[in_place], notes["counted"][in_place])
+    extended, block = _append_later_votes(state, notes, v, pair, level, appended)
+    removed, reread, read = _reread(state, index, reread_judges, reread_addresses)
+    state.replace_voters(np.concatenate([extended, removed]), anomaly_state.joined([block, reread]))
+    if not state.consistent():
+        logger.warning("anomalous voters: the kept counts disagree with the notes; reading every vote")
+        return None, 0
+    return state, read
+
+
+def _sort_voters(
+    state: anomaly_state.State, notes: dict[str, np.ndarray], judges: list[str], v: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, set[str], set[str]]:
+    """Which voters' kept votes may have changed (read again); which have all their votes kept
+    and only gained later ones (appended); and which only gained or lost counted votes after
+    their first ones, or on their pairs (updated in place). `v` is each note's voter in the
+    state (-1: not in it). Returns the notes' rows updated in place, the rows appended, and
+    the judges and addresses whose votes are read again."""
     known = v >= 0
     voters = len(state.labels)
     # Index 0 stands in for unknown judges (and a voter that cannot exist when there are none).
@@ -441,6 +471,17 @@ def _update(state: anomaly_state.State, notes: dict[str, np.ndarray]) -> tuple[a
     reread_judges = set(np.array(judges, dtype=object)[known & reread[kv]].tolist())
     in_place = np.flatnonzero(known & ~reread[kv] & ~extend[kv])
     appended = np.flatnonzero(known & extend[kv])
+    reread_addresses = _new_voters(notes, judges, known, reread_judges)
+    return in_place, appended, reread_judges, reread_addresses
+
+
+def _new_voters(
+    notes: dict[str, np.ndarray], judges: list[str], known: np.ndarray, reread_judges: set[str]
+) -> set[str]:
+    """Judges not in the state: each one with enough tested votes now is added to
+    `reread_judges` (a new voter, or a short session that reached the minimum); the others
+    are still short, and are tested with their address's other short sessions, whose
+    addresses are returned."""
     unknown = sorted(set(np.array(judges, dtype=object)[~known].tolist()))
     by_judge: dict[str, list[int]] = defaultdict(list)
     for k in np.flatnonzero(~known).tolist():
@@ -449,16 +490,22 @@ def _update(state: anomaly_state.State, notes: dict[str, np.ndarray]) -> tuple[a
     counts = _tested_counts(unknown)
     for judge in unknown:
         if counts.get(judge, 0) >= MIN_VOTES:
-            reread_judges.add(judge)  # a new voter, or a short session that reached the minimum
-        else:  # still short: tested with its address's other short sessions
+            reread_judges.add(judge)
+        else:
             reread_addresses.update(a for a in notes["address"][by_judge[judge]].tolist() if a)
+    return reread_addresses
 
-    rows = in_place
-    voter = v[rows]
-    np.add.at(state.total, voter, notes["tested"][rows])
-    state.add_own(voter, pair[rows], level[rows], notes["counted"][rows])
 
-    rows = appended
+def _append_later_votes(
+    state: anomaly_state.State,
+    notes: dict[str, np.ndarray],
+    v: np.ndarray,
+    pair: np.ndarray,
+    level: np.ndarray,
+    rows: np.ndarray,
+) -> tuple[np.ndarray, anomaly_state.State]:
+    """The voters of `rows` (who only gained later votes) with those votes appended: their
+    codes in the state, and their block of kept arrays."""
     voter = v[rows]
     new = notes["tested"][rows] > 0
     extended, block = anomaly_state.extended(
@@ -476,13 +523,7 @@ def _update(state: anomaly_state.State, notes: dict[str, np.ndarray]) -> tuple[a
     changed = ~new
     block.add_own(np.searchsorted(extended, voter[changed]), pair[rows][changed], level[rows][changed],
                   notes["counted"][rows][changed])  # fmt: skip
-
-    removed, reread, read = _reread(state, index, reread_judges, reread_addresses)
-    state.replace_voters(np.concatenate([extended, removed]), anomaly_state.joined([block, reread]))
-    if not state.consistent():
-        logger.warning("anomalous voters: the kept counts disagree with the notes; reading every vote")
-        return None, 0
-    return state, read
+    return extended, block
 
 
 def _among(values: np.ndarray, chosen: set[str]) -> np.ndarray:

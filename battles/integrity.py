@@ -128,6 +128,62 @@ def sequential_test(
     Deterministic, and the order of voters does not matter; only each voter's own vote
     order does.
     """
+    voter, model_a, model_b, level, population = _checked(
+        voter, model_a, model_b, level, population, alpha=alpha, min_votes=min_votes, max_votes=max_votes
+    )
+    n = len(voter)
+    empty = np.array([], dtype=np.int64)
+    if n == 0:
+        return SequentialTestResult(empty, empty, np.array([]), np.array([]), alpha)
+
+    pair, canonical = _canonical_pairs(model_a, model_b, level)
+    pair_counts = _count(pair[population], canonical[population], int(pair.max()) + 1)
+
+    # Each voter's own share of the reference counts, per (voter, pair), to leave them out.
+    voter_pair = _dense(voter * (int(pair.max()) + 1) + pair)
+    own = _count(voter_pair[population], canonical[population], int(voter_pair.max()) + 1)
+
+    # Keep each voter's first max_votes votes (stable sort keeps the time order).
+    order = np.argsort(voter, kind="stable")
+    sorted_voter = voter[order]
+    starts = np.flatnonzero(np.r_[True, sorted_voter[1:] != sorted_voter[:-1]])
+    lengths = np.diff(np.r_[starts, n])
+    position = np.arange(n) - np.repeat(starts, lengths)
+    keep_sorted = position < max_votes
+    tested_voters = sorted_voter[starts]
+    tested_votes = np.minimum(lengths, max_votes)
+    enough = tested_votes >= min_votes
+
+    idx = order[keep_sorted]
+    others = pair_counts[pair[idx]] - own[voter_pair[idx]]
+    log_up, log_down = _log_factors(*_oriented_by_crowd(others, canonical[idx]))
+
+    kept_voter = sorted_voter[keep_sorted]
+    seg_starts = np.flatnonzero(np.r_[True, kept_voter[1:] != kept_voter[:-1]])
+    max_up = _segment_max_running_sum(log_up, seg_starts)
+    max_down = _segment_max_running_sum(log_down, seg_starts)
+    return SequentialTestResult(
+        voters=tested_voters[enough],
+        votes=tested_votes[enough],
+        log_up=max_up[enough],
+        log_down=max_down[enough],
+        alpha=alpha,
+    )
+
+
+def _checked(
+    voter: np.ndarray,
+    model_a: np.ndarray,
+    model_b: np.ndarray,
+    level: np.ndarray,
+    population: np.ndarray | None,
+    *,
+    alpha: float,
+    min_votes: int,
+    max_votes: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """sequential_test's inputs as int64 arrays (population as bools, all True by default), or
+    ValueError saying which one is wrong."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
     if min_votes < 1 or max_votes < min_votes:
@@ -148,52 +204,16 @@ def sequential_test(
         raise ValueError("voter codes must be non-negative")
     if np.any(model_a == model_b):
         raise ValueError("a vote compares two different models")
-    empty = np.array([], dtype=np.int64)
-    if n == 0:
-        return SequentialTestResult(empty, empty, np.array([]), np.array([]), alpha)
+    return voter, model_a, model_b, level, population
 
-    # The pair, in a canonical order, and the level seen from its first model.
+
+def _canonical_pairs(model_a: np.ndarray, model_b: np.ndarray, level: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each vote's pair of models in a canonical order (dense codes), and its level seen from
+    the pair's first model, so that A-vs-B and B-vs-A votes count together."""
     low = np.minimum(model_a, model_b)
     high = np.maximum(model_a, model_b)
     canonical = np.where(model_a == low, level, 2 - level)
-    pair = _dense(low * (int(high.max()) + 1) + high)
-    pair_counts = _count(pair[population], canonical[population], int(pair.max()) + 1)
-
-    # Each voter's own share of the reference counts, per (voter, pair), to leave them out.
-    voter_pair = _dense(voter * (int(pair.max()) + 1) + pair)
-    own = _count(voter_pair[population], canonical[population], int(voter_pair.max()) + 1)
-
-    # Keep each voter's first max_votes votes (stable sort keeps the time order).
-    order = np.argsort(voter, kind="stable")
-    sorted_voter = voter[order]
-    starts = np.flatnonzero(np.r_[True, sorted_voter[1:] != sorted_voter[:-1]])
-    lengths = np.diff(np.r_[starts, n])
-    position = np.arange(n) - np.repeat(starts, lengths)
-    keep_sorted = position < max_votes
-    tested_voters = sorted_voter[starts]
-    tested_votes = np.minimum(lengths, max_votes)
-    enough = tested_votes >= min_votes
-
-    idx = order[keep_sorted]
-    others = pair_counts[pair[idx]] - own[voter_pair[idx]]
-    h = canonical[idx]
-    # Orient by the crowd: level 2 is the outcome most of the others voted for.
-    flip = others[:, 2] < others[:, 0]
-    others = np.where(flip[:, None], others[:, ::-1], others)
-    h = np.where(flip, 2 - h, h)
-    log_up, log_down = _log_factors(others, h)
-
-    kept_voter = sorted_voter[keep_sorted]
-    seg_starts = np.flatnonzero(np.r_[True, kept_voter[1:] != kept_voter[:-1]])
-    max_up = _segment_max_running_sum(log_up, seg_starts)
-    max_down = _segment_max_running_sum(log_down, seg_starts)
-    return SequentialTestResult(
-        voters=tested_voters[enough],
-        votes=tested_votes[enough],
-        log_up=max_up[enough],
-        log_down=max_down[enough],
-        alpha=alpha,
-    )
+    return _dense(low * (int(high.max()) + 1) + high), canonical
 
 
 def _dense(keys: np.ndarray) -> np.ndarray:
@@ -204,6 +224,13 @@ def _dense(keys: np.ndarray) -> np.ndarray:
 def _count(rows: np.ndarray, levels: np.ndarray, n_rows: int) -> np.ndarray:
     """An (n_rows, 3) table of how many votes each row has at each level."""
     return np.bincount(rows * 3 + levels, minlength=n_rows * 3).reshape(n_rows, 3)
+
+
+def _oriented_by_crowd(others: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The others' counts and the voter's levels turned so that level 2 is the outcome most
+    of the others voted for."""
+    flip = others[:, 2] < others[:, 0]
+    return np.where(flip[:, None], others[:, ::-1], others), np.where(flip, 2 - h, h)
 
 
 def _log_factors(others: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

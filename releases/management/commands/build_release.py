@@ -1,10 +1,9 @@
-import shutil
-from pathlib import Path
-
 from django.core.management.base import BaseCommand, CommandError
 
-from releases import building, files
+from releases import building
 from releases.dates import parse_cutoff
+
+from ._built import copy_files, output_folder, report
 
 
 class Command(BaseCommand):
@@ -19,9 +18,7 @@ class Command(BaseCommand):
             moment = parse_cutoff(cutoff)
         except ValueError as exc:
             raise CommandError(f"--cutoff: {exc}.") from exc
-        target = Path(out) if out else None
-        if target is not None and target.exists() and not target.is_dir():
-            raise CommandError(f"--out: {target} exists and is not a directory.")
+        target = output_folder(out)
         try:
             release = building.start_release(moment)
         except building.ReleaseRefused as exc:
@@ -36,22 +33,15 @@ class Command(BaseCommand):
                 f"Release {release.pk} failed ({type(exc).__name__}: {exc}); no files were kept and no battle "
                 "was taken."
             ) from exc
-        manifest = release.manifest
-        not_counted = manifest["excluded"].get("not_counted") or {}
-        self.stdout.write(
-            f"Release {release.pk} built (not yet published): {release.battle_count} battles up to "
-            f"{manifest['cutoff']}, {release.excluded_count} left out for personal data "
-            f"{manifest['excluded']['personal_data'] or ''}".rstrip()
-        )
-        self.stdout.write(
-            f"Left out because the leaderboard does not count their vote: {sum(not_counted.values())} "
-            f"{not_counted or ''}".rstrip()
-        )
         source = building.release_path(release)
-        self.stdout.write(f"Files: {source}")
-        if target is not None:
-            target.mkdir(parents=True, exist_ok=True)
-            for name in files.FILE_NAMES:
-                shutil.copy2(source / name, target / name)
-            self.stdout.write(f"Copied to {target}")
+        built = f"Release {release.pk} built (not yet published)"
+        report(
+            self.stdout,
+            built,
+            rows=release.battle_count,
+            excluded=release.excluded_count,
+            manifest=release.manifest,
+            source=source,
+        )
+        copy_files(self.stdout, source, target)
         self.stdout.write(f"Review it in admin, then: python manage.py publish_release {release.pk}")

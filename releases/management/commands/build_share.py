@@ -1,10 +1,8 @@
-import shutil
-from pathlib import Path
-
 from django.core.management.base import BaseCommand, CommandError
 
-from releases import files, sharing
+from releases import sharing
 
+from ._built import copy_files, output_folder, report
 from ._provider import provider_named
 
 
@@ -20,9 +18,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, provider, out, **options):
         provider = provider_named(provider)
-        target = Path(out) if out else None
-        if target is not None and target.exists() and not target.is_dir():
-            raise CommandError(f"--out: {target} exists and is not a directory.")
+        target = output_folder(out)
         try:
             share = sharing.share_request(provider=provider, user=None, enqueue=False)
         except sharing.SharingRefused as exc:
@@ -33,20 +29,14 @@ class Command(BaseCommand):
             raise CommandError(f"Share {share.pk} failed ({type(exc).__name__}: {exc}); no files were kept.") from exc
         if share.state != share.State.READY:
             raise CommandError(f"Share {share.pk} failed: {share.error}")
-        excluded = share.manifest["excluded"]["personal_data"]
-        self.stdout.write(
-            f"Share {share.pk} for {provider.name} built: {share.battle_count} battles up to "
-            f"{share.manifest['cutoff']}, {share.excluded_count} left out for personal data {excluded or ''}".rstrip()
-        )
-        not_counted = share.manifest["excluded"].get("not_counted") or {}
-        self.stdout.write(
-            f"Left out because the leaderboard does not count their vote: {sum(not_counted.values())} "
-            f"{not_counted or ''}".rstrip()
-        )
         source = sharing.share_path(share)
-        self.stdout.write(f"Files: {source}")
-        if target is not None:
-            target.mkdir(parents=True, exist_ok=True)
-            for name in files.FILE_NAMES:
-                shutil.copy2(source / name, target / name)
-            self.stdout.write(f"Copied to {target}")
+        built = f"Share {share.pk} for {provider.name} built"
+        report(
+            self.stdout,
+            built,
+            rows=share.battle_count,
+            excluded=share.excluded_count,
+            manifest=share.manifest,
+            source=source,
+        )
+        copy_files(self.stdout, source, target)

@@ -74,83 +74,33 @@ def compute_ratings(
     if scale <= 0 or base <= 1:
         raise ValueError(f"scale must be > 0 and base > 1, got scale={scale}, base={base}")
     table = PairTable.from_counts(counts)
-    m = len(table.models)
-    anchor_index = None
-    if anchor is not None:
-        anchor_name, anchor_value = anchor
-        anchor_name = str(anchor_name)
-        if anchor_name not in table.models:
-            raise ValueError(f"anchor model {anchor_name!r} has no counted votes")
-        anchor_index = table.models.index(anchor_name)
-        anchor_value = float(anchor_value)
-
-    factor = scale / math.log(base)
-
-    def to_elo(theta: np.ndarray) -> np.ndarray:
-        """Elo ratings in the requested gauge, row-wise for a batch of thetas."""
-        if anchor_index is None:
-            centred = theta - theta.mean(axis=-1, keepdims=True)
-            return factor * centred + init
-        return factor * (theta - theta[..., anchor_index : anchor_index + 1]) + anchor_value
-
+    gauge = Gauge.of(table.models, anchor, scale=scale, base=base, init=init)
     # Every matrix here is models x models or smaller: BLAS threads would only wait on each
     # other (the bootstrap's own threads are what use the cores).
     with single_threaded_blas():
-        # The main fit.
-        cells_n = table.cell_n[None, :]
-        n, s = table.pair_totals(cells_n)
-        virtual = table.virtual_ties(n, s)
-        theta = newton_fit(table, n + virtual, s + virtual / 2, np.zeros((1, m)))[0]
-        rating = to_elo(theta)
-        corrected = [[table.models[table.pair_i[p]], table.models[table.pair_j[p]]] for p in np.flatnonzero(virtual[0])]
-
-        # The inverse Fisher information in the sum-zero gauge: the sandwich's bread, and the
-        # fixed Hessian of the bootstrap's chord steps.
-        p = expit(theta[table.pair_i] - theta[table.pair_j])
-        inverse = np.linalg.pinv(table.laplacians((n + virtual) * p * (1 - p))[0], hermitian=True)
-
-        # Sandwich covariance, in the sum-zero gauge, then moved to the anchor's if there is one.
-        covariance = _sandwich(table, theta, inverse, cells_n[0], virtual[0])
-        if anchor_index is not None:
-            shift = np.eye(m)
-            shift[:, anchor_index] -= 1.0
-            covariance = shift @ covariance @ shift.T
-        se = factor * np.sqrt(np.clip(np.diag(covariance), 0.0, None))
-
-        # Bootstrap.
-        corrected_rounds = 0
+        theta, virtual, inverse = _fit(table)
+        rating = gauge.elo(theta)
+        corrected = [[table.models[table.pair_i[p]], table.models[table.pair_j[p]]] for p in np.flatnonzero(virtual)]
+        # The sandwich covariance comes in the sum-zero gauge; the gauge moves it to the anchor's.
+        covariance = gauge.covariance(_sandwich(table, theta, inverse, table.cell_n, virtual))
+        se = gauge.factor * np.sqrt(np.clip(np.diag(covariance), 0.0, None))
         if bootstrap_rounds:
             threads = BOOTSTRAP_THREADS if threads is None else max(1, threads)
             samples, corrected_rounds = bootstrap_thetas(table, theta, inverse, bootstrap_rounds, seed, threads)
-            ci_lower, ci_upper = np.percentile(to_elo(samples), [2.5, 97.5], axis=0)
+            ci_lower, ci_upper = np.percentile(gauge.elo(samples), [2.5, 97.5], axis=0)
         else:
-            ci_lower = ci_upper = np.full(m, np.nan)
+            corrected_rounds = 0
+            ci_lower = ci_upper = np.full(len(table.models), np.nan)
 
-    frame = pd.DataFrame(
-        {
-            "rating": rating,
-            "ci_lower": ci_lower,
-            "ci_upper": ci_upper,
-            "sandwich_lower": rating - Z95 * se,
-            "sandwich_upper": rating + Z95 * se,
-        },
-        index=pd.Index(table.models, name="model"),
-    )
-    lower, upper = ("ci_lower", "ci_upper") if bootstrap_rounds else ("sandwich_lower", "sandwich_upper")
-    frame["rank"] = rank_by_intervals(frame[lower].to_numpy(), frame[upper].to_numpy())
-    frame["votes"] = table.votes
-    # Models are in name order here, and a stable sort keeps equal ratings in that order.
-    frame = frame.sort_values("rating", ascending=False, kind="mergesort")[COLUMNS]
-
+    frame = rating_frame(
+        table.models, rating, ci_lower, ci_upper, rating - Z95 * se, rating + Z95 * se, table.votes,
+        rank_interval="bootstrap" if bootstrap_rounds else "sandwich",
+    )  # fmt: skip
     parameters = {
         "method": "bradley-terry-mle",
         "bootstrap_rounds": int(bootstrap_rounds),
         "seed": int(seed),
-        "scale": float(scale),
-        "base": float(base),
-        "init": float(init),
-        # A list, not a tuple, so the parameters survive a JSON round trip unchanged.
-        "anchor": None if anchor_index is None else [table.models[anchor_index], anchor_value],
+        **gauge.parameters(),
         "tie_score": 0.5,
         "tolerance": TOLERANCE,
         "virtual_ties": VIRTUAL_TIES,
@@ -159,6 +109,100 @@ def compute_ratings(
         "rank_interval": "bootstrap" if bootstrap_rounds else "sandwich",
     }
     return RatingTable(ratings=frame, total_votes=int(table.cell_n.sum()), parameters=parameters)
+
+
+def _fit(table: PairTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The main fit: theta in the sum-zero gauge, the virtual ties per pair it needed, and the
+    inverse Fisher information at theta (the sandwich's bread, and the fixed Hessian of the
+    bootstrap's chord steps)."""
+    n, s = table.pair_totals(table.cell_n[None, :])
+    virtual = table.virtual_ties(n, s)
+    theta = newton_fit(table, n + virtual, s + virtual / 2, np.zeros((1, len(table.models))))[0]
+    p = expit(theta[table.pair_i] - theta[table.pair_j])
+    inverse = np.linalg.pinv(table.laplacians((n + virtual) * p * (1 - p))[0], hermitian=True)
+    return theta, virtual[0], inverse
+
+
+@dataclass(frozen=True)
+class Gauge:
+    """Where the ratings' zero is, and their unit. Bradley-Terry fixes only differences of
+    strength: the fit's thetas sum to zero, and a rating is factor * theta moved so that
+    either the ratings' mean is `init` (no anchor) or one model's rating is the anchor's
+    value, so that ratings can be compared from one run to the next."""
+
+    factor: float  # Elo points per unit of theta: scale / ln(base)
+    scale: float
+    base: float
+    init: float
+    anchor_name: str | None = None
+    anchor_value: float = 0.0
+    anchor_index: int | None = None  # the anchor's place among the fit's models
+
+    @classmethod
+    def of(cls, models: list[str], anchor: tuple[str, float] | None, *, scale: float, base: float, init: float):
+        """The gauge for `models` (in the fit's order); ValueError if the anchor is not among them."""
+        factor = scale / math.log(base)
+        if anchor is None:
+            return cls(factor, scale, base, init)
+        name = str(anchor[0])
+        if name not in models:
+            raise ValueError(f"anchor model {name!r} has no counted votes")
+        return cls(factor, scale, base, init, name, float(anchor[1]), models.index(name))
+
+    def elo(self, theta: np.ndarray) -> np.ndarray:
+        """Elo ratings in this gauge, row-wise for a batch of thetas."""
+        k = self.anchor_index
+        if k is None:
+            centred = theta - theta.mean(axis=-1, keepdims=True)
+            return self.factor * centred + self.init
+        return self.factor * (theta - theta[..., k : k + 1]) + self.anchor_value
+
+    def covariance(self, covariance: np.ndarray) -> np.ndarray:
+        """A covariance of thetas in the sum-zero gauge, moved to this one."""
+        if self.anchor_index is None:
+            return covariance
+        shift = np.eye(len(covariance))
+        shift[:, self.anchor_index] -= 1.0
+        return shift @ covariance @ shift.T
+
+    def parameters(self) -> dict:
+        return {
+            "scale": float(self.scale),
+            "base": float(self.base),
+            "init": float(self.init),
+            # A list, not a tuple, so the parameters survive a JSON round trip unchanged.
+            "anchor": None if self.anchor_name is None else [self.anchor_name, self.anchor_value],
+        }
+
+
+def rating_frame(
+    models: list[str],
+    rating: np.ndarray,
+    ci_lower: np.ndarray,
+    ci_upper: np.ndarray,
+    sandwich_lower: np.ndarray,
+    sandwich_upper: np.ndarray,
+    votes: np.ndarray,
+    *,
+    rank_interval: str,
+) -> pd.DataFrame:
+    """The ratings table (COLUMNS), best first, ranked by the "bootstrap" interval (the ci
+    columns) or the "sandwich" one."""
+    frame = pd.DataFrame(
+        {
+            "rating": rating,
+            "ci_lower": ci_lower,
+            "ci_upper": ci_upper,
+            "sandwich_lower": sandwich_lower,
+            "sandwich_upper": sandwich_upper,
+        },
+        index=pd.Index(models, name="model"),
+    )
+    lower, upper = ("ci_lower", "ci_upper") if rank_interval == "bootstrap" else ("sandwich_lower", "sandwich_upper")
+    frame["rank"] = rank_by_intervals(frame[lower].to_numpy(), frame[upper].to_numpy())
+    frame["votes"] = votes
+    # Models are in name order here, and a stable sort keeps equal ratings in that order.
+    return frame.sort_values("rating", ascending=False, kind="mergesort")[COLUMNS]
 
 
 def rank_by_intervals(lower: Sequence[float] | np.ndarray, upper: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ import pandas as pd
 from scipy.special import expit, log_expit
 
 from . import bradley_terry
-from .bradley_terry import COLUMNS, Z95, RatingTable, rank_by_intervals
+from .bradley_terry import Z95, RatingTable, rating_frame
 from .counts import DENSE_COUNT_LIMIT, SCORES, check_columns, check_winners
 from .likelihood import VIRTUAL_TIES
 
@@ -146,15 +146,7 @@ def compute_style_controlled(
     coefficients, per standard deviation of each feature, in ``parameters["style_coefficients"]``.
     Raises DisconnectedComparisons like the plain fit.
     """
-    if not isinstance(battles, StyleVotes):
-        check_columns(battles, ["model_a", "model_b", "winner"])
-        check_winners(battles["winner"])
-        if battles.empty:
-            raise ValueError("No votes to rate: the battles table is empty")
-        battles = StyleVotes.from_frame(battles)
-    votes = battles
-    if not len(votes):
-        raise ValueError("No votes to rate: the battles table is empty")
+    votes = _style_votes(battles)
     # The plain fit checks the comparison graph, orders the models, finds the pairs that need
     # virtual ties and gives the warm start.
     plain = bradley_terry.compute_ratings(votes.counts(), bootstrap_rounds=0)
@@ -165,22 +157,8 @@ def compute_style_controlled(
     recode = pd.Index(models).get_indexer(pd.Index(votes.models))
     a, b = recode[votes.a], recode[votes.b]
     y = np.array([SCORES[w] for w in WINNERS])[votes.winner]
-    x = _feature_matrix(votes.style)
-    mean, std = x.mean(axis=0), x.std(axis=0)
-    used = std > 0  # a feature that never varies carries no information and would make H singular
-    x -= mean
-    x /= np.where(used, std, 1.0)
-    if not used.all():
-        x = np.asfortranarray(x[:, used])
-    weight = None
-
-    corrected = plain.parameters["corrected_pairs"]
-    if corrected:
-        a = np.concatenate([a, [code[i] for i, _ in corrected]])
-        b = np.concatenate([b, [code[j] for _, j in corrected]])
-        y = np.concatenate([y, np.full(len(corrected), 0.5)])
-        x = np.asfortranarray(np.vstack([x, np.zeros((len(corrected), x.shape[1]))]))
-        weight = np.concatenate([np.ones(len(votes)), np.full(len(corrected), VIRTUAL_TIES)])
+    x, mean, std, used = _standardised_features(votes.style)
+    a, b, y, x, weight = _with_virtual_ties(a, b, y, x, plain.parameters["corrected_pairs"], code)
 
     factor = scale / math.log(base)
     theta0 = (plain.ratings["rating"].reindex(models).to_numpy() - init) / factor
@@ -191,47 +169,78 @@ def compute_style_controlled(
     params, information, iterations = _fit(design, y, start, ridge)
     covariance = _sandwich(design, y, params, information)
 
-    theta = params[:m]
-    if anchor is None:
-        rating = factor * (theta - theta.mean()) + init
-        theta_covariance = covariance[:m, :m]
-    else:
-        anchor_name, anchor_value = str(anchor[0]), float(anchor[1])
-        if anchor_name not in code:
-            raise ValueError(f"anchor model {anchor_name!r} has no counted votes")
-        k = code[anchor_name]
-        rating = factor * (theta - theta[k]) + anchor_value
-        shift = np.eye(m)
-        shift[:, k] -= 1.0
-        theta_covariance = shift @ covariance[:m, :m] @ shift.T
-    se = factor * np.sqrt(np.clip(np.diag(theta_covariance), 0.0, None))
+    # The fit is in the sum-zero gauge; the ratings are moved to the requested one.
+    gauge = bradley_terry.Gauge.of(models, anchor, scale=scale, base=base, init=init)
+    rating = gauge.elo(params[:m])
+    se = gauge.factor * np.sqrt(np.clip(np.diag(gauge.covariance(covariance[:m, :m])), 0.0, None))
     lower, upper = rating - Z95 * se, rating + Z95 * se
-    frame = pd.DataFrame(
-        {
-            "rating": rating,
-            "ci_lower": lower,
-            "ci_upper": upper,
-            "sandwich_lower": lower,
-            "sandwich_upper": upper,
-            "rank": rank_by_intervals(lower, upper),
-            "votes": plain.ratings["votes"].reindex(models).to_numpy(),
-        },
-        index=pd.Index(models, name="model"),
-    )
-    frame = frame.sort_values("rating", ascending=False, kind="mergesort")[COLUMNS]
-
-    beta = params[m:]
-    beta_se = np.sqrt(np.clip(np.diag(covariance)[m:], 0.0, None))
-    names = [feature for feature, keep in zip(FEATURES, used, strict=True) if keep]
+    votes_per_model = plain.ratings["votes"].reindex(models).to_numpy()
+    # No bootstrap here: the sandwich interval fills the ci columns too.
+    frame = rating_frame(models, rating, lower, upper, lower, upper, votes_per_model, rank_interval="sandwich")
     parameters = {
         **plain.parameters,
         "method": "bradley-terry-mle-style-control",
         "bootstrap_rounds": 0,
         "rank_interval": "sandwich",
-        "anchor": None if anchor is None else [str(anchor[0]), float(anchor[1])],
-        "scale": float(scale),
-        "base": float(base),
-        "init": float(init),
+        **gauge.parameters(),
+        **_style_parameters(params[m:], np.diag(covariance)[m:], used, mean, std),
+        "iterations": iterations,
+        "style_ridge": RIDGE,
+    }
+    return RatingTable(ratings=frame, total_votes=len(votes), parameters=parameters)
+
+
+def _style_votes(battles: pd.DataFrame | StyleVotes) -> StyleVotes:
+    """The votes as StyleVotes, checked; ValueError if there are none or a frame lacks a column."""
+    if not isinstance(battles, StyleVotes):
+        check_columns(battles, ["model_a", "model_b", "winner"])
+        check_winners(battles["winner"])
+        if battles.empty:
+            raise ValueError("No votes to rate: the battles table is empty")
+        battles = StyleVotes.from_frame(battles)
+    if not len(battles):
+        raise ValueError("No votes to rate: the battles table is empty")
+    return battles
+
+
+def _standardised_features(style: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The votes' feature differences, each minus its mean and over its standard deviation,
+    without the features that never vary; with those means and deviations (of every feature)
+    and which features are used."""
+    x = _feature_matrix(style)
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    used = std > 0  # a feature that never varies carries no information and would make H singular
+    x -= mean
+    x /= np.where(used, std, 1.0)
+    if not used.all():
+        x = np.asfortranarray(x[:, used])
+    return x, mean, std, used
+
+
+def _with_virtual_ties(
+    a: np.ndarray, b: np.ndarray, y: np.ndarray, x: np.ndarray, corrected: list[list[str]], code: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """The votes with the plain fit's virtual ties added (a tie of weight VIRTUAL_TIES and no
+    style difference on each corrected pair), and the votes' weights (None: all 1)."""
+    if not corrected:
+        return a, b, y, x, None
+    votes = len(y)
+    a = np.concatenate([a, [code[i] for i, _ in corrected]])
+    b = np.concatenate([b, [code[j] for _, j in corrected]])
+    y = np.concatenate([y, np.full(len(corrected), 0.5)])
+    x = np.asfortranarray(np.vstack([x, np.zeros((len(corrected), x.shape[1]))]))
+    weight = np.concatenate([np.ones(votes), np.full(len(corrected), VIRTUAL_TIES)])
+    return a, b, y, x, weight
+
+
+def _style_parameters(
+    beta: np.ndarray, beta_variance: np.ndarray, used: np.ndarray, mean: np.ndarray, std: np.ndarray
+) -> dict:
+    """The style part of the parameters: the features fitted, their coefficients and the
+    features' scaling."""
+    beta_se = np.sqrt(np.clip(beta_variance, 0.0, None))
+    names = [feature for feature, keep in zip(FEATURES, used, strict=True) if keep]
+    return {
         "style_features": names,
         # Logit change per standard deviation of each feature difference, with its 95% interval.
         "style_coefficients": {
@@ -240,10 +249,7 @@ def compute_style_controlled(
         },
         "style_feature_mean": dict(zip(FEATURES, map(float, mean), strict=True)),
         "style_feature_std": dict(zip(FEATURES, map(float, std), strict=True)),
-        "iterations": iterations,
-        "style_ridge": RIDGE,
     }
-    return RatingTable(ratings=frame, total_votes=len(votes), parameters=parameters)
 
 
 class _Design:

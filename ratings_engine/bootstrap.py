@@ -110,12 +110,7 @@ def chord_refit(table: PairTable, n: np.ndarray, s: np.ndarray, theta: np.ndarra
     # In C order, as _chord_gradient reads them (the sparse products give column-major arrays).
     n, s = np.ascontiguousarray(n, dtype=float), np.ascontiguousarray(s, dtype=float)
     n_all, s_all = n, s
-    start_p = expit(theta[i] - theta[j])
-    start_w = start_p * (1 - start_p)
-    degree = table.incidence_abs @ (n * start_w[:, None])
-    full = table.incidence_abs @ (table.votes_per_pair() * start_w)
-    # A model without votes in a round keeps a scale of 1; newton_fit handles such rounds if they stall.
-    root = np.sqrt(np.where(degree > 0, degree / full[:, None], 1.0))
+    degree, root = _information_scales(table, n, theta)
     current = np.repeat(theta[:, None], rounds, axis=1)
     previous = np.full(rounds, np.inf)
     active = np.arange(rounds)
@@ -153,14 +148,31 @@ def chord_refit(table: PairTable, n: np.ndarray, s: np.ndarray, theta: np.ndarra
         if not len(active):
             break
     stalled.append(active)
-    redo = np.concatenate(stalled)
-    # newton_fit holds an m x m Hessian per round: a few rounds at a time when the models are many.
-    chunk = max(1, BATCH_HESSIAN_CELLS // (m * m))
-    for begin in range(0, len(redo), chunk):
-        part = redo[begin : begin + chunk]
-        start = np.repeat(theta[None, :], len(part), 0)
-        out[:, part] = newton_fit(table, n_all[:, part].T, s_all[:, part].T, start).T
+    _newton_refit(table, n_all, s_all, theta, np.concatenate(stalled), out)
     return out
+
+
+def _information_scales(table: PairTable, n: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each model's information per round at theta (models x rounds), and the square root of
+    its ratio to the information in the full data: the chord steps' per-round rescaling."""
+    start_p = expit(theta[table.pair_i] - theta[table.pair_j])
+    start_w = start_p * (1 - start_p)
+    degree = table.incidence_abs @ (n * start_w[:, None])
+    full = table.incidence_abs @ (table.votes_per_pair() * start_w)
+    # A model without votes in a round keeps a scale of 1; newton_fit handles such rounds if they stall.
+    return degree, np.sqrt(np.where(degree > 0, degree / full[:, None], 1.0))
+
+
+def _newton_refit(
+    table: PairTable, n: np.ndarray, s: np.ndarray, theta: np.ndarray, rounds: np.ndarray, out: np.ndarray
+) -> None:
+    """Fit `rounds` (columns of n and s) with newton_fit from theta, into the same columns of `out`."""
+    # newton_fit holds an m x m Hessian per round: a few rounds at a time when the models are many.
+    chunk = max(1, BATCH_HESSIAN_CELLS // (table.m * table.m))
+    for begin in range(0, len(rounds), chunk):
+        part = rounds[begin : begin + chunk]
+        start = np.repeat(theta[None, :], len(part), 0)
+        out[:, part] = newton_fit(table, n[:, part].T, s[:, part].T, start).T
 
 
 @compiled

@@ -139,13 +139,12 @@ class Battle(models.Model):
         return f"battle {self.question_id}"
 
     def save(self, *args, **kwargs):
+        # The battle's own derived columns. Its style row (BattleStyle.store) is written by whoever
+        # writes its answers: the answer loop as a turn closes, an import, the demo seeder.
         if self._state.adding:
             self.in_release_pool = Battle.pool_for(self.question_id)
-        # The database picks the id of a new row, so no style row can point at it yet.
-        inserted = self.pk is None
         self.prompt_hash = conversation_prompt_hash(self.conversation_a)
         super().save(*args, **kwargs)
-        BattleStyle.store([self], inserted=inserted)
 
     @property
     def complete(self) -> bool:

@@ -63,7 +63,7 @@ def test_the_prompt_key_ignores_case_and_white_space_only():
 
 
 @pytest.mark.django_db
-def test_a_saved_battle_gets_its_prompt_key_and_style(provider_a):
+def test_a_saved_battle_gets_its_prompt_key_and_its_style_row_when_stored(provider_a):
     a, b = make_model(provider_a, name="a"), make_model(provider_a, name="b")
     battle = Battle.objects.create(
         question_id="q1",
@@ -74,11 +74,14 @@ def test_a_saved_battle_gets_its_prompt_key_and_style(provider_a):
     )
     battle.refresh_from_db()
     assert battle.prompt_hash == prompt_hash("What should I do?")
+    assert not BattleStyle.objects.filter(battle=battle).exists()  # saving writes the battle's row only
+    BattleStyle.store([battle], inserted=True)
     assert (battle.style.headers_a, battle.style.headers_b, battle.style.tokens_b) == (2, 0, 2)
 
     # An answer taken away (say, a failed turn replaced by nothing): the style row goes too.
     battle.conversation_b = conversation("")
     battle.save()
+    BattleStyle.store([battle])
     assert not BattleStyle.objects.filter(battle=battle).exists()
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from django.db import connection
 
-from battles.models import Battle, Vote, Winner
+from battles.models import Battle, BattleStyle, Vote, Winner
 from leaderboard import counting, postgres_votes, services, votes
 from leaderboard.models import ModelRating, PairCounts
 from ratings_engine.elo import online_elo
@@ -33,6 +33,7 @@ def add_vote(a, b, winner, *, judge="j", at=DAY, prompt="", answers=("", "")):
         conversation_a=conversation(answers[0]),
         conversation_b=conversation(answers[1]),
     )
+    BattleStyle.store([battle], inserted=True)  # as the answer loop does when a turn closes
     return Vote.objects.create(battle=battle, model_a=a, model_b=b, winner=winner, judge=judge, created_at=at)
 
 

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection, transaction
 
 from arenasite import clock
-from battles.models import Battle, ExclusionReason, Vote, Winner
+from battles.models import Battle, BattleStyle, ExclusionReason, Vote, Winner
 from leaderboard import kept_columns, services
 from leaderboard.models import CountedVoteChange, KeptColumnsPart, ModelRating, RatingRun
 
@@ -127,7 +127,8 @@ def test_edited_battles_and_styles_are_read_again(voted):
     Battle.objects.filter(pk=battle.pk).update(language="English", turn=3)
     battle.refresh_from_db()
     battle.conversation_a = [*battle.conversation_a, {"role": "assistant", "content": "# Title\n- a\n- b"}]
-    battle.save()  # the style row is written again
+    battle.save()
+    BattleStyle.store([battle])  # the style row is written again
     run = recompute_and_compare()
     assert run.parameters["kept_columns"]["read"] == 1
     assert ModelRating.objects.filter(run=run, category="lang_english").count() > english

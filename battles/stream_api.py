@@ -51,10 +51,6 @@ def _owned_battle(request: HttpRequest, battle_id: str) -> Battle:
     return arena.battle_of(battle_id, judge_for(request, create=False), fields=arena.HANDLE_FIELDS)
 
 
-def _payload(pk: int) -> dict:
-    return battle_payload(Battle.objects.select_related("vote").get(pk=pk))
-
-
 async def battle_stream(request: HttpRequest, battle_id: str):
     if request.method != "GET":
         return JsonResponse({"detail": f'Method "{request.method}" not allowed.'}, status=405)
@@ -80,7 +76,7 @@ async def _events(battle: Battle, cursor: stream_log.Cursor) -> AsyncIterator[by
         elif isinstance(item, stream_log.Text):
             yield _event(item.cursor.event_id, {"side": item.side, "text": item.text})
         else:
-            yield _event(item.cursor.event_id, await stream_log.db(_payload)(battle.pk), name="end")
+            yield _event(item.cursor.event_id, await stream_log.db(battle_payload)(item.battle), name="end")
 
 
 async def _with_keepalives(items: AsyncIterator[T], every: float) -> AsyncIterator[T | None]:

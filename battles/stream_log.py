@@ -111,6 +111,7 @@ class Text:
 @dataclass(frozen=True)
 class End:
     cursor: Cursor
+    battle: Battle  # the row as it ended, with its vote: what the end event carries
 
 
 def _key(question_id: str, turn: int, attempt: int = 1) -> str:
@@ -382,6 +383,10 @@ def _answers(pk: int) -> tuple[str, tuple[int, int], str, str]:
     return status, (turn, attempt), a[-1]["content"], b[-1]["content"]
 
 
+def _final_row(pk: int) -> Battle:
+    return Battle.objects.select_related("vote").get(pk=pk)
+
+
 async def follow(battle: Battle, cursor: Cursor) -> AsyncIterator[Text | End]:
     """The rest of the battle's latest turn after `cursor`, then its end."""
     key = _key(battle.question_id, cursor.turn, cursor.attempt)
@@ -402,15 +407,17 @@ async def follow(battle: Battle, cursor: Cursor) -> AsyncIterator[Text | End]:
         text = text[have - offset :]
         cursor = cursor.advanced(side, len(text))
         yield Text(side, text, cursor)
-    # The turn is over and the row final: what the log did not carry, the row does.
-    status, row_round, *final = await db(_answers)(battle.pk)
-    if row_round == round_:
-        for side, answer in zip(SIDES, final, strict=True):
+    # The turn is over and the row final: what the log did not carry, the row does. Read once,
+    # with the vote, for the end event too.
+    final = await db(_final_row)(battle.pk)
+    if (final.turn, final.attempt) == round_:
+        for side in SIDES:
+            answer = getattr(final, f"conversation_{side}")[-1]["content"]
             have = getattr(cursor, side)
             if len(answer) > have:
                 cursor = cursor.advanced(side, len(answer) - have)
                 yield Text(side, answer[have:], cursor)
-    yield End(cursor)
+    yield End(cursor, final)
 
 
 class _Pace:

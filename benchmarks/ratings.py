@@ -457,11 +457,14 @@ def worker_engine(args) -> dict:
     return result
 
 
-def _timed(steps: list, owner, name: str, label: str) -> None:
+def _timed(steps: list, owner, name: str, label: str) -> bool:
     """Replace owner.name (a module's function or a class's method) by a wrapper that appends
     (label, seconds) to `steps` on every call: the code measured is the project's own, called
-    where it is called, and only timed."""
-    original = getattr(owner, name)
+    where it is called, and only timed. False, and nothing wrapped, when there is no such name
+    (a private step renamed since): the caller reports it rather than stopping."""
+    original = getattr(owner, name, None)
+    if original is None:
+        return False
 
     def wrapper(*a, **k):
         started = time.perf_counter()
@@ -471,6 +474,7 @@ def _timed(steps: list, owner, name: str, label: str) -> None:
             steps.append((label, time.perf_counter() - started))
 
     setattr(owner, name, wrapper)
+    return True
 
 
 def _summed(steps: list[tuple[str, float]]) -> dict[str, float]:
@@ -666,28 +670,30 @@ def worker_hourly(args) -> dict:
         return report
 
     anomaly_detection.detect_anomalous_voters = detect_marked
-    timed = partial(_timed, steps)
-    timed(anomaly_detection, "detect_anomalous_voters", "test")
-    timed(anomaly_detection, "_take_notes", "test: notes taken")
-    timed(anomaly_state, "loads", "test: kept state decoded")
-    timed(anomaly_detection, "_update", "test: notes applied (re-reads included)")
-    timed(anomaly_detection, "_tested_counts", "test: vote counts of judges not kept")
-    timed(anomaly_detection, "_reread", "test: re-read voters' votes")
-    timed(anomaly_detection, "_build_all", "test: every vote read")
-    timed(anomaly_state, "dumps", "test: state encoded")
-    timed(anomaly_state, "evidence", "test: evidence")
-    timed(anomaly_detection, "exclude_votes_of", "test: flagged voters' votes excluded")
-    timed(services, "recompute", "recompute")
-    timed(services, "_online_elo", "recompute: online Elo")
-    timed(services, "read_votes", "recompute: read, counted votes")
-    timed(services, "duplicate_prompts", "recompute: read, duplicate prompts")
-    timed(counting, "over_daily_cap_mask", "recompute: per-voter cap")
-    timed(services, "fit_categories", "recompute: fits")
-    timed(bradley_terry, "compute_ratings", "recompute: fits, Bradley-Terry (each fit's wall)")
-    timed(style_control, "compute_style_controlled", "recompute: fits, style control")
-    timed(services, "rated_rows", "recompute: rows built")
-    timed(kept_columns.KeptColumns, "finish", "recompute: kept columns written")
-    timed(services, "publish", "recompute: publish")
+    phases = [
+        (anomaly_detection, "detect_anomalous_voters", "test"),
+        (anomaly_detection, "_take_notes", "test: notes taken"),
+        (anomaly_state, "loads", "test: kept state decoded"),
+        (anomaly_detection, "_update", "test: notes applied (re-reads included)"),
+        (anomaly_detection, "_tested_counts", "test: vote counts of judges not kept"),
+        (anomaly_detection, "_reread", "test: re-read voters' votes"),
+        (anomaly_detection, "_build_all", "test: every vote read"),
+        (anomaly_state, "dumps", "test: state encoded"),
+        (anomaly_state, "evidence", "test: evidence"),
+        (anomaly_detection, "exclude_votes_of", "test: flagged voters' votes excluded"),
+        (services, "recompute", "recompute"),
+        (services, "_online_elo", "recompute: online Elo"),
+        (services, "read_votes", "recompute: read, counted votes"),
+        (services, "duplicate_prompts", "recompute: read, duplicate prompts"),
+        (counting, "over_daily_cap_mask", "recompute: per-voter cap"),
+        (services, "fit_categories", "recompute: fits"),
+        (bradley_terry, "compute_ratings", "recompute: fits, Bradley-Terry (each fit's wall)"),
+        (style_control, "compute_style_controlled", "recompute: fits, style control"),
+        (services, "rated_rows", "recompute: rows built"),
+        (kept_columns.KeptColumns, "finish", "recompute: kept columns written"),
+        (services, "publish", "recompute: publish"),
+    ]
+    untimed = [label for owner, name, label in phases if not _timed(steps, owner, name, label)]
     connection.ensure_connection()
 
     def hourly_run(label: str) -> dict:
@@ -729,7 +735,7 @@ def worker_hourly(args) -> dict:
         runs[-1]["new_votes"] = _loaded_votes(everything=True) - votes
     finally:
         restore_loaded(votes)
-    return {"runs": runs}
+    return {"runs": runs, "untimed": untimed}
 
 
 def _loaded_votes(*, everything: bool = False) -> int:
@@ -1150,6 +1156,9 @@ def benchmark_size(votes: int, args, peers: Path | None, rows: list, findings: l
         if run["label"] in ("warm", "warm, 1% new", "warm, full read", "overall only"):
             verdict = "met" if run["wall"] < 5 else "NOT met"
             findings.append(f"{label}: target recompute < 5 s, {run['label']}: {verdict} ({run['wall']:.2f} s)")
+    if results.get("hourly", {}).get("untimed"):
+        untimed = ", ".join(results["hourly"]["untimed"])
+        findings.append(f"{label} hourly task: phases not found, so not timed: {untimed}")
     for run in results.get("hourly", {}).get("runs", []):
         steps = ", ".join(f"{step} {seconds:.2f}" for step, seconds in run["steps"].items())
         findings.append(

@@ -722,6 +722,7 @@ def worker_hourly(args) -> dict:
             votes_excluded=report.votes_excluded,
             test_incremental=report.incremental,
             test_votes_read=report.votes_read,
+            kept_state_mib=_kept_state_bytes() / 2**20,
         )
         return result
 
@@ -736,6 +737,19 @@ def worker_hourly(args) -> dict:
     finally:
         restore_loaded(votes)
     return {"runs": runs, "untimed": untimed}
+
+
+def _kept_state_bytes() -> int:
+    """The size of the anomalous-voter test's kept state, which every run with new votes
+    reads and writes whole."""
+    from django.db import connection
+
+    from battles import anomaly_detection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT coalesce(octet_length(data), 0) FROM {anomaly_detection.STATE_TABLE}")
+        row = cursor.fetchone()
+    return row[0] if row else 0
 
 
 def _loaded_votes(*, everything: bool = False) -> int:
@@ -1166,7 +1180,8 @@ def benchmark_size(votes: int, args, peers: Path | None, rows: list, findings: l
             f"{run['categories']} categories, {run['bootstrap_rounds']} bootstrap rounds, {run['votes_counted']:,} "
             f"votes counted ({run['recompute_votes_read']:,} read by the recomputation); the test: "
             f"{run['tested']:,} voters tested, {run['flagged']:,} over the threshold, {run['votes_excluded']:,} votes "
-            f"excluded; load average {run['load'][0]:.1f} before, {run['load'][1]:.1f} after; phases (s, nested "
+            f"excluded, kept state {run['kept_state_mib']:.1f} MiB; load average {run['load'][0]:.1f} before, "
+            f"{run['load'][1]:.1f} after; phases (s, nested "
             f"ones within their parent's time): {steps}"
         )
         if run["label"] == "next, 1% new":
